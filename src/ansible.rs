@@ -1,0 +1,364 @@
+//! Dispatch: runs `ansible-playbook` for a decision.
+//!
+//! The program is started directly (an argument vector, never a shell) in
+//! its own process group, with the variables in a 0600 JSON file passed as
+//! `--extra-vars @file` and removed afterwards. Its output goes to a
+//! per-run log. On timeout the whole process group is killed, so forks and
+//! SSH connections go with it. A failed or timed-out playbook is an
+//! outcome, not an error.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::config::Ansible;
+
+/// Stands for the vars file in a command line shown before it exists.
+pub const VARS_FILE_PLACEHOLDER: &str = "<vars-file>";
+
+/// How long a playbook may take to stop after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// What became of a playbook run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Non-zero exit code, or killed by a signal (`code` then `None`).
+    Failed {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    TimedOut {
+        after: Duration,
+    },
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub outcome: Outcome,
+    pub duration: Duration,
+    pub log: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(
+        "{path}: cannot prepare the run: {source}: make the state_dir writable by the user helpdesk runs as"
+    )]
+    State { path: String, source: io::Error },
+    #[error(
+        "cannot start {program}: {source}: install ansible-core or set ansible.command in config.yaml to its path"
+    )]
+    Spawn { program: String, source: io::Error },
+    #[error("lost track of {program}: {source}")]
+    Wait { program: String, source: io::Error },
+}
+
+/// The argument vector, with `vars_file` in place of the vars file.
+pub fn command_line(ansible: &Ansible, playbook: &str, vars_file: &str) -> Vec<String> {
+    let mut argv = vec![
+        ansible.command.clone(),
+        "-i".to_owned(),
+        ansible.inventory.clone(),
+        "--extra-vars".to_owned(),
+        format!("@{vars_file}"),
+    ];
+    argv.extend(ansible.extra_args.iter().cloned());
+    argv.push(playbook.to_owned());
+    argv
+}
+
+/// Runs a playbook to completion or timeout.
+pub fn run(
+    ansible: &Ansible,
+    playbook: &Path,
+    workdir: &Path,
+    vars: &Map<String, Value>,
+    state_dir: &Path,
+    label: &str,
+) -> Result<Run, DispatchError> {
+    let state_error = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| DispatchError::State { path, source }
+    };
+    let runs = state_dir.join("runs");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&runs)
+        .map_err(state_error(&runs))?;
+
+    let mut vars_file = tempfile::Builder::new()
+        .prefix("vars-")
+        .suffix(".json")
+        .tempfile_in(&runs)
+        .map_err(state_error(&runs))?;
+    serde_json::to_writer(&mut vars_file, vars)
+        .map_err(io::Error::other)
+        .and_then(|()| vars_file.flush())
+        .map_err(state_error(vars_file.path()))?;
+
+    let log_path = runs.join(log_name(label));
+    let mut log = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(state_error(&log_path))?;
+    let argv = command_line(
+        ansible,
+        &playbook.display().to_string(),
+        &vars_file.path().display().to_string(),
+    );
+    let _ = writeln!(log, "# {}", shell_words(&argv));
+    let _ = writeln!(
+        log,
+        "# started {}",
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    );
+
+    let started = Instant::now();
+    let (program, args) = argv.split_first().unwrap_or((&ansible.command, &[]));
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(state_error(&log_path))?)
+        .stderr(log.try_clone().map_err(state_error(&log_path))?)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("PYTHONUNBUFFERED", "1")
+        .env_remove("ANSIBLE_FORCE_COLOR")
+        .process_group(0)
+        .spawn()
+        .map_err(|source| DispatchError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+
+    let status =
+        wait_with_timeout(child, ansible.timeout).map_err(|source| DispatchError::Wait {
+            program: program.clone(),
+            source,
+        })?;
+    let duration = started.elapsed();
+    let outcome = match status {
+        Waited::Exited(status) => outcome_of(status),
+        Waited::TimedOut => Outcome::TimedOut {
+            after: ansible.timeout,
+        },
+    };
+    footer(&mut log, &outcome, duration);
+    drop(vars_file);
+    Ok(Run {
+        outcome,
+        duration,
+        log: log_path,
+    })
+}
+
+enum Waited {
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+/// Waits on a thread so that a finished playbook is noticed at once, and
+/// kills the child's whole process group when the timeout passes.
+fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> io::Result<Waited> {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let result = match rx.recv_timeout(timeout) {
+        Ok(status) => status.map(Waited::Exited),
+        Err(_) => {
+            kill_group(pid, rustix::process::Signal::TERM);
+            if rx.recv_timeout(GRACE).is_err() {
+                kill_group(pid, rustix::process::Signal::KILL);
+                let _ = rx.recv();
+            }
+            Ok(Waited::TimedOut)
+        }
+    };
+    let _ = waiter.join();
+    result
+}
+
+fn kill_group(pid: u32, signal: rustix::process::Signal) {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pid, signal) {
+        tracing::warn!("could not signal process group {pid:?}: {e}");
+    }
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    if status.success() {
+        Outcome::Succeeded
+    } else {
+        Outcome::Failed {
+            code: status.code(),
+            signal: status.signal(),
+        }
+    }
+}
+
+fn footer(log: &mut File, outcome: &Outcome, duration: Duration) {
+    let _ = writeln!(
+        log,
+        "# finished after {:.1}s: {}",
+        duration.as_secs_f64(),
+        describe(outcome)
+    );
+}
+
+/// A short description for logs and replies.
+pub fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Succeeded => "succeeded".into(),
+        Outcome::Failed {
+            code: Some(code), ..
+        } => format!("failed with exit code {code}"),
+        Outcome::Failed { signal, .. } => format!("killed by signal {}", signal.unwrap_or(0)),
+        Outcome::TimedOut { after } => {
+            format!("timed out after {}", humantime::format_duration(*after))
+        }
+    }
+}
+
+/// `20261122T025251Z-storage-1234.log`: sortable, unique per process.
+fn log_name(label: &str) -> String {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
+    let label: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{stamp}-{label}-{}.log", std::process::id())
+}
+
+/// Quotes an argument vector for display, the way a shell would read it.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=@:,+%".contains(c));
+            if plain {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(command: &str, timeout: Duration) -> Ansible {
+        Ansible {
+            command: command.into(),
+            inventory: "localhost,".into(),
+            timeout,
+            extra_args: vec!["--diff".into()],
+        }
+    }
+
+    #[test]
+    fn command_line_shape() {
+        let argv = command_line(
+            &settings("ansible-playbook", Duration::from_secs(1)),
+            "/d/p.yaml",
+            "/tmp/v.json",
+        );
+        assert_eq!(
+            argv,
+            [
+                "ansible-playbook",
+                "-i",
+                "localhost,",
+                "--extra-vars",
+                "@/tmp/v.json",
+                "--diff",
+                "/d/p.yaml"
+            ]
+        );
+    }
+
+    #[test]
+    fn shell_words_quotes_what_needs_it() {
+        let argv = vec!["a".to_owned(), "it's here".to_owned(), String::new()];
+        assert_eq!(shell_words(&argv), r"a 'it'\''s here' ''");
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let script = dir.path().join("slow");
+        let marker = dir.path().join("grandchild-survived");
+        // The script ignores its arguments, starts a grandchild that would
+        // write a marker later, and sleeps past the timeout.
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n(sleep 2; touch {}) &\nsleep 30\n",
+                marker.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = run(
+            &settings(&script.display().to_string(), Duration::from_millis(300)),
+            Path::new("p.yaml"),
+            dir.path(),
+            &Map::new(),
+            &dir.path().join("state"),
+            "slow",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            run.outcome,
+            Outcome::TimedOut {
+                after: Duration::from_millis(300)
+            }
+        );
+        assert!(run.duration < Duration::from_secs(5), "{:?}", run.duration);
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(
+            !marker.exists(),
+            "a process of the group outlived the timeout"
+        );
+        // The vars file is gone, the log stays.
+        let left: Vec<String> = fs::read_dir(dir.path().join("state/runs"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].ends_with(".log"));
+    }
+}

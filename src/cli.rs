@@ -1,0 +1,57 @@
+//! Command-line arguments, as clap sees them.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+/// Turns plain email into Ansible runs.
+///
+/// An MTA or fetcher pipes each message into `helpdesk run`: the subject's
+/// keywords pick a request type, its phrasebook pulls the values out of the
+/// body, and the matching playbook runs with them as extra-vars.
+/// `helpdesk parse` shows all of that without running anything.
+#[derive(Debug, Parser)]
+#[command(name = "helpdesk", version, max_term_width = 100)]
+pub struct Cli {
+    /// The config.yaml to use; without one, `parse` uses the built-in
+    /// helpdesk folder and `run` refuses to run
+    #[arg(long, global = true, env = "HELPDESK_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Say more on stderr (-v: each decision, -vv: debugging)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read one message, decide, and run its playbook (the MTA's pipe command)
+    Run {
+        /// The message file; standard input when absent or `-`
+        #[arg(value_name = "FILE|-")]
+        input: Option<PathBuf>,
+    },
+    /// Dry run: print everything `run` would decide, run nothing
+    Parse {
+        /// The message file; standard input when absent or `-`
+        #[arg(value_name = "FILE|-")]
+        input: Option<PathBuf>,
+
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+
+        /// Show which phrase of which section matched where
+        #[arg(long)]
+        explain: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}

@@ -1,0 +1,284 @@
+//! `config.yaml` → a validated `Config` the rest of the program trusts.
+//!
+//! Relative paths are resolved here, once: `helpdesk_dir` and `state_dir`
+//! against the config file's folder, `ansible.inventory` against
+//! `helpdesk_dir`. Unknown keys are errors, so a typo cannot silently fall
+//! back to a default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::desk::Desk;
+
+/// Everything the pipeline needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; `None` for the built-in defaults.
+    pub file: Option<PathBuf>,
+    pub desk: Desk,
+    pub sender_header: String,
+    pub ansible: Ansible,
+    /// Run logs and temporary vars files live here.
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ansible {
+    /// Program name (looked up on PATH) or path.
+    pub command: String,
+    pub inventory: String,
+    pub timeout: Duration,
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Yaml {
+        path: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    helpdesk_dir: Option<PathBuf>,
+    sender_header: Option<String>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    ansible: RawAnsible,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnsible {
+    command: Option<String>,
+    inventory: Option<String>,
+    timeout: Option<String>,
+    extra_args: Option<Vec<String>>,
+}
+
+const DEFAULT_COMMAND: &str = "ansible-playbook";
+const DEFAULT_INVENTORY: &str = "inventory";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_SENDER_HEADER: &str = "From";
+
+impl Config {
+    /// The configuration used when no config file is given: the built-in
+    /// helpdesk folder, good for `parse` but not for `run`.
+    pub fn builtin() -> Self {
+        Self {
+            file: None,
+            desk: Desk::Builtin,
+            sender_header: DEFAULT_SENDER_HEADER.into(),
+            ansible: Ansible {
+                command: DEFAULT_COMMAND.into(),
+                inventory: Desk::Builtin.display(DEFAULT_INVENTORY),
+                timeout: DEFAULT_TIMEOUT,
+                extra_args: Vec::new(),
+            },
+            state_dir: PathBuf::from("state"),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let absolute = std::path::absolute(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let base = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
+        Self::from_yaml(&text, &shown, &base).map(|mut config| {
+            config.file = Some(absolute);
+            config
+        })
+    }
+
+    /// Parses config text; relative paths resolve against `base`.
+    pub fn from_yaml(text: &str, shown: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| yaml_error(shown, &e))?
+        };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: shown.to_owned(),
+            message,
+        };
+
+        let helpdesk_dir = base.join(raw.helpdesk_dir.unwrap_or_else(|| PathBuf::from(".")));
+        let helpdesk_dir = normalize(&helpdesk_dir);
+        if !helpdesk_dir.is_dir() {
+            return Err(invalid(format!(
+                "helpdesk_dir {} is not a folder: create it or fix the path (relative paths start at the config file's folder)",
+                helpdesk_dir.display()
+            )));
+        }
+
+        let sender_header = raw
+            .sender_header
+            .unwrap_or_else(|| DEFAULT_SENDER_HEADER.into());
+        if sender_header.is_empty()
+            || !sender_header
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b':')
+        {
+            return Err(invalid(format!(
+                "sender_header {sender_header:?} is not a header name: use e.g. From or X-Original-Sender"
+            )));
+        }
+
+        let ansible = raw.ansible;
+        let timeout = match ansible.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(text) => humantime::parse_duration(&text).map_err(|e| {
+                invalid(format!(
+                    "ansible.timeout {text:?}: {e}: write a duration such as 90s, 30m or 2h"
+                ))
+            })?,
+        };
+        if timeout.is_zero() {
+            return Err(invalid("ansible.timeout must be more than zero".into()));
+        }
+        let command = ansible.command.unwrap_or_else(|| DEFAULT_COMMAND.into());
+        if command.trim().is_empty() {
+            return Err(invalid(
+                "ansible.command is empty: name ansible-playbook or give its path".into(),
+            ));
+        }
+        // A bare name is looked up on PATH; anything with a slash is a path.
+        let command = if command.contains('/') {
+            normalize(&base.join(&command)).display().to_string()
+        } else {
+            command
+        };
+        let inventory = ansible
+            .inventory
+            .unwrap_or_else(|| DEFAULT_INVENTORY.into());
+        let inventory = if inventory.contains(',') {
+            // An inline host list such as `localhost,` is passed as is.
+            inventory
+        } else {
+            normalize(&helpdesk_dir.join(inventory))
+                .display()
+                .to_string()
+        };
+
+        Ok(Self {
+            file: None,
+            desk: Desk::Folder(helpdesk_dir),
+            sender_header,
+            ansible: Ansible {
+                command,
+                inventory,
+                timeout,
+                extra_args: ansible.extra_args.unwrap_or_default(),
+            },
+            state_dir: normalize(
+                &base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
+            ),
+        })
+    }
+}
+
+fn yaml_error(shown: &str, error: &serde_saphyr::Error) -> ConfigError {
+    let location = error.location();
+    let message = error.to_string();
+    // The crate puts the location into its message too; keep one copy.
+    let message = message.lines().next().unwrap_or_default().to_owned();
+    ConfigError::Yaml {
+        path: shown.to_owned(),
+        line: location.as_ref().map_or(0, |l| l.line()),
+        column: location.as_ref().map_or(0, |l| l.column()),
+        message,
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system, so
+/// paths print the way a person would write them.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let base = std::env::temp_dir();
+        Config::from_yaml(text, "config.yaml", &base)
+    }
+
+    #[test]
+    fn defaults_resolve_against_the_config_folder() {
+        let config = load("").unwrap_or_else(|e| panic!("{e}"));
+        let base = normalize(&std::env::temp_dir());
+        assert_eq!(config.desk, Desk::Folder(base.clone()));
+        assert_eq!(
+            config.ansible.inventory,
+            base.join("inventory").display().to_string()
+        );
+        assert_eq!(config.ansible.timeout, Duration::from_secs(1800));
+        assert_eq!(config.sender_header, "From");
+        assert_eq!(config.state_dir, base.join("state"));
+    }
+
+    #[test]
+    fn full_example() {
+        let config = load("helpdesk_dir: .\nsender_header: X-Original-Sender\nansible:\n  command: ./bin/ansible-playbook\n  inventory: hosts.ini\n  timeout: 90s\n  extra_args: [--diff]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.sender_header, "X-Original-Sender");
+        assert_eq!(config.ansible.timeout, Duration::from_secs(90));
+        assert!(config.ansible.command.ends_with("/bin/ansible-playbook"));
+        assert!(config.ansible.command.starts_with('/'));
+        assert_eq!(config.ansible.extra_args, vec!["--diff".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err = load("sender_header: From\nansible:\n  timout: 5m\n").unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("config.yaml:3:"), "{shown}");
+        assert!(shown.contains("timout"), "{shown}");
+    }
+
+    #[test]
+    fn bad_values_say_what_to_do() {
+        let err = load("ansible:\n  timeout: soon\n").unwrap_err().to_string();
+        assert!(err.contains("write a duration such as"), "{err}");
+        let err = load("helpdesk_dir: /nonexistent/helpdesk\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a folder"), "{err}");
+        let err = load("sender_header: 'X Bad: header'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a header name"), "{err}");
+    }
+}

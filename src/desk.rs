@@ -1,0 +1,199 @@
+//! The helpdesk folder: `keywords.txt`, `phrasebooks/`, `playbooks/`,
+//! `help_templates/` and `inventory`, either on disk or the defaults
+//! compiled into the binary.
+//!
+//! A capability is a naming convention, not code: request type `name` is
+//! the `*name*` section of keywords.txt, `phrasebooks/<name>_phrases.txt`,
+//! `playbooks/<name>.yaml` and `help_templates/<name>_help.txt`. Only what
+//! the chosen request type needs is loaded.
+
+use std::borrow::Cow;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use include_dir::{Dir, include_dir};
+
+use crate::keywords::Keywords;
+use crate::phrasebook::Phrasebook;
+use crate::sections::SyntaxError;
+
+static PHRASEBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/phrasebooks");
+static PLAYBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
+static HELP_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/help_templates");
+static KEYWORDS: &str = include_str!("../keywords.txt");
+static INVENTORY: &str = include_str!("../inventory");
+
+/// The request type the helpdesk answers itself, without a playbook.
+pub const HELP: &str = "help";
+
+const BUILTIN_LABEL: &str = "(built-in)";
+
+/// Where the helpdesk's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Desk {
+    /// A folder on disk (absolute path).
+    Folder(PathBuf),
+    /// The defaults compiled into the binary.
+    Builtin,
+}
+
+/// A playbook to run: a real file, or one of the built-in defaults (which
+/// can be shown but not run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Playbook {
+    pub path: Option<PathBuf>,
+    pub display: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    #[error(
+        "{path}: no {what} for request type '{request_type}': create it, or remove *{request_type}* from keywords.txt"
+    )]
+    MissingForType {
+        what: &'static str,
+        path: String,
+        request_type: String,
+    },
+    #[error(
+        "{path}: missing: every helpdesk folder needs one; start from the keywords.txt shipped with helpdesk"
+    )]
+    MissingKeywords { path: String },
+    #[error("{path}: cannot read: {source}")]
+    Io { path: String, source: io::Error },
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
+}
+
+impl Desk {
+    /// Shows a path inside the desk the way errors and output name it.
+    pub fn display(&self, relative: &str) -> String {
+        match self {
+            Self::Folder(root) => root.join(relative).display().to_string(),
+            Self::Builtin => format!("{BUILTIN_LABEL}/{relative}"),
+        }
+    }
+
+    pub fn root(&self) -> Option<&Path> {
+        match self {
+            Self::Folder(root) => Some(root),
+            Self::Builtin => None,
+        }
+    }
+
+    /// A file's text, `None` when it does not exist.
+    pub fn read(&self, relative: &str) -> Result<Option<Cow<'static, str>>, DeskError> {
+        match self {
+            Self::Builtin => Ok(builtin_file(relative).map(Cow::Borrowed)),
+            Self::Folder(root) => match std::fs::read_to_string(root.join(relative)) {
+                Ok(text) => Ok(Some(Cow::Owned(text))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(DeskError::Io {
+                    path: self.display(relative),
+                    source,
+                }),
+            },
+        }
+    }
+
+    pub fn keywords(&self) -> Result<Keywords, DeskError> {
+        let relative = "keywords.txt";
+        let text = self
+            .read(relative)?
+            .ok_or_else(|| DeskError::MissingKeywords {
+                path: self.display(relative),
+            })?;
+        Ok(Keywords::parse(&self.display(relative), &text)?)
+    }
+
+    pub fn phrasebook(&self, request_type: &str) -> Result<Phrasebook, DeskError> {
+        let relative = format!("phrasebooks/{request_type}_phrases.txt");
+        let text = self
+            .read(&relative)?
+            .ok_or_else(|| DeskError::MissingForType {
+                what: "phrasebook",
+                path: self.display(&relative),
+                request_type: request_type.to_owned(),
+            })?;
+        Ok(Phrasebook::parse(&self.display(&relative), &text)?)
+    }
+
+    /// `playbooks/<type>.yaml` (or `.yml`).
+    pub fn playbook(&self, request_type: &str) -> Result<Playbook, DeskError> {
+        let candidates = [
+            format!("playbooks/{request_type}.yaml"),
+            format!("playbooks/{request_type}.yml"),
+        ];
+        for relative in &candidates {
+            let found = match self {
+                Self::Builtin => builtin_file(relative).map(|_| None),
+                Self::Folder(root) => {
+                    let path = root.join(relative);
+                    path.is_file().then_some(Some(path))
+                }
+            };
+            if let Some(path) = found {
+                return Ok(Playbook {
+                    path,
+                    display: self.display(relative),
+                });
+            }
+        }
+        Err(DeskError::MissingForType {
+            what: "playbook",
+            path: self.display(&candidates[0]),
+            request_type: request_type.to_owned(),
+        })
+    }
+}
+
+fn builtin_file(relative: &str) -> Option<&'static str> {
+    let (dir, name) = match relative.split_once('/') {
+        Some(("phrasebooks", name)) => (&PHRASEBOOKS, name),
+        Some(("playbooks", name)) => (&PLAYBOOKS, name),
+        Some(("help_templates", name)) => (&HELP_TEMPLATES, name),
+        Some(_) => return None,
+        None => {
+            return match relative {
+                "keywords.txt" => Some(KEYWORDS),
+                "inventory" => Some(INVENTORY),
+                _ => None,
+            };
+        }
+    };
+    dir.get_file(name)?.contents_utf8()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_desk_has_every_capability_of_its_keywords() {
+        let desk = Desk::Builtin;
+        let keywords = desk.keywords().unwrap_or_else(|e| panic!("{e}"));
+        for request_type in keywords.request_types() {
+            desk.phrasebook(request_type)
+                .unwrap_or_else(|e| panic!("{e}"));
+            if request_type != HELP {
+                let playbook = desk
+                    .playbook(request_type)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(playbook.path.is_none());
+            }
+            assert!(
+                desk.read(&format!("help_templates/{request_type}_help.txt"))
+                    .ok()
+                    .flatten()
+                    .is_some(),
+                "{request_type} has no help template"
+            );
+        }
+    }
+
+    #[test]
+    fn builtin_desk_cannot_be_walked_out_of() {
+        assert!(builtin_file("../Cargo.toml").is_none());
+        assert!(builtin_file("src/main.rs").is_none());
+    }
+}

@@ -1,0 +1,22 @@
+//! helpdesk: plain email in, Ansible runs out.
+//!
+//! The modules follow the mail through a one-way pipeline:
+//! `mail` (bytes → sender, subject, clean body) → `keywords` (subject →
+//! request type) → `phrasebook` (subject + body → vars) → `ansible` (run the
+//! playbook). `request` holds the decision passed along, `desk` the helpdesk
+//! folder, `config` the validated configuration; `cli`, `commands`,
+//! `report` and `exit` are the program's edges.
+
+pub mod ansible;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod desk;
+pub mod exit;
+pub mod keywords;
+pub mod mail;
+pub mod phrasebook;
+pub mod phrases;
+pub mod report;
+pub mod request;
+pub mod sections;

@@ -1,0 +1,311 @@
+//! Reading one raw RFC 822 message: the only module that knows mail-parser.
+//!
+//! It yields what the rest of the pipeline needs and nothing more: the
+//! sender, the decoded subject (and the subject without `Re:`-style
+//! prefixes), the Message-ID, and the body as plain text with quoted reply
+//! text and the signature removed, so that an old message quoted in a reply
+//! can never trigger an action.
+
+use std::sync::LazyLock;
+
+use mail_parser::{Message, MessageParser, PartType};
+use regex::Regex;
+
+/// The parts of a message the helpdesk reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mail {
+    /// Address from the configured sender header (From by default).
+    pub sender: Option<String>,
+    /// The subject, RFC 2047 words decoded.
+    pub subject: String,
+    /// The subject without reply and forward prefixes, for classification.
+    pub topic: String,
+    pub message_id: Option<String>,
+    /// Plain text of the body, quotes and signature removed.
+    pub body: String,
+    /// Where the body text came from.
+    pub body_source: BodySource,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodySource {
+    #[default]
+    None,
+    Plain,
+    Html,
+}
+
+impl BodySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Plain => "text/plain",
+            Self::Html => "text/html converted to text",
+        }
+    }
+}
+
+/// Reads a message. Never fails: bytes that are not a message give an
+/// empty `Mail`, which classifies as nothing.
+pub fn read(raw: &[u8], sender_header: &str) -> Mail {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Mail::default();
+    };
+    let subject = message.subject().unwrap_or_default().trim().to_owned();
+    let (text, body_source) = body_text(&message);
+    Mail {
+        sender: sender(&message, sender_header),
+        topic: strip_subject_prefixes(&subject).to_owned(),
+        subject,
+        message_id: message.message_id().map(str::to_owned),
+        body: strip_quotes_and_signature(&text),
+        body_source,
+    }
+}
+
+fn sender(message: &Message<'_>, header: &str) -> Option<String> {
+    let address = if header.eq_ignore_ascii_case("from") {
+        message.from()?.first()?.address()?.to_owned()
+    } else {
+        // Parse the other header's value as if it were a From header, so
+        // that `"List" <a@b>`, comments and encoded words are handled by the
+        // real address parser.
+        let value = message.header_raw(header)?;
+        let synthetic = format!("From:{value}\r\n\r\n");
+        let parsed = MessageParser::default().parse(synthetic.as_bytes())?;
+        parsed.from()?.first()?.address()?.to_owned()
+    };
+    let address = address.trim();
+    (address.contains('@') && !address.chars().any(char::is_control)).then(|| address.to_owned())
+}
+
+/// The inline text parts, in order; HTML parts converted when there is no
+/// plain alternative (mail-parser lists whichever the message prefers).
+fn body_text(message: &Message<'_>) -> (String, BodySource) {
+    let mut text = String::new();
+    let mut source = BodySource::None;
+    for id in &message.text_body {
+        let Some(part) = message.parts.get(*id as usize) else {
+            continue;
+        };
+        let piece = match &part.body {
+            PartType::Text(plain) => {
+                source = source.max_with(BodySource::Plain);
+                plain.to_string()
+            }
+            PartType::Html(html) => {
+                source = source.max_with(BodySource::Html);
+                html_to_text(html)
+            }
+            _ => continue,
+        };
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&piece);
+    }
+    (text, source)
+}
+
+impl BodySource {
+    fn max_with(self, other: Self) -> Self {
+        if self == Self::None { other } else { self }
+    }
+}
+
+/// HTML to text with quoted blocks kept as `> ` lines, so the quote removal
+/// below treats HTML replies like plain ones.
+fn html_to_text(html: &str) -> String {
+    html2text::config::plain_no_decorate()
+        .link_footnotes(false)
+        .string_from_read(html.as_bytes(), 100_000)
+        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
+}
+
+static SUBJECT_PREFIX: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    // Reply and forward markers in the languages mail clients ship:
+    // Re, Fwd, Fw, AW (de), WG (de), SV (sv/da/no), VS (fi), Antw (nl),
+    // TR (fr), RV (es), R/RIF (it), ENC (pt), ODP (pl), RES (pt), VB (tr),
+    // YNT (tr), with counters such as `Re[2]:` and full-width colons.
+    Regex::new(r"(?i)^(?:\s*(?:re|fwd?|aw|wg|sv|vs|antw|tr|rv|r|rif|enc|odp|res|vb|ynt|réf|ref)\s*(?:\[\d+\]|\(\d+\))?\s*[:：])+\s*").ok()
+});
+
+/// `Re: Fwd: AW: New User` → `New User`.
+pub fn strip_subject_prefixes(subject: &str) -> &str {
+    match SUBJECT_PREFIX.as_ref().and_then(|re| re.find(subject)) {
+        Some(m) => &subject[m.end()..],
+        None => subject,
+    }
+}
+
+static ATTRIBUTION: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    // "On <date>, <name> wrote:" and its translations, as the line above a
+    // quoted block.
+    Regex::new(r"(?i)(wrote|writes|schrieb|a écrit|escribió|ha scritto|schreef|skrev|kirjoitti|napisał|escreveu|написал|написала|yazdı|napsal)\s*:\s*$").ok()
+});
+
+static FORWARD_OR_ORIGINAL: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    // Separators that start quoted or forwarded content: Outlook's
+    // "-----Original Message-----", Gmail's "---------- Forwarded message".
+    Regex::new(r"(?i)^-{2,}\s*(original message|forwarded message|ursprüngliche nachricht|message d'origine|mensaje original|messaggio originale|oorspronkelijk bericht|doorgestuurd bericht|weitergeleitete nachricht)\s*-*$").ok()
+});
+
+fn matches(re: &LazyLock<Option<Regex>>, line: &str) -> bool {
+    re.as_ref().is_some_and(|re| re.is_match(line))
+}
+
+/// Drops quoted lines (`>`), the attribution line above them, everything
+/// after a signature separator (`-- `), and everything after a forwarded or
+/// original-message separator.
+pub fn strip_quotes_and_signature(text: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(raw) = lines.next() {
+        let line = raw.trim_end_matches('\r');
+        if line == "-- " || line == "--" || matches(&FORWARD_OR_ORIGINAL, line.trim()) {
+            break;
+        }
+        // Outlook puts a rule of underscores above the quoted headers.
+        if line.len() >= 10
+            && line.trim().chars().all(|c| c == '_')
+            && lines
+                .peek()
+                .is_some_and(|next| next.trim_start().starts_with("From:"))
+        {
+            break;
+        }
+        if line.trim_start().starts_with('>') {
+            drop_attribution(&mut kept);
+            continue;
+        }
+        kept.push(line);
+    }
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    kept.join("\n")
+}
+
+/// Removes the "On … wrote:" line (possibly wrapped over two lines) that
+/// sits above a quoted block, skipping blank lines between them.
+fn drop_attribution(kept: &mut Vec<&str>) {
+    let Some(last) = kept.iter().rposition(|l| !l.trim().is_empty()) else {
+        return;
+    };
+    let Some(line) = kept.get(last) else { return };
+    if !matches(&ATTRIBUTION, line) {
+        return;
+    }
+    let wrapped_start = last
+        .checked_sub(1)
+        .and_then(|i| kept.get(i).map(|prev| (i, prev)))
+        .filter(|(_, prev)| starts_attribution(prev) && !starts_attribution(line));
+    let cut = wrapped_start.map_or(last, |(i, _)| i);
+    kept.truncate(cut);
+}
+
+fn starts_attribution(line: &str) -> bool {
+    let first = line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    ["on", "am", "le", "el", "il", "op", "den", "em", "dnia", "в"].contains(&first.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_prefixes() {
+        assert_eq!(strip_subject_prefixes("Re: New User"), "New User");
+        assert_eq!(
+            strip_subject_prefixes("RE: Fwd: AW:WG: New User"),
+            "New User"
+        );
+        assert_eq!(strip_subject_prefixes("Re[2]: quota"), "quota");
+        assert_eq!(
+            strip_subject_prefixes("Renewal of contract"),
+            "Renewal of contract"
+        );
+        assert_eq!(strip_subject_prefixes("Reset password"), "Reset password");
+    }
+
+    #[test]
+    fn quoted_reply_and_attribution_are_dropped() {
+        let body = "Thanks!\n\nOn Mon, 1 Jan 2024 at 10:00, Bob <bob@example.com> wrote:\n> delete user: bob\n> bye\n";
+        assert_eq!(strip_quotes_and_signature(body), "Thanks!");
+    }
+
+    #[test]
+    fn wrapped_attribution_is_dropped() {
+        let body = "Yes please\nOn Mon, 1 Jan 2024 at 10:00 Bob Example <\nbob@example.com> wrote:\n\n>  delete user: bob";
+        assert_eq!(strip_quotes_and_signature(body), "Yes please");
+    }
+
+    #[test]
+    fn a_line_that_only_mentions_writing_is_kept_without_quotes() {
+        let body = "Here is what I wrote:\nusername: john";
+        assert_eq!(strip_quotes_and_signature(body), body);
+    }
+
+    #[test]
+    fn signature_and_forwarded_content_are_dropped() {
+        assert_eq!(
+            strip_quotes_and_signature("quota by 5 gb\n-- \nAlice\ndelete user: x"),
+            "quota by 5 gb"
+        );
+        assert_eq!(
+            strip_quotes_and_signature(
+                "fyi\n---------- Forwarded message ---------\nFrom: x\ndelete user: bob"
+            ),
+            "fyi"
+        );
+        assert_eq!(
+            strip_quotes_and_signature("ok\r\n-----Original Message-----\r\ndelete user: bob"),
+            "ok"
+        );
+        assert_eq!(
+            strip_quotes_and_signature(
+                "ok\n________________________________\nFrom: Bob\ndelete user: bob"
+            ),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for raw in [
+            &b""[..],
+            b"\xff\xfe\x00",
+            b"From:\r\n\r\n",
+            b"Subject: =?utf-8?B?////?=\r\n\r\n\xc3",
+        ] {
+            let _ = read(raw, "From");
+            let _ = read(raw, "X-Original-Sender");
+        }
+    }
+
+    #[test]
+    fn sender_from_another_header() {
+        let raw = b"From: list@lists.example.com\r\nX-Original-Sender: \"Alice A.\" <alice@example.com>\r\nSubject: quota\r\n\r\nhi\r\n";
+        assert_eq!(
+            read(raw, "From").sender.as_deref(),
+            Some("list@lists.example.com")
+        );
+        assert_eq!(
+            read(raw, "X-Original-Sender").sender.as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(read(raw, "X-Missing").sender, None);
+    }
+
+    #[test]
+    fn html_blockquotes_become_quotes() {
+        let raw = b"From: a@example.com\r\nSubject: Re: New User\r\nContent-Type: text/html\r\n\r\n<div>Thanks!</div><div class=\"gmail_quote\"><div class=\"gmail_attr\">On Mon, Bob wrote:</div><blockquote>delete user: bob</blockquote></div>";
+        let mail = read(raw, "From");
+        assert_eq!(mail.body_source, BodySource::Html);
+        assert_eq!(mail.body, "Thanks!");
+    }
+}

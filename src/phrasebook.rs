@@ -1,0 +1,664 @@
+//! Phrasebooks: pull a request's variables out of its subject and body.
+//!
+//! `phrasebooks/<type>_phrases.txt` uses the `*section*` syntax with these
+//! meanings, compatible with it-helpdesk:
+//! - `*targets*` lists labels (`username:`). In listed order, the first label
+//!   found fills `targets`; every other label found fills a variable named
+//!   after it. A label captures the next token, or a whole double-quoted value.
+//! - `*selftargets*` words (`my me`) set `selftargets`, and make `targets` the
+//!   sender's local part when no label filled it.
+//! - `*modifiers*` with `*unit*` read `by 5 gb` into `modifiers`, `amount`,
+//!   `unit`.
+//! - Every other section is a flag, true when one of its phrases appears.
+
+use regex::Regex;
+use serde_json::{Map, Number, Value};
+
+use crate::phrases::{Folded, PhraseSet};
+use crate::sections::{self, Section, SyntaxError, SyntaxErrorKind};
+
+const TARGETS: &str = "targets";
+const SELFTARGETS: &str = "selftargets";
+const MODIFIERS: &str = "modifiers";
+const UNIT: &str = "unit";
+
+/// Variables the helpdesk sets itself; a label or flag of the same name
+/// would let a mail overwrite them (`from: boss@example.com`).
+const BUILT_IN: &[&str] = &[
+    "request_type",
+    "from",
+    "subject",
+    "message_id",
+    TARGETS,
+    SELFTARGETS,
+    MODIFIERS,
+    "amount",
+    UNIT,
+];
+
+/// Names Ansible gives meaning to: as extra-vars (the highest precedence)
+/// they would let a mail steer connections, privilege escalation or facts.
+const ANSIBLE_RESERVED: &[&str] = &[
+    "hostvars",
+    "groups",
+    "group_names",
+    "inventory_hostname",
+    "inventory_hostname_short",
+    "inventory_dir",
+    "inventory_file",
+    "omit",
+    "play_hosts",
+    "playbook_dir",
+    "role_path",
+    "environment",
+    "vars",
+    "item",
+];
+
+/// A parsed phrasebook, ready to extract.
+#[derive(Debug)]
+pub struct Phrasebook {
+    file: String,
+    labels: Vec<Label>,
+    has_selftargets: bool,
+    selftargets_line: usize,
+    flags: Vec<Flag>,
+    quantity: Option<Quantity>,
+    /// Flag and selftarget phrases, all searched in one pass.
+    set: PhraseSet,
+    /// Phrase texts by (group, number), for explaining hits.
+    phrase_texts: Vec<Vec<(String, usize)>>,
+}
+
+#[derive(Debug)]
+struct Label {
+    text: String,
+    var: String,
+    line: usize,
+    pattern: Regex,
+}
+
+#[derive(Debug)]
+struct Flag {
+    name: String,
+}
+
+#[derive(Debug)]
+struct Quantity {
+    pattern: Regex,
+    has_modifiers: bool,
+    has_unit: bool,
+    line: usize,
+}
+
+/// Where a variable's value came from, for `parse --explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub var: String,
+    pub value: Value,
+    /// Section and phrase that matched, with the phrasebook line.
+    pub section: String,
+    pub phrase: String,
+    pub file: String,
+    pub line: usize,
+    /// Byte range in the searched text (`subject\nbody`), when it came from there.
+    pub span: Option<(usize, usize)>,
+    pub note: Option<String>,
+}
+
+/// What a phrasebook found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Extraction {
+    /// Variables in a stable order (flags, then labels, then quantity).
+    pub vars: Map<String, Value>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// The parts of a mail a phrasebook reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Searched text: the subject, a newline, then the cleaned body.
+    pub text: &'a str,
+    /// Sender address, for self targets.
+    pub sender: Option<&'a str>,
+}
+
+impl Phrasebook {
+    pub fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
+        let parsed = sections::parse(file, text)?;
+        let error = |line, kind| SyntaxError {
+            file: file.to_owned(),
+            line,
+            kind,
+        };
+        let find = |name: &str| parsed.iter().find(|s| s.name == name);
+
+        let mut labels = Vec::new();
+        if let Some(section) = find(TARGETS) {
+            for phrase in &section.phrases {
+                let var = label_var(&phrase.text);
+                check_var_name(&var, labels.is_empty()).map_err(|why| {
+                    error(
+                        phrase.line,
+                        SyntaxErrorKind::BadVariable(phrase.text.clone(), why),
+                    )
+                })?;
+                let pattern = Regex::new(&label_pattern(&phrase.text)).map_err(|_| {
+                    error(
+                        phrase.line,
+                        SyntaxErrorKind::BadVariable(
+                            phrase.text.clone(),
+                            "cannot be matched".into(),
+                        ),
+                    )
+                })?;
+                labels.push(Label {
+                    text: phrase.text.clone(),
+                    var,
+                    line: phrase.line,
+                    pattern,
+                });
+            }
+        }
+
+        let flags_sections: Vec<&Section> = parsed
+            .iter()
+            .filter(|s| ![TARGETS, SELFTARGETS, MODIFIERS, UNIT].contains(&s.name.as_str()))
+            .collect();
+        let mut flags = Vec::new();
+        for section in &flags_sections {
+            check_var_name(&section.name, false).map_err(|why| {
+                error(
+                    section.line,
+                    SyntaxErrorKind::BadVariable(section.name.clone(), why),
+                )
+            })?;
+            if let Some(label) = labels.iter().find(|l| l.var == section.name) {
+                return Err(error(
+                    section.line,
+                    SyntaxErrorKind::BadVariable(
+                        section.name.clone(),
+                        format!("is also the label {} on line {}", label.text, label.line),
+                    ),
+                ));
+            }
+            flags.push(Flag {
+                name: section.name.clone(),
+            });
+        }
+
+        let selftargets = find(SELFTARGETS);
+        let mut groups: Vec<&Section> = flags_sections;
+        groups.extend(selftargets);
+        let phrase_texts = groups
+            .iter()
+            .map(|s| s.phrases.iter().map(|p| (p.text.clone(), p.line)).collect())
+            .collect();
+        let set = PhraseSet::new(groups.iter().enumerate().flat_map(|(group, section)| {
+            section
+                .phrases
+                .iter()
+                .enumerate()
+                .map(move |(number, p)| (group, number, p.text.as_str()))
+        }));
+
+        let quantity = quantity(find(MODIFIERS), find(UNIT)).map_err(|line| {
+            error(
+                line,
+                SyntaxErrorKind::BadVariable(MODIFIERS.into(), "cannot be matched".into()),
+            )
+        })?;
+
+        Ok(Self {
+            file: file.to_owned(),
+            labels,
+            has_selftargets: selftargets.is_some(),
+            selftargets_line: selftargets.map_or(0, |s| s.line),
+            flags,
+            quantity,
+            set,
+            phrase_texts,
+        })
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Reads the variables out of a mail.
+    pub fn extract(&self, input: Input<'_>) -> Extraction {
+        let mut out = Extraction::default();
+        self.extract_labels(input, &mut out);
+        self.extract_flags(input, &mut out);
+        self.extract_quantity(input, &mut out);
+        out
+    }
+
+    fn extract_labels(&self, input: Input<'_>, out: &mut Extraction) {
+        out.vars.insert(TARGETS.into(), Value::Null);
+        let mut targets_filled = false;
+        for label in &self.labels {
+            let Some((value, span)) = capture(&label.pattern, input.text) else {
+                continue;
+            };
+            let (var, value) = if targets_filled {
+                (label.var.clone(), value)
+            } else {
+                targets_filled = true;
+                (TARGETS.to_owned(), local_part(&value).to_owned())
+            };
+            out.vars.insert(var.clone(), Value::String(value.clone()));
+            out.evidence.push(Evidence {
+                var,
+                value: Value::String(value),
+                section: TARGETS.into(),
+                phrase: label.text.clone(),
+                file: self.file.clone(),
+                line: label.line,
+                span: Some(span),
+                note: None,
+            });
+        }
+    }
+
+    fn extract_flags(&self, input: Input<'_>, out: &mut Extraction) {
+        let folded = Folded::new(input.text);
+        let self_group = self.flags.len();
+        let mut first_hit = vec![None; self_group + 1];
+        for hit in self.set.hits(&folded) {
+            if let Some(slot @ None) = first_hit.get_mut(hit.group) {
+                *slot = Some(hit);
+            }
+        }
+        let explain = |out: &mut Extraction, var: &str, section: &str, hit: crate::phrases::Hit| {
+            let (phrase, line) = self
+                .phrase_texts
+                .get(hit.group)
+                .and_then(|g| g.get(hit.phrase))
+                .cloned()
+                .unwrap_or_default();
+            out.evidence.push(Evidence {
+                var: var.to_owned(),
+                value: Value::Bool(true),
+                section: section.to_owned(),
+                phrase,
+                file: self.file.clone(),
+                line,
+                span: Some((hit.start, hit.end)),
+                note: None,
+            });
+        };
+
+        if self.has_selftargets {
+            let hit = first_hit.get(self_group).copied().flatten();
+            out.vars
+                .insert(SELFTARGETS.into(), Value::Bool(hit.is_some()));
+            if let Some(hit) = hit {
+                explain(out, SELFTARGETS, SELFTARGETS, hit);
+                let unfilled = out.vars.get(TARGETS).is_none_or(Value::is_null);
+                if let (true, Some(sender)) = (unfilled, input.sender) {
+                    let local = local_part(sender).to_owned();
+                    out.vars
+                        .insert(TARGETS.into(), Value::String(local.clone()));
+                    out.evidence.push(Evidence {
+                        var: TARGETS.into(),
+                        value: Value::String(local),
+                        section: SELFTARGETS.into(),
+                        phrase: String::new(),
+                        file: self.file.clone(),
+                        line: self.selftargets_line,
+                        span: None,
+                        note: Some("no label filled targets, so the sender's local part".into()),
+                    });
+                }
+            }
+        } else {
+            out.vars.insert(SELFTARGETS.into(), Value::Bool(false));
+        }
+
+        for (group, flag) in self.flags.iter().enumerate() {
+            let hit = first_hit.get(group).copied().flatten();
+            out.vars
+                .insert(flag.name.clone(), Value::Bool(hit.is_some()));
+            if let Some(hit) = hit {
+                explain(out, &flag.name, &flag.name, hit);
+            }
+        }
+    }
+
+    fn extract_quantity(&self, input: Input<'_>, out: &mut Extraction) {
+        let Some(quantity) = &self.quantity else {
+            return;
+        };
+        let found = quantity.pattern.captures(input.text).and_then(|caps| {
+            let whole = caps.get(0)?;
+            let amount = number(caps.name("amount")?.as_str())?;
+            let word = |name| {
+                caps.name(name)
+                    .map(|m| Value::String(sections_fold(m.as_str())))
+            };
+            Some((word("modifier"), amount, word("unit"), whole))
+        });
+        let (modifier, amount, unit) = match &found {
+            Some((m, a, u, _)) => (m.clone(), Value::Number(a.clone()), u.clone()),
+            None => (None, Value::Null, None),
+        };
+        if quantity.has_modifiers {
+            out.vars
+                .insert(MODIFIERS.into(), modifier.unwrap_or(Value::Null));
+        }
+        out.vars.insert("amount".into(), amount.clone());
+        if quantity.has_unit {
+            out.vars.insert(UNIT.into(), unit.unwrap_or(Value::Null));
+        }
+        if let Some((_, _, _, whole)) = found {
+            out.evidence.push(Evidence {
+                var: "amount".into(),
+                value: amount,
+                section: if quantity.has_modifiers {
+                    MODIFIERS
+                } else {
+                    UNIT
+                }
+                .into(),
+                phrase: whole.as_str().to_owned(),
+                file: self.file.clone(),
+                line: quantity.line,
+                span: Some((whole.start(), whole.end())),
+                note: None,
+            });
+        }
+    }
+}
+
+/// `first name:` → `first_name`.
+fn label_var(label: &str) -> String {
+    label
+        .trim_end_matches(':')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("_")
+        .to_lowercase()
+}
+
+fn check_var_name(name: &str, becomes_targets: bool) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err("is not a usable variable name: use letters, digits and '_'".into());
+    }
+    // The first label becomes `targets` and never sets a variable of its own.
+    if !becomes_targets && BUILT_IN.contains(&name) {
+        return Err(format!(
+            "would overwrite the built-in variable {name}: rename it"
+        ));
+    }
+    if name.starts_with("ansible_") || ANSIBLE_RESERVED.contains(&name) {
+        return Err(format!("is a name Ansible reserves ({name}): rename it"));
+    }
+    Ok(())
+}
+
+/// A phrase as a regex: words in order across any white space, bounded as
+/// whole words where the phrase starts or ends with a word character.
+fn phrase_regex(phrase: &str) -> String {
+    bounded_regex(phrase, true)
+}
+
+/// `bound_start: false` is for a unit written straight after its number
+/// (`3.5gb`), where there is no word boundary before it.
+fn bounded_regex(phrase: &str, bound_start: bool) -> String {
+    let words: Vec<String> = phrase.split_whitespace().map(regex::escape).collect();
+    let starts_word = bound_start
+        && phrase
+            .chars()
+            .next()
+            .is_some_and(crate::phrases::is_word_char);
+    let ends_word = phrase
+        .chars()
+        .last()
+        .is_some_and(crate::phrases::is_word_char);
+    format!(
+        "{}{}{}",
+        if starts_word { r"\b" } else { "" },
+        words.join(r"\s+"),
+        if ends_word { r"\b" } else { "" }
+    )
+}
+
+/// `username:` captures what follows the colon on the same line: a quoted
+/// value whole, else the next white-space delimited token.
+fn label_pattern(label: &str) -> String {
+    let bare = label.trim_end_matches(':');
+    let separator = if bare.len() < label.len() {
+        r"[ \t]*:[ \t]*"
+    } else {
+        r"[ \t]+"
+    };
+    format!(
+        r#"(?i){}{separator}(?:"(?P<dq>[^"\r\n]*)"|“(?P<cq>[^”\r\n]*)”|(?P<tok>\S+))"#,
+        phrase_regex(bare)
+    )
+}
+
+/// The first occurrence of a label with a non-empty value.
+fn capture(pattern: &Regex, text: &str) -> Option<(String, (usize, usize))> {
+    pattern.captures_iter(text).find_map(|caps| {
+        let whole = caps.get(0)?;
+        let value = if let Some(quoted) = caps.name("dq").or_else(|| caps.name("cq")) {
+            quoted.as_str().trim().to_owned()
+        } else {
+            trim_token(caps.name("tok")?.as_str()).to_owned()
+        };
+        (!value.is_empty()).then_some((value, (whole.start(), whole.end())))
+    })
+}
+
+/// Trailing punctuation and surrounding quotes or brackets are not part of
+/// a value: `john.`, `'john'`, `<alice@example.com>`.
+fn trim_token(token: &str) -> &str {
+    token
+        .trim_start_matches(['"', '\'', '<', '(', '[', '`', '“', '‘'])
+        .trim_end_matches([
+            '.', ',', ';', ':', '!', '?', ')', '"', '\'', '>', ']', '`', '”', '’',
+        ])
+}
+
+/// An address keeps only its local part: `alice@example.com` → `alice`.
+fn local_part(value: &str) -> &str {
+    let value = value.strip_prefix("mailto:").unwrap_or(value);
+    value.rsplit_once('@').map_or(value, |(local, _)| local)
+}
+
+fn sections_fold(text: &str) -> String {
+    crate::phrases::fold_phrase(text)
+}
+
+fn number(text: &str) -> Option<Number> {
+    if text.contains('.') {
+        Number::from_f64(text.parse().ok()?)
+    } else {
+        text.parse::<u64>().ok().map(Number::from)
+    }
+}
+
+/// The `by 5 gb` pattern, from whichever of the two sections exist.
+fn quantity(
+    modifiers: Option<&Section>,
+    unit: Option<&Section>,
+) -> Result<Option<Quantity>, usize> {
+    let alternatives = |section: &Section, bound_start: bool| {
+        let mut phrases: Vec<&str> = section.phrases.iter().map(|p| p.text.as_str()).collect();
+        // Longest first, so `gb` is not cut short by a listed `g`.
+        phrases.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        phrases
+            .into_iter()
+            .map(|p| bounded_regex(p, bound_start))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let amount = r"(?P<amount>\d{1,15}(?:\.\d{1,6})?)";
+    let (pattern, line) = match (modifiers, unit) {
+        (None, None) => return Ok(None),
+        (Some(m), Some(u)) if !m.phrases.is_empty() && !u.phrases.is_empty() => (
+            format!(
+                r"(?i)(?P<modifier>{})[ \t]+{amount}[ \t]*(?P<unit>{})",
+                alternatives(m, true),
+                alternatives(u, false)
+            ),
+            m.line,
+        ),
+        (Some(m), _) if !m.phrases.is_empty() => (
+            format!(
+                r"(?i)(?P<modifier>{})[ \t]+{amount}\b",
+                alternatives(m, true)
+            ),
+            m.line,
+        ),
+        (_, Some(u)) if !u.phrases.is_empty() => (
+            format!(r"(?i)\b{amount}[ \t]*(?P<unit>{})", alternatives(u, false)),
+            u.line,
+        ),
+        (m, u) => {
+            // Sections present but empty: the variables exist, always null.
+            let line = m.or(u).map_or(0, |s| s.line);
+            (r"[^\s\S]".to_owned(), line)
+        }
+    };
+    let pattern = Regex::new(&pattern).map_err(|_| line)?;
+    Ok(Some(Quantity {
+        pattern,
+        has_modifiers: modifiers.is_some(),
+        has_unit: unit.is_some(),
+        line,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORAGE: &str = "*targets*\nemployee: user: username: account:\n*selftargets*\nmy me myself i\n*verbs_positive*\nadd more increase\n*verbs_negative*\nreduce decrease less\n*queries*\n'how much' left 'what is' 'have i' 'query'\n*modifiers*\nby to\n*unit*\ngb\n";
+    const USERS: &str = "*targets*\nusername: user: password: first_name: last_name: 'first name:'\n*verbs_positive*\nnew add create\n*verbs_negative*\ndelete remove\n";
+
+    fn extract(book: &str, text: &str, sender: &str) -> Map<String, Value> {
+        let book = Phrasebook::parse("p.txt", book).unwrap_or_else(|e| panic!("{e}"));
+        book.extract(Input {
+            text,
+            sender: Some(sender),
+        })
+        .vars
+    }
+
+    #[test]
+    fn storage_self_request() {
+        let vars = extract(
+            STORAGE,
+            "Increase Storage Quota\nHello, I'd like to increase my storage quota by 9.3 GB please.",
+            "alice@example.com",
+        );
+        assert_eq!(vars["targets"], "alice");
+        assert_eq!(vars["selftargets"], true);
+        assert_eq!(vars["verbs_positive"], true);
+        assert_eq!(vars["verbs_negative"], false);
+        assert_eq!(vars["queries"], false);
+        assert_eq!(vars["modifiers"], "by");
+        assert_eq!(vars["amount"], serde_json::json!(9.3));
+        assert_eq!(vars["unit"], "gb");
+    }
+
+    #[test]
+    fn storage_for_a_named_user() {
+        let vars = extract(
+            STORAGE,
+            "storage\nIncrease the storage allocation for the user: alicesmith to 3.5gb",
+            "boss@example.com",
+        );
+        assert_eq!(vars["targets"], "alicesmith");
+        assert_eq!(vars["modifiers"], "to");
+        assert_eq!(vars["amount"], serde_json::json!(3.5));
+        assert_eq!(vars["unit"], "gb");
+        assert_eq!(vars["selftargets"], false);
+    }
+
+    #[test]
+    fn explicit_label_wins_over_self_words() {
+        let vars = extract(
+            STORAGE,
+            "quota\nplease give me more for username: bob",
+            "alice@example.com",
+        );
+        assert_eq!(vars["targets"], "bob");
+        assert_eq!(vars["selftargets"], true);
+    }
+
+    #[test]
+    fn label_spellings_and_trimming() {
+        for text in [
+            "username:john",
+            "Username : john",
+            "username: john.",
+            "username: 'john'",
+            "USERNAME:\t\"john\"",
+        ] {
+            let vars = extract(USERS, text, "a@example.com");
+            assert_eq!(vars["targets"], "john", "{text}");
+        }
+        let vars = extract(
+            USERS,
+            "user: <john@example.com>, first name: \"John Smith\"",
+            "a@example.com",
+        );
+        assert_eq!(vars["targets"], "john");
+        assert_eq!(vars["first_name"], "John Smith");
+    }
+
+    #[test]
+    fn other_labels_fill_their_own_variables_as_strings() {
+        let vars = extract(
+            USERS,
+            "New User\nusername: john\npassword: 1234\nfirst_name: John\nlast_name: Smith",
+            "a@example.com",
+        );
+        assert_eq!(vars["targets"], "john");
+        assert_eq!(vars["password"], "1234");
+        assert_eq!(vars["first_name"], "John");
+        assert_eq!(vars["last_name"], "Smith");
+        assert_eq!(vars["verbs_positive"], true);
+        assert!(!vars.contains_key("username"));
+        assert!(!vars.contains_key("user"));
+    }
+
+    #[test]
+    fn a_label_inside_a_longer_word_does_not_count() {
+        let vars = extract(USERS, "superuser: x\nusername:", "a@example.com");
+        assert_eq!(vars["targets"], Value::Null);
+    }
+
+    #[test]
+    fn integer_amounts_are_integers() {
+        let vars = extract(STORAGE, "add by 10 GB", "a@example.com");
+        assert_eq!(vars["amount"], serde_json::json!(10));
+        assert_eq!(vars["unit"], "gb");
+        let vars = extract(STORAGE, "add 10 GB", "a@example.com");
+        assert_eq!(vars["amount"], Value::Null);
+        assert_eq!(vars["modifiers"], Value::Null);
+    }
+
+    #[test]
+    fn dangerous_variable_names_are_refused() {
+        for book in [
+            "*targets*\nusername: from:\n",
+            "*targets*\nusername: ansible_host:\n",
+            "*targets*\nusername: hostvars:\n",
+            "*subject*\nx\n",
+            "*targets*\nuser: 'bad-name:'\n",
+        ] {
+            let err = Phrasebook::parse("p.txt", book).unwrap_err();
+            assert!(err.to_string().starts_with("p.txt:"), "{err}");
+        }
+    }
+}

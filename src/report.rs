@@ -1,0 +1,137 @@
+//! How `parse` shows a decision: one JSON object, or text for people.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::ansible::{self, VARS_FILE_PLACEHOLDER};
+use crate::config::Config;
+use crate::mail::Mail;
+use crate::request::Decision;
+
+/// The JSON object of `parse --format json`.
+pub fn json(config: &Config, mail: &Mail, decision: &Decision, explain: bool) -> Value {
+    let command = command(config, decision);
+    let mut object = json!({
+        "request_type": decision.request_type,
+        "playbook": decision.playbook.as_ref().map(|p| p.display.clone()),
+        "command": command,
+        "vars": decision.vars,
+        "reason": decision.reason,
+    });
+    if explain && let Some(map) = object.as_object_mut() {
+        map.insert("explain".into(), json!(explanation(config, mail, decision)));
+    }
+    object
+}
+
+/// The text of `parse --format text`.
+pub fn text(config: &Config, mail: &Mail, decision: &Decision, explain: bool) -> String {
+    let mut out = String::new();
+    let none = "-".to_owned();
+    let _ = writeln!(
+        out,
+        "request type  {}",
+        decision.request_type.as_ref().unwrap_or(&none)
+    );
+    if let Some(reason) = &decision.reason {
+        let _ = writeln!(out, "reason        {reason}");
+    }
+    let playbook = decision.playbook.as_ref().map(|p| p.display.clone());
+    let _ = writeln!(out, "playbook      {}", playbook.as_ref().unwrap_or(&none));
+    let command = command(config, decision).map(|argv| ansible::shell_words(&argv));
+    let _ = writeln!(out, "command       {}", command.as_ref().unwrap_or(&none));
+    let _ = writeln!(out, "vars");
+    for (name, value) in &decision.vars {
+        let _ = writeln!(out, "  {name}: {value}");
+    }
+    if explain {
+        let _ = writeln!(out, "explain");
+        for line in explanation(config, mail, decision) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+fn command(config: &Config, decision: &Decision) -> Option<Vec<String>> {
+    let playbook = decision.playbook.as_ref()?;
+    Some(ansible::command_line(
+        &config.ansible,
+        &playbook.display,
+        VARS_FILE_PLACEHOLDER,
+    ))
+}
+
+/// One line per fact: where the body came from, which keyword chose the
+/// request type, and which phrase set each variable.
+fn explanation(config: &Config, mail: &Mail, decision: &Decision) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "sender {} (from the {} header)",
+            mail.sender.as_deref().unwrap_or("unknown"),
+            config.sender_header
+        ),
+        format!(
+            "body read from {}, quoted text and signature removed ({} lines left)",
+            mail.body_source.as_str(),
+            if mail.body.is_empty() {
+                0
+            } else {
+                mail.body.lines().count()
+            }
+        ),
+    ];
+    if mail.topic != mail.subject {
+        lines.push(format!(
+            "subject {:?} classified as {:?}",
+            mail.subject, mail.topic
+        ));
+    }
+    match &decision.classification {
+        Some(c) => lines.push(format!(
+            "request type {}: keyword '{}' ({}:{}) at {}",
+            c.request_type,
+            c.phrase,
+            c.file,
+            c.line,
+            decision.locate(c.start)
+        )),
+        None => lines.push(format!(
+            "no request type: {}",
+            decision.reason.as_deref().unwrap_or("no keyword")
+        )),
+    }
+    for e in &decision.evidence {
+        let at = e.span.map(|(start, _)| decision.locate(start));
+        let phrase = if e.phrase.is_empty() {
+            String::new()
+        } else {
+            format!("'{}' ", e.phrase)
+        };
+        let mut line = format!(
+            "{} = {}: {phrase}(*{}* at {}:{})",
+            e.var, e.value, e.section, e.file, e.line
+        );
+        if let Some(at) = at {
+            let _ = write!(line, " at {at}");
+        }
+        if let Some(note) = &e.note {
+            let _ = write!(line, ": {note}");
+        }
+        lines.push(line);
+    }
+    let unexplained: Vec<&str> = decision
+        .vars
+        .iter()
+        .filter(|(name, value)| {
+            (value.is_null() || **value == Value::Bool(false))
+                && !decision.evidence.iter().any(|e| &e.var == *name)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if decision.request_type.is_some() && !unexplained.is_empty() {
+        lines.push(format!("not found in the mail: {}", unexplained.join(", ")));
+    }
+    lines
+}

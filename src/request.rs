@@ -1,0 +1,100 @@
+//! The decision for one mail, passed from the pipeline's stages to its edges.
+//!
+//! `decide` is the whole of `parse`: classify the subject, extract the
+//! variables, find the playbook. `run` takes the same `Decision` and hands
+//! it to `ansible`, so the dry run and the real run cannot drift apart.
+
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::desk::{DeskError, HELP, Playbook};
+use crate::keywords::Classification;
+use crate::mail::Mail;
+use crate::phrasebook::{Evidence, Input};
+
+/// What the helpdesk will do with a mail.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub request_type: Option<String>,
+    /// `None` for unclassified mail and for `help`, which runs no playbook.
+    pub playbook: Option<Playbook>,
+    pub vars: Map<String, Value>,
+    /// Why there is no request type.
+    pub reason: Option<String>,
+    pub classification: Option<Classification>,
+    pub evidence: Vec<Evidence>,
+    /// The text the phrasebook searched: topic, newline, body.
+    pub searched: String,
+    pub topic_len: usize,
+}
+
+pub fn decide(config: &Config, mail: &Mail) -> Result<Decision, DeskError> {
+    let keywords = config.desk.keywords()?;
+    let mut vars = Map::new();
+    let optional = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
+    vars.insert("request_type".into(), Value::Null);
+    vars.insert("from".into(), optional(&mail.sender));
+    vars.insert("subject".into(), Value::String(mail.subject.clone()));
+    vars.insert("message_id".into(), optional(&mail.message_id));
+    let searched = format!("{}\n{}", mail.topic, mail.body);
+    let mut decision = Decision {
+        request_type: None,
+        playbook: None,
+        vars,
+        reason: None,
+        classification: None,
+        evidence: Vec::new(),
+        searched,
+        topic_len: mail.topic.len(),
+    };
+
+    let Some(classification) = keywords.classify(&mail.topic) else {
+        let known: Vec<&str> = keywords.request_types().collect();
+        decision.reason = Some(if mail.topic.trim().is_empty() {
+            format!(
+                "the subject is empty: it needs a keyword naming the request ({})",
+                known.join(", ")
+            )
+        } else {
+            format!(
+                "no keyword of {} in the subject {:?} (request types: {})",
+                config.desk.display("keywords.txt"),
+                mail.topic,
+                known.join(", ")
+            )
+        });
+        return Ok(decision);
+    };
+
+    let request_type = classification.request_type.clone();
+    let phrasebook = config.desk.phrasebook(&request_type)?;
+    if request_type != HELP {
+        decision.playbook = Some(config.desk.playbook(&request_type)?);
+    }
+    let extraction = phrasebook.extract(Input {
+        text: &decision.searched,
+        sender: mail.sender.as_deref(),
+    });
+    decision
+        .vars
+        .insert("request_type".into(), Value::String(request_type.clone()));
+    decision.vars.extend(extraction.vars);
+    decision.evidence = extraction.evidence;
+    decision.request_type = Some(request_type);
+    decision.classification = Some(classification);
+    Ok(decision)
+}
+
+impl Decision {
+    /// Where a byte offset of `searched` lies, for people: `subject column 5`
+    /// or `body line 3`.
+    pub fn locate(&self, offset: usize) -> String {
+        if offset <= self.topic_len {
+            let column = self.searched.get(..offset).map_or(0, |s| s.chars().count()) + 1;
+            return format!("subject, column {column}");
+        }
+        let body_start = self.topic_len + 1;
+        let before = self.searched.get(body_start..offset).unwrap_or_default();
+        format!("body line {}", before.matches('\n').count() + 1)
+    }
+}

@@ -1,0 +1,264 @@
+//! A small fluent helper so each test reads as "given this helpdesk folder
+//! and this mail, expect this".
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built binary, with no helpdesk settings leaking in from the caller.
+pub fn helpdesk() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_helpdesk"));
+    command
+        .env_remove("HELPDESK_CONFIG")
+        .env_remove("HELPDESK_LOG");
+    command
+}
+
+/// The real ansible-playbook. Never skipped: when it is missing the test
+/// fails and says how to get it.
+pub fn ansible_playbook() -> PathBuf {
+    let path = std::env::var_os("HELPDESK_TEST_ANSIBLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/ansible-playbook"));
+    assert!(
+        path.is_file(),
+        "ansible-playbook not found at {}: run scripts/test, which installs ansible-core into .venv/",
+        path.display()
+    );
+    path
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = repo().join("tests/fixtures").join(name);
+    fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A plain-text mail.
+pub fn mail(from: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\nMessage-ID: <test-{}@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
+        subject.len(),
+        body.replace('\n', "\r\n")
+    )
+    .into_bytes()
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs the binary with `args`, feeding `stdin`.
+pub fn exec(mut command: Command, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start helpdesk: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        // The program may stop reading early (it has not here, but a broken
+        // pipe must not fail the test).
+        let _ = input.write_all(stdin);
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `helpdesk parse --format json` on the built-in defaults.
+pub fn parse_builtin(mail: &[u8]) -> Value {
+    let mut command = helpdesk();
+    command.args(["parse", "--format", "json"]);
+    let out = exec(command, mail);
+    assert_eq!(out.code, 0, "parse failed: {}", out.stderr);
+    out.json()
+}
+
+/// The variables the echo playbook reports back.
+pub const ECHOED: &[&str] = &[
+    "request_type",
+    "from",
+    "subject",
+    "message_id",
+    "targets",
+    "selftargets",
+    "verbs_positive",
+    "verbs_negative",
+    "queries",
+    "purge",
+    "modifiers",
+    "amount",
+    "unit",
+    "password",
+    "first_name",
+    "last_name",
+    "name",
+    "group",
+    "extra_groups",
+    "shell",
+];
+
+/// A playbook that writes the variables it received, as JSON, to the file
+/// named by HELPDESK_TEST_OUT.
+pub fn echo_playbook() -> String {
+    format!(
+        r#"- name: Echo the variables the helpdesk passed
+  hosts: all
+  gather_facts: false
+  vars:
+    wanted: [{}]
+  tasks:
+    - name: Write them where the test looks
+      ansible.builtin.copy:
+        dest: "{{{{ lookup('ansible.builtin.env', 'HELPDESK_TEST_OUT') }}}}"
+        content: "{{{{ dict(wanted | select('in', vars) | zip(wanted | select('in', vars) | map('extract', vars))) | to_json }}}}"
+        mode: "0600"
+"#,
+        ECHOED.join(", ")
+    )
+}
+
+/// Runs on the control node itself, with the Python ansible runs on.
+pub const LOCAL_INVENTORY: &str = "[helpdesk_targets]\nlocalhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n";
+
+/// A helpdesk folder on disk, made from the repository's defaults.
+#[derive(Debug)]
+pub struct Helpdesk {
+    dir: TempDir,
+    config: String,
+}
+
+impl Helpdesk {
+    /// The shipped keywords, phrasebooks, playbooks and help templates, a
+    /// localhost inventory, and a config pointing at the real ansible.
+    pub fn from_defaults() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for folder in ["phrasebooks", "playbooks", "help_templates"] {
+            copy_dir(&repo().join(folder), &dir.path().join(folder));
+        }
+        fs::copy(repo().join("keywords.txt"), dir.path().join("keywords.txt"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        fs::write(dir.path().join("inventory"), LOCAL_INVENTORY).unwrap_or_else(|e| panic!("{e}"));
+        let config = format!(
+            "helpdesk_dir: .\nansible:\n  command: {}\n  timeout: 2m\n",
+            ansible_playbook().display()
+        );
+        let helpdesk = Self { dir, config };
+        helpdesk.write_config();
+        helpdesk
+    }
+
+    /// Every shipped playbook replaced by the echo playbook.
+    pub fn with_echo_playbooks(self) -> Self {
+        for entry in fs::read_dir(self.path().join("playbooks")).unwrap_or_else(|e| panic!("{e}")) {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            fs::write(&path, echo_playbook()).unwrap_or_else(|e| panic!("{e}"));
+        }
+        self
+    }
+
+    pub fn file(self, relative: &str, content: &str) -> Self {
+        let path = self.path().join(relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        fs::write(path, content).unwrap_or_else(|e| panic!("{e}"));
+        self
+    }
+
+    /// Replaces config.yaml.
+    pub fn config(mut self, yaml: &str) -> Self {
+        yaml.clone_into(&mut self.config);
+        self.write_config();
+        self
+    }
+
+    pub fn config_text(&self) -> &str {
+        &self.config
+    }
+
+    fn write_config(&self) {
+        fs::write(self.config_path(), &self.config).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.yaml")
+    }
+
+    fn out_path(&self) -> PathBuf {
+        self.path().join("received.json")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = helpdesk();
+        command
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env("HELPDESK_TEST_OUT", self.out_path());
+        command
+    }
+
+    pub fn parse(&self, mail: &[u8]) -> Value {
+        let out = exec(self.command(&["parse", "--format", "json"]), mail);
+        assert_eq!(out.code, 0, "parse failed: {}", out.stderr);
+        out.json()
+    }
+
+    pub fn run(&self, mail: &[u8]) -> Output {
+        exec(self.command(&["run"]), mail)
+    }
+
+    /// What the echo playbook wrote, or `None` when no playbook ran.
+    pub fn received(&self) -> Option<Value> {
+        let text = fs::read_to_string(self.out_path()).ok()?;
+        Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("echo output: {e}: {text}")))
+    }
+
+    /// Files in the state folder's runs/.
+    pub fn run_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.path().join("state/runs")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        files
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
