@@ -5,6 +5,9 @@
 //! - `*targets*` lists labels (`username:`). In listed order, the first label
 //!   found fills `targets`; every other label found fills a variable named
 //!   after it. A label captures the next token, or a whole double-quoted value.
+//! - `*fields*` (an extension) lists more labels that only ever fill their
+//!   own variable, never `targets`: a password must not become the target
+//!   when the mail forgot `username:`.
 //! - `*selftargets*` words (`my me`) set `selftargets`, and make `targets` the
 //!   sender's local part when no label filled it.
 //! - `*modifiers*` with `*unit*` read `by 5 gb` into `modifiers`, `amount`,
@@ -18,6 +21,7 @@ use crate::phrases::{Folded, PhraseSet};
 use crate::sections::{self, Section, SyntaxError, SyntaxErrorKind};
 
 const TARGETS: &str = "targets";
+const FIELDS: &str = "fields";
 const SELFTARGETS: &str = "selftargets";
 const MODIFIERS: &str = "modifiers";
 const UNIT: &str = "unit";
@@ -74,6 +78,8 @@ pub struct Phrasebook {
 struct Label {
     text: String,
     var: String,
+    /// Listed under `*targets*`, so it may fill `targets`.
+    may_target: bool,
     line: usize,
     pattern: Regex,
 }
@@ -133,28 +139,23 @@ impl Phrasebook {
         };
         let find = |name: &str| parsed.iter().find(|s| s.name == name);
 
-        let mut labels = Vec::new();
-        if let Some(section) = find(TARGETS) {
-            for phrase in &section.phrases {
+        let mut labels: Vec<Label> = Vec::new();
+        for (section, may_target) in [(find(TARGETS), true), (find(FIELDS), false)] {
+            for phrase in section.map(|s| s.phrases.as_slice()).unwrap_or_default() {
                 let var = label_var(&phrase.text);
-                check_var_name(&var, labels.is_empty()).map_err(|why| {
+                let bad = |why: String| {
                     error(
                         phrase.line,
                         SyntaxErrorKind::BadVariable(phrase.text.clone(), why),
                     )
-                })?;
-                let pattern = Regex::new(&label_pattern(&phrase.text)).map_err(|_| {
-                    error(
-                        phrase.line,
-                        SyntaxErrorKind::BadVariable(
-                            phrase.text.clone(),
-                            "cannot be matched".into(),
-                        ),
-                    )
-                })?;
+                };
+                check_var_name(&var, may_target && labels.is_empty()).map_err(bad)?;
+                let pattern = Regex::new(&label_pattern(&phrase.text))
+                    .map_err(|_| bad("cannot be matched".into()))?;
                 labels.push(Label {
                     text: phrase.text.clone(),
                     var,
+                    may_target,
                     line: phrase.line,
                     pattern,
                 });
@@ -163,7 +164,7 @@ impl Phrasebook {
 
         let flags_sections: Vec<&Section> = parsed
             .iter()
-            .filter(|s| ![TARGETS, SELFTARGETS, MODIFIERS, UNIT].contains(&s.name.as_str()))
+            .filter(|s| ![TARGETS, FIELDS, SELFTARGETS, MODIFIERS, UNIT].contains(&s.name.as_str()))
             .collect();
         let mut flags = Vec::new();
         for section in &flags_sections {
@@ -241,17 +242,20 @@ impl Phrasebook {
             let Some((value, span)) = capture(&label.pattern, input.text) else {
                 continue;
             };
-            let (var, value) = if targets_filled {
+            let (var, value) = if targets_filled || !label.may_target {
                 (label.var.clone(), value)
             } else {
                 targets_filled = true;
                 (TARGETS.to_owned(), local_part(&value).to_owned())
             };
+            if out.vars.get(&var).is_some_and(|v| !v.is_null()) {
+                continue;
+            }
             out.vars.insert(var.clone(), Value::String(value.clone()));
             out.evidence.push(Evidence {
                 var,
                 value: Value::String(value),
-                section: TARGETS.into(),
+                section: if label.may_target { TARGETS } else { FIELDS }.into(),
                 phrase: label.text.clone(),
                 file: self.file.clone(),
                 line: label.line,
@@ -636,6 +640,31 @@ mod tests {
     fn a_label_inside_a_longer_word_does_not_count() {
         let vars = extract(USERS, "superuser: x\nusername:", "a@example.com");
         assert_eq!(vars["targets"], Value::Null);
+    }
+
+    #[test]
+    fn fields_never_fill_targets() {
+        let book = "*targets*\nusername: user:\n*fields*\npassword: first_name:\n";
+        let vars = extract(
+            book,
+            "New User\npassword: Secret42\nfirst_name: John",
+            "a@example.com",
+        );
+        assert_eq!(vars["targets"], Value::Null);
+        assert_eq!(vars["password"], "Secret42");
+        let vars = extract(book, "password: Secret42\nuser: john", "a@example.com");
+        assert_eq!(vars["targets"], "john");
+        assert_eq!(vars["password"], "Secret42");
+        // Without *fields*, it-helpdesk's rule holds: the first label found fills targets.
+        let vars = extract(USERS, "password: Secret42", "a@example.com");
+        assert_eq!(vars["targets"], "Secret42");
+        // Two spellings of one field: the first listed that is found wins.
+        let vars = extract(
+            USERS,
+            "user: x\nfirst name: A\nfirst_name: B",
+            "a@example.com",
+        );
+        assert_eq!(vars["first_name"], "B");
     }
 
     #[test]

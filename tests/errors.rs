@@ -206,12 +206,28 @@ fn explain_says_which_phrase_matched_where() {
 
 #[test]
 fn the_example_config_is_valid_and_documents_every_key() {
-    let example = std::fs::read_to_string(crate::support::repo().join("config.example.yaml")).unwrap();
+    let example =
+        std::fs::read_to_string(crate::support::repo().join("config.example.yaml")).unwrap();
     let desk = Helpdesk::from_defaults().config(&example);
-    let out = exec(desk.command(&["parse", "--format", "json"]), &mail("a@example.com", "quota", "x"));
+    let out = exec(
+        desk.command(&["parse", "--format", "json"]),
+        &mail("a@example.com", "quota", "x"),
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.json()["command"][0], "ansible-playbook");
-    for key in ["helpdesk_dir:", "sender_header:", "state_dir:", "ansible:", "command:", "inventory:", "timeout:", "extra_args:"] {
-        assert!(example.contains(&format!("\n{key}")) || example.contains(&format!("  {key}")), "{key} undocumented");
+    for key in [
+        "helpdesk_dir:",
+        "sender_header:",
+        "state_dir:",
+        "ansible:",
+        "command:",
+        "inventory:",
+        "timeout:",
+        "extra_args:",
+    ] {
+        assert!(
+            example.contains(&format!("\n{key}")) || example.contains(&format!("  {key}")),
+            "{key} undocumented"
+        );
     }
 }

@@ -8,3 +8,4 @@ mod errors;
 mod fixtures;
 mod must_show;
 mod run;
+mod shipped;
