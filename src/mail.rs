@@ -88,29 +88,20 @@ fn body_text(message: &Message<'_>) -> (String, BodySource) {
         let Some(part) = message.parts.get(*id as usize) else {
             continue;
         };
-        let piece = match &part.body {
-            PartType::Text(plain) => {
-                source = source.max_with(BodySource::Plain);
-                plain.to_string()
-            }
-            PartType::Html(html) => {
-                source = source.max_with(BodySource::Html);
-                html_to_text(html)
-            }
+        let (piece, kind) = match &part.body {
+            PartType::Text(plain) => (plain.to_string(), BodySource::Plain),
+            PartType::Html(html) => (html_to_text(html), BodySource::Html),
             _ => continue,
         };
+        if source == BodySource::None {
+            source = kind;
+        }
         if !text.is_empty() {
             text.push('\n');
         }
         text.push_str(&piece);
     }
     (text, source)
-}
-
-impl BodySource {
-    fn max_with(self, other: Self) -> Self {
-        if self == Self::None { other } else { self }
-    }
 }
 
 /// HTML to text with quoted blocks kept as `> ` lines, so the quote removal
