@@ -16,9 +16,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Ansible;
+
+/// The callback plugin that reports a run's failures and recap as JSON.
+const RESULT_PLUGIN: &str = include_str!("ansible/helpdesk_result.py");
 
 /// Stands for the vars file in a command line shown before it exists.
 pub const VARS_FILE_PLACEHOLDER: &str = "<vars-file>";
@@ -46,6 +50,44 @@ pub struct Run {
     pub outcome: Outcome,
     pub duration: Duration,
     pub log: PathBuf,
+    /// What the callback plugin reported; `None` when Ansible died before
+    /// it could say anything.
+    pub report: Option<Report>,
+}
+
+/// Ansible's own account of a run, from the `helpdesk_result` callback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The task running when the report was last written (the one that
+    /// hung, after a timeout).
+    #[serde(default)]
+    pub running_task: Option<String>,
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+    /// Recap counts per host.
+    #[serde(default)]
+    pub stats: std::collections::BTreeMap<String, Recap>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub host: String,
+    pub task: String,
+    pub msg: String,
+    #[serde(default)]
+    pub unreachable: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recap {
+    pub ok: u64,
+    pub changed: u64,
+    pub unreachable: u64,
+    pub failures: u64,
+    pub skipped: u64,
+    pub rescued: u64,
+    pub ignored: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +148,9 @@ pub fn run(
         .and_then(|()| vars_file.flush())
         .map_err(state_error(vars_file.path()))?;
 
+    let plugins = install_plugin(state_dir).map_err(state_error(state_dir))?;
     let log_path = runs.join(log_name(label));
+    let result_path = log_path.with_extension("json");
     let mut log = OpenOptions::new()
         .create_new(true)
         .write(true)
@@ -136,6 +180,8 @@ pub fn run(
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .env("PYTHONUNBUFFERED", "1")
+        .env("HELPDESK_RESULT_FILE", &result_path)
+        .env("ANSIBLE_CALLBACK_PLUGINS", plugin_path(&plugins))
         .env_remove("ANSIBLE_FORCE_COLOR")
         .process_group(0)
         .spawn()
@@ -158,11 +204,43 @@ pub fn run(
     };
     footer(&mut log, &outcome, duration);
     drop(vars_file);
+    let report = fs::read_to_string(&result_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
     Ok(Run {
         outcome,
         duration,
         log: log_path,
+        report,
     })
+}
+
+/// Writes the callback plugin into `state_dir/plugins/callback/` (when it
+/// is not there already, or differs) and returns that folder.
+fn install_plugin(state_dir: &Path) -> io::Result<PathBuf> {
+    let dir = state_dir.join("plugins").join("callback");
+    let path = dir.join("helpdesk_result.py");
+    if fs::read_to_string(&path).ok().as_deref() != Some(RESULT_PLUGIN) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let mut file = tempfile::NamedTempFile::new_in(&dir)?;
+        file.write_all(RESULT_PLUGIN.as_bytes())?;
+        file.persist(&path).map_err(|e| e.error)?;
+    }
+    Ok(dir)
+}
+
+/// Our plugin folder first, then any the administrator set in the
+/// environment.
+fn plugin_path(ours: &Path) -> std::ffi::OsString {
+    let mut path = ours.as_os_str().to_owned();
+    if let Some(theirs) = std::env::var_os("ANSIBLE_CALLBACK_PLUGINS").filter(|v| !v.is_empty()) {
+        path.push(":");
+        path.push(theirs);
+    }
+    path
 }
 
 enum Waited {
@@ -360,5 +438,6 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 1, "{left:?}");
         assert!(left[0].ends_with(".log"));
+        assert_eq!(run.report, None);
     }
 }

@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
-use crate::ansible::{self, Outcome};
 use crate::cli::{Cli, Command, Format};
 use crate::config::Config;
-use crate::desk::HELP;
 use crate::exit::{Failure, Status};
 use crate::mail;
+use crate::pipeline;
 use crate::report;
-use crate::request::{self, Decision};
+use crate::request;
 
 pub fn execute(cli: Cli) -> Result<Status, Failure> {
     match cli.command {
@@ -38,10 +37,17 @@ fn parse(
     };
     let raw = read_input(input).map_err(|e| Failure::new(Status::NoInput, e))?;
     let mail = mail::read(&raw, &config.sender_header);
-    let decision = request::decide(&config, &mail).map_err(|e| Failure::new(Status::Config, e))?;
+    let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
+    let keywords = config.desk.keywords().map_err(|e| config_error(e.into()))?;
+    let decision =
+        request::decide(&config, &keywords, &mail).map_err(|e| config_error(e.into()))?;
+    let preview = report::preview(&config, &keywords, &mail, &decision)
+        .map_err(|e| config_error(e.into()))?;
     let output = match format {
-        Format::Json => report::json(&config, &mail, &decision, explain).to_string() + "\n",
-        Format::Text => report::text(&config, &mail, &decision, explain),
+        Format::Json => {
+            report::json(&config, &mail, &decision, &preview, explain).to_string() + "\n"
+        }
+        Format::Text => report::text(&config, &mail, &decision, &preview, explain),
     };
     print_stdout(&output);
     Ok(Status::Ok)
@@ -59,58 +65,7 @@ fn run(config_path: Option<&Path>, input: Option<&Path>) -> Result<Status, Failu
     })?;
     let config = Config::load(config_path).map_err(|e| tempfail(e.into()))?;
     let raw = read_input(input).map_err(tempfail)?;
-    let mail = mail::read(&raw, &config.sender_header);
-    let decision = request::decide(&config, &mail).map_err(|e| tempfail(e.into()))?;
-    let id = mail.message_id.as_deref().unwrap_or("(no Message-ID)");
-
-    let Some(request_type) = decision.request_type.as_deref() else {
-        tracing::info!(
-            "{id}: nothing to run: {}",
-            decision.reason.as_deref().unwrap_or("unclassified")
-        );
-        return Ok(Status::Ok);
-    };
-    if request_type == HELP {
-        tracing::info!("{id}: help request: answered by the helpdesk itself, no playbook");
-        return Ok(Status::Ok);
-    }
-    dispatch(&config, &decision, id, request_type)
-}
-
-fn dispatch(
-    config: &Config,
-    decision: &Decision,
-    id: &str,
-    request_type: &str,
-) -> Result<Status, Failure> {
-    let tempfail = |e: anyhow::Error| Failure::new(Status::TempFail, e);
-    let (Some(playbook), Some(workdir)) = (
-        decision.playbook.as_ref().and_then(|p| p.path.as_ref()),
-        config.desk.root(),
-    ) else {
-        return Err(tempfail(anyhow!(
-            "{request_type}: the built-in playbooks cannot run; set helpdesk_dir in config.yaml"
-        )));
-    };
-    let run = ansible::run(
-        &config.ansible,
-        playbook,
-        workdir,
-        &decision.vars,
-        &config.state_dir,
-        request_type,
-    )
-    .map_err(|e| tempfail(e.into()))?;
-    let summary = format!(
-        "{id}: {request_type}: playbook {} in {:.1}s (log: {})",
-        ansible::describe(&run.outcome),
-        run.duration.as_secs_f64(),
-        run.log.display()
-    );
-    match run.outcome {
-        Outcome::Succeeded => tracing::info!("{summary}"),
-        _ => tracing::warn!("{summary}"),
-    }
+    pipeline::handle(&config, &raw).map_err(tempfail)?;
     Ok(Status::Ok)
 }
 

@@ -22,6 +22,57 @@ pub struct Config {
     pub ansible: Ansible,
     /// Run logs and temporary vars files live here.
     pub state_dir: PathBuf,
+    /// The helpdesk's own address: From of replies, and its X-Loop mark.
+    pub helpdesk_address: Option<String>,
+    /// How replies leave; `None` when config.yaml has no `mail:`.
+    pub mail: Option<MailSettings>,
+}
+
+/// The `mail:` section.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub transport: Transport,
+    pub reply_limit_per_hour: u32,
+    /// Request types whose playbooks mail the result themselves.
+    pub no_result_reply: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Smtp(Smtp),
+    /// The local sendmail command.
+    Sendmail(PathBuf),
+    /// Replies written as .eml files into a folder.
+    Folder(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<PasswordSource>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Implicit TLS (SMTPS, port 465).
+    Tls,
+    /// STARTTLS, required (submission, port 587).
+    Starttls,
+    /// Plain text, for a relay on loopback.
+    None,
+}
+
+/// Where the SMTP password is read from, at send time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Env(String),
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +110,35 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     ansible: RawAnsible,
+    helpdesk_address: Option<String>,
+    mail: Option<RawMail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    transport: Option<String>,
+    smtp: Option<RawSmtp>,
+    sendmail: Option<PathBuf>,
+    folder: Option<PathBuf>,
+    reply_limit_per_hour: Option<u32>,
+    #[serde(default)]
+    no_result_reply: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<Security>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    ca_file: Option<PathBuf>,
+    timeout: Option<String>,
+    /// Refused: passwords do not belong in config.yaml.
+    password: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +170,8 @@ impl Config {
                 extra_args: Vec::new(),
             },
             state_dir: PathBuf::from("state"),
+            helpdesk_address: None,
+            mail: None,
         }
     }
 
@@ -145,17 +227,8 @@ impl Config {
         }
 
         let ansible = raw.ansible;
-        let timeout = match ansible.timeout {
-            None => DEFAULT_TIMEOUT,
-            Some(text) => humantime::parse_duration(&text).map_err(|e| {
-                invalid(format!(
-                    "ansible.timeout {text:?}: {e}: write a duration such as 90s, 30m or 2h"
-                ))
-            })?,
-        };
-        if timeout.is_zero() {
-            return Err(invalid("ansible.timeout must be more than zero".into()));
-        }
+        let timeout =
+            duration("ansible.timeout", ansible.timeout, DEFAULT_TIMEOUT).map_err(invalid)?;
         let command = ansible.command.unwrap_or_else(|| DEFAULT_COMMAND.into());
         if command.trim().is_empty() {
             return Err(invalid(
@@ -180,8 +253,25 @@ impl Config {
                 .to_string()
         };
 
+        let helpdesk_address = raw
+            .helpdesk_address
+            .map(|a| {
+                let a = a.trim().to_owned();
+                a.parse::<lettre::Address>().map(|_| a.clone()).map_err(|e| {
+                    invalid(format!("helpdesk_address {a:?} is not an address ({e}): write e.g. helpdesk@example.com"))
+                })
+            })
+            .transpose()?;
+        let mail = raw
+            .mail
+            .map(|m| mail_settings(m, base, helpdesk_address.is_some()))
+            .transpose()
+            .map_err(invalid)?;
+
         Ok(Self {
             file: None,
+            helpdesk_address,
+            mail,
             desk: Desk::Folder(helpdesk_dir),
             sender_header,
             ansible: Ansible {
@@ -195,6 +285,76 @@ impl Config {
             ),
         })
     }
+}
+
+fn duration(key: &str, text: Option<String>, default: Duration) -> Result<Duration, String> {
+    let Some(text) = text else { return Ok(default) };
+    let parsed = humantime::parse_duration(&text)
+        .map_err(|e| format!("{key} {text:?}: {e}: write a duration such as 90s, 30m or 2h"))?;
+    if parsed.is_zero() {
+        return Err(format!("{key} must be more than zero"));
+    }
+    Ok(parsed)
+}
+
+fn mail_settings(raw: RawMail, base: &Path, has_address: bool) -> Result<MailSettings, String> {
+    if !has_address {
+        return Err("mail: needs helpdesk_address (the From of replies), e.g. helpdesk_address: helpdesk@example.com".into());
+    }
+    let transport = match raw.transport.as_deref().unwrap_or("smtp") {
+        "smtp" => Transport::Smtp(smtp(raw.smtp.unwrap_or_default(), base)?),
+        "sendmail" => Transport::Sendmail(
+            raw.sendmail
+                .map(|p| normalize(&base.join(p)))
+                .unwrap_or_else(|| PathBuf::from("/usr/sbin/sendmail")),
+        ),
+        "folder" => Transport::Folder(normalize(
+            &base.join(raw.folder.unwrap_or_else(|| PathBuf::from("replies"))),
+        )),
+        other => {
+            return Err(format!(
+                "mail.transport {other:?} is not one of smtp, sendmail, folder"
+            ));
+        }
+    };
+    Ok(MailSettings {
+        transport,
+        reply_limit_per_hour: raw.reply_limit_per_hour.unwrap_or(10),
+        no_result_reply: raw.no_result_reply,
+    })
+}
+
+fn smtp(raw: RawSmtp, base: &Path) -> Result<Smtp, String> {
+    if raw.password.is_some() {
+        return Err("mail.smtp.password: passwords do not belong in config.yaml: put it in a file only helpdesk can read (chmod 600) and name it in password_file, or name an environment variable in password_env".into());
+    }
+    let security = raw.security.unwrap_or(Security::Starttls);
+    let password = match (raw.password_file, raw.password_env) {
+        (Some(_), Some(_)) => {
+            return Err("mail.smtp: give password_file or password_env, not both".into());
+        }
+        (Some(file), None) => Some(PasswordSource::File(normalize(&base.join(file)))),
+        (None, Some(var)) => Some(PasswordSource::Env(var)),
+        (None, None) => None,
+    };
+    if raw.username.is_some() != password.is_some() {
+        return Err(
+            "mail.smtp: username and a password (password_file or password_env) go together".into(),
+        );
+    }
+    Ok(Smtp {
+        host: raw.host.unwrap_or_else(|| "127.0.0.1".into()),
+        port: raw.port.unwrap_or(match security {
+            Security::Tls => 465,
+            Security::Starttls => 587,
+            Security::None => 25,
+        }),
+        security,
+        username: raw.username,
+        password,
+        ca_file: raw.ca_file.map(|p| normalize(&base.join(p))),
+        timeout: duration("mail.smtp.timeout", raw.timeout, Duration::from_secs(30))?,
+    })
 }
 
 fn yaml_error(shown: &str, error: &serde_saphyr::Error) -> ConfigError {
@@ -266,6 +426,42 @@ mod tests {
         let shown = err.to_string();
         assert!(shown.starts_with("config.yaml:3:"), "{shown}");
         assert!(shown.contains("timout"), "{shown}");
+    }
+
+    #[test]
+    fn mail_section() {
+        let config = load("helpdesk_address: helpdesk@example.com\nmail:\n  transport: smtp\n  smtp: {host: mx.example.com, security: tls, username: hd, password_file: smtp.secret}\n  no_result_reply: [storage]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mail = config.mail.unwrap_or_else(|| panic!("no mail"));
+        let Transport::Smtp(smtp) = mail.transport else {
+            panic!("not smtp")
+        };
+        assert_eq!(smtp.port, 465);
+        assert_eq!(
+            smtp.password,
+            Some(PasswordSource::File(normalize(
+                &std::env::temp_dir().join("smtp.secret")
+            )))
+        );
+        assert_eq!(mail.reply_limit_per_hour, 10);
+        assert_eq!(mail.no_result_reply, vec!["storage".to_owned()]);
+
+        let err = load("helpdesk_address: h@example.com\nmail:\n  smtp: {password: hunter2}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("passwords do not belong in config.yaml"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = load("mail:\n  transport: folder\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs helpdesk_address"), "{err}");
+        let err = load("helpdesk_address: not an address\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not an address"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The helpdesk folder: `keywords.txt`, `phrasebooks/`, `playbooks/`,
-//! `help_templates/` and `inventory`, either on disk or the defaults
+//! `help_templates/`, `reply_templates/` and `inventory`, either on disk or the defaults
 //! compiled into the binary.
 //!
 //! A capability is a naming convention, not code: request type `name` is
@@ -20,6 +20,7 @@ use crate::sections::SyntaxError;
 static PHRASEBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/phrasebooks");
 static PLAYBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
 static HELP_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/help_templates");
+static REPLY_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/reply_templates");
 static KEYWORDS: &str = include_str!("../keywords.txt");
 static INVENTORY: &str = include_str!("../inventory");
 
@@ -152,6 +153,7 @@ fn builtin_file(relative: &str) -> Option<&'static str> {
         Some(("phrasebooks", name)) => (&PHRASEBOOKS, name),
         Some(("playbooks", name)) => (&PLAYBOOKS, name),
         Some(("help_templates", name)) => (&HELP_TEMPLATES, name),
+        Some(("reply_templates", name)) => (&REPLY_TEMPLATES, name),
         Some(_) => return None,
         None => {
             return match relative {

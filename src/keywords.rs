@@ -50,6 +50,15 @@ impl Keywords {
         self.sections.iter().map(|s| s.name.as_str())
     }
 
+    /// The keyword phrases of one request type, as written.
+    pub fn phrases_of(&self, request_type: &str) -> Vec<&str> {
+        self.sections
+            .iter()
+            .find(|s| s.name == request_type)
+            .map(|s| s.phrases.iter().map(|p| p.text.as_str()).collect())
+            .unwrap_or_default()
+    }
+
     /// The first section (in file order) with a phrase in `subject`.
     pub fn classify(&self, subject: &str) -> Option<Classification> {
         let folded = Folded::new(subject);

@@ -25,6 +25,24 @@ pub struct Mail {
     pub body: String,
     /// Where the body text came from.
     pub body_source: BodySource,
+    /// Message-IDs of the thread (References), for threading a reply.
+    pub references: Vec<String>,
+    /// Headers that say whether the message may be answered automatically.
+    pub markers: Markers,
+}
+
+/// What RFC 3834 and common practice look at before an automatic reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Markers {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    /// The first `List-*` header's name, when there is one.
+    pub list_header: Option<String>,
+    pub auto_response_suppress: Option<String>,
+    /// Every `X-Loop` value.
+    pub x_loop: Vec<String>,
+    /// The raw Return-Path, trimmed (`<>` for bounces).
+    pub return_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,6 +78,53 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
         message_id: message.message_id().map(str::to_owned),
         body: strip_quotes_and_signature(&text),
         body_source,
+        references: references(&message),
+        markers: markers(&message),
+    }
+}
+
+fn references(message: &Message<'_>) -> Vec<String> {
+    let value = message.references();
+    value
+        .as_text_list()
+        .map(|list| list.iter().map(|id| id.to_string()).collect())
+        .or_else(|| value.as_text().map(|id| vec![id.to_owned()]))
+        .unwrap_or_default()
+}
+
+fn markers(message: &Message<'_>) -> Markers {
+    let raw = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    Markers {
+        auto_submitted: raw("Auto-Submitted"),
+        precedence: raw("Precedence"),
+        list_header: message
+            .headers()
+            .iter()
+            .map(|h| h.name())
+            .find(|name| {
+                name.len() > 5
+                    && name
+                        .get(..5)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("list-"))
+            })
+            .map(str::to_owned),
+        auto_response_suppress: raw("X-Auto-Response-Suppress"),
+        x_loop: message
+            .headers()
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case("X-Loop"))
+            .filter_map(|h| {
+                let start = usize::try_from(h.offset_start()).ok()?;
+                let end = usize::try_from(h.offset_end()).ok()?;
+                let value = message.raw_message().get(start..end)?;
+                Some(String::from_utf8_lossy(value).trim().to_owned())
+            })
+            .collect(),
+        return_path: raw("Return-Path"),
     }
 }
 
@@ -276,6 +341,30 @@ mod tests {
             let _ = read(raw, "From");
             let _ = read(raw, "X-Original-Sender");
         }
+    }
+
+    #[test]
+    fn markers_and_references() {
+        let raw = b"Return-Path: <>\r\nFrom: a@example.com\r\nX-Loop: one@example.com\r\nX-Loop: helpdesk@example.com\r\nAuto-Submitted: auto-replied\r\nList-Id: <x.example.com>\r\nPrecedence:  bulk\r\nX-Auto-Response-Suppress: OOF, AutoReply\r\nReferences: <a@x> <b@x>\r\nSubject: quota\r\n\r\nhi\r\n";
+        let mail = read(raw, "From");
+        let m = &mail.markers;
+        assert_eq!(m.return_path.as_deref(), Some("<>"));
+        assert_eq!(
+            m.x_loop,
+            vec![
+                "one@example.com".to_owned(),
+                "helpdesk@example.com".to_owned()
+            ]
+        );
+        assert_eq!(m.auto_submitted.as_deref(), Some("auto-replied"));
+        assert!(
+            m.list_header
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case("List-Id"))
+        );
+        assert_eq!(m.precedence.as_deref(), Some("bulk"));
+        assert_eq!(m.auto_response_suppress.as_deref(), Some("OOF, AutoReply"));
+        assert_eq!(mail.references, vec!["a@x".to_owned(), "b@x".to_owned()]);
     }
 
     #[test]

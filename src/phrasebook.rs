@@ -12,6 +12,11 @@
 //!   sender's local part when no label filled it.
 //! - `*modifiers*` with `*unit*` read `by 5 gb` into `modifiers`, `amount`,
 //!   `unit`.
+//! - `*required*` (an extension) names the variables a request cannot do
+//!   without; when one is missing nothing runs and the reply asks for it.
+//! - `*secret*` (an extension) names variables, beyond those called
+//!   `*password*`, `*secret*` or `*token*`, whose values never appear in
+//!   replies or logs.
 //! - Every other section is a flag, true when one of its phrases appears.
 
 use regex::Regex;
@@ -22,6 +27,18 @@ use crate::sections::{self, Section, SyntaxError, SyntaxErrorKind};
 
 const TARGETS: &str = "targets";
 const FIELDS: &str = "fields";
+const REQUIRED: &str = "required";
+const SECRET: &str = "secret";
+/// Sections with a meaning of their own; every other one is a flag.
+const SPECIAL: &[&str] = &[
+    TARGETS,
+    FIELDS,
+    SELFTARGETS,
+    MODIFIERS,
+    UNIT,
+    REQUIRED,
+    SECRET,
+];
 const SELFTARGETS: &str = "selftargets";
 const MODIFIERS: &str = "modifiers";
 const UNIT: &str = "unit";
@@ -72,6 +89,16 @@ pub struct Phrasebook {
     set: PhraseSet,
     /// Phrase texts by (group, number), for explaining hits.
     phrase_texts: Vec<Vec<(String, usize)>>,
+    required: Vec<String>,
+    secret: Vec<String>,
+}
+
+/// A variable a request needs but the mail did not give, and how to give it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Missing {
+    pub var: String,
+    /// What to write in the mail, e.g. `username: <value>`.
+    pub form: String,
 }
 
 #[derive(Debug)]
@@ -92,6 +119,8 @@ struct Flag {
 #[derive(Debug)]
 struct Quantity {
     pattern: Regex,
+    /// How to write one, from the first listed words: `by <number> gb`.
+    example: String,
     has_modifiers: bool,
     has_unit: bool,
     line: usize,
@@ -164,7 +193,7 @@ impl Phrasebook {
 
         let flags_sections: Vec<&Section> = parsed
             .iter()
-            .filter(|s| ![TARGETS, FIELDS, SELFTARGETS, MODIFIERS, UNIT].contains(&s.name.as_str()))
+            .filter(|s| !SPECIAL.contains(&s.name.as_str()))
             .collect();
         let mut flags = Vec::new();
         for section in &flags_sections {
@@ -210,7 +239,12 @@ impl Phrasebook {
             )
         })?;
 
-        Ok(Self {
+        let names = |name: &str| -> Vec<(String, usize)> {
+            find(name)
+                .map(|s| s.phrases.iter().map(|p| (p.text.clone(), p.line)).collect())
+                .unwrap_or_default()
+        };
+        let mut book = Self {
             file: file.to_owned(),
             labels,
             has_selftargets: selftargets.is_some(),
@@ -219,7 +253,76 @@ impl Phrasebook {
             quantity,
             set,
             phrase_texts,
-        })
+            required: Vec::new(),
+            secret: Vec::new(),
+        };
+        for (var, line) in names(REQUIRED) {
+            if book.form(&var).is_none() {
+                return Err(error(
+                    line,
+                    SyntaxErrorKind::BadVariable(
+                        var,
+                        "is required but nothing in this phrasebook sets it: name a label's variable, targets, a flag, modifiers, amount or unit".into(),
+                    ),
+                ));
+            }
+            book.required.push(var);
+        }
+        book.secret = names(SECRET).into_iter().map(|(var, _)| var).collect();
+        Ok(book)
+    }
+
+    /// Variables named in `*secret*`.
+    pub fn secret_names(&self) -> &[String] {
+        &self.secret
+    }
+
+    /// The required variables this extraction lacks (null, or a false flag).
+    pub fn missing(&self, vars: &Map<String, Value>) -> Vec<Missing> {
+        self.required
+            .iter()
+            .filter(|var| {
+                vars.get(var.as_str())
+                    .is_none_or(|v| v.is_null() || *v == Value::Bool(false))
+            })
+            .filter_map(|var| {
+                Some(Missing {
+                    var: var.clone(),
+                    form: self.form(var)?,
+                })
+            })
+            .collect()
+    }
+
+    /// How a mail gives `var`, or `None` when nothing here sets it.
+    fn form(&self, var: &str) -> Option<String> {
+        let value = "<value>";
+        if var == TARGETS {
+            return self
+                .labels
+                .iter()
+                .find(|l| l.may_target)
+                .map(|l| format!("{} {value}", l.text));
+        }
+        if let Some(label) = self.labels.iter().find(|l| l.var == var) {
+            return Some(format!("{} {value}", label.text));
+        }
+        if let Some(group) = self.flags.iter().position(|f| f.name == var) {
+            let words: Vec<&str> = self
+                .phrase_texts
+                .get(group)
+                .map(|g| g.iter().map(|(p, _)| p.as_str()).collect())
+                .unwrap_or_default();
+            return Some(format!("one of the words: {}", words.join(", ")));
+        }
+        let quantity = self.quantity.as_ref()?;
+        let known = match var {
+            MODIFIERS => quantity.has_modifiers,
+            UNIT => quantity.has_unit,
+            "amount" => true,
+            _ => false,
+        };
+        known.then(|| quantity.example.clone())
     }
 
     pub fn file(&self) -> &str {
@@ -533,8 +636,15 @@ fn quantity(
         }
     };
     let pattern = Regex::new(&pattern).map_err(|_| line)?;
+    let first = |s: Option<&Section>| s.and_then(|s| s.phrases.first()).map(|p| p.text.clone());
+    let example = [first(modifiers), Some("<number>".to_owned()), first(unit)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
     Ok(Some(Quantity {
         pattern,
+        example,
         has_modifiers: modifiers.is_some(),
         has_unit: unit.is_some(),
         line,
@@ -665,6 +775,48 @@ mod tests {
             "a@example.com",
         );
         assert_eq!(vars["first_name"], "B");
+    }
+
+    #[test]
+    fn required_variables_and_how_to_give_them() {
+        let book = format!("{STORAGE}*required*\ntargets amount verbs_positive\n*secret*\npin\n");
+        let book = Phrasebook::parse("p.txt", &book).unwrap();
+        let vars = book
+            .extract(Input {
+                text: "quota\nplease",
+                sender: None,
+            })
+            .vars;
+        let missing: Vec<(String, String)> = book
+            .missing(&vars)
+            .into_iter()
+            .map(|m| (m.var, m.form))
+            .collect();
+        assert_eq!(
+            missing,
+            vec![
+                ("targets".into(), "employee: <value>".into()),
+                ("amount".into(), "by <number> gb".into()),
+                (
+                    "verbs_positive".into(),
+                    "one of the words: add, more, increase".into()
+                ),
+            ]
+        );
+        let vars = book
+            .extract(Input {
+                text: "quota\nadd to user: bob by 2 gb",
+                sender: None,
+            })
+            .vars;
+        assert!(book.missing(&vars).is_empty());
+        assert_eq!(book.secret_names(), ["pin".to_owned()]);
+        let err = Phrasebook::parse("p.txt", "*targets*\nuser:\n*required*\nnope\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("p.txt:4: 'nope' is required but nothing"),
+            "{err}"
+        );
     }
 
     #[test]

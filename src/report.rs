@@ -6,11 +6,58 @@ use serde_json::{Value, json};
 
 use crate::ansible::{self, VARS_FILE_PLACEHOLDER};
 use crate::config::Config;
+use crate::keywords::Keywords;
+use crate::loops;
 use crate::mail::Mail;
+use crate::redact::Secrets;
+use crate::reply::{self, Reply, ReplyError};
 use crate::request::Decision;
 
+/// The reply `run` would send, or why it would send none.
+#[derive(Debug, Clone)]
+pub enum Preview {
+    Reply(Reply),
+    None(String),
+}
+
+/// What `run` would answer, without sending anything or counting it
+/// against the reply limit.
+pub fn preview(
+    config: &Config,
+    keywords: &Keywords,
+    mail: &Mail,
+    decision: &Decision,
+) -> Result<Preview, ReplyError> {
+    if let Some(silence) = loops::silence(mail, config.helpdesk_address.as_deref()) {
+        let what = if silence.drops_request() {
+            "ignored, nothing runs"
+        } else {
+            "no reply"
+        };
+        return Ok(Preview::None(format!("{what}: {silence}")));
+    }
+    let answer = reply::answer(&config.desk, keywords, decision)?;
+    let secrets = Secrets::new(&decision.vars, &decision.secret_names);
+    Ok(Preview::Reply(reply::compose(
+        config, keywords, mail, decision, &answer, &secrets,
+    )?))
+}
+
+fn preview_json(preview: &Preview) -> Value {
+    match preview {
+        Preview::Reply(reply) => json!(reply),
+        Preview::None(why) => json!({ "none": why }),
+    }
+}
+
 /// The JSON object of `parse --format json`.
-pub fn json(config: &Config, mail: &Mail, decision: &Decision, explain: bool) -> Value {
+pub fn json(
+    config: &Config,
+    mail: &Mail,
+    decision: &Decision,
+    preview: &Preview,
+    explain: bool,
+) -> Value {
     let command = command(config, decision);
     let mut object = json!({
         "request_type": decision.request_type,
@@ -18,6 +65,8 @@ pub fn json(config: &Config, mail: &Mail, decision: &Decision, explain: bool) ->
         "command": command,
         "vars": decision.vars,
         "reason": decision.reason,
+        "missing": decision.missing,
+        "reply": preview_json(preview),
     });
     if explain && let Some(map) = object.as_object_mut() {
         map.insert("explain".into(), json!(explanation(config, mail, decision)));
@@ -26,7 +75,13 @@ pub fn json(config: &Config, mail: &Mail, decision: &Decision, explain: bool) ->
 }
 
 /// The text of `parse --format text`.
-pub fn text(config: &Config, mail: &Mail, decision: &Decision, explain: bool) -> String {
+pub fn text(
+    config: &Config,
+    mail: &Mail,
+    decision: &Decision,
+    preview: &Preview,
+    explain: bool,
+) -> String {
     let mut out = String::new();
     let none = "-".to_owned();
     let _ = writeln!(
@@ -45,6 +100,30 @@ pub fn text(config: &Config, mail: &Mail, decision: &Decision, explain: bool) ->
     for (name, value) in &decision.vars {
         let _ = writeln!(out, "  {name}: {value}");
     }
+    for missing in &decision.missing {
+        let _ = writeln!(
+            out,
+            "missing       {} (write: {})",
+            missing.var, missing.form
+        );
+    }
+    match preview {
+        Preview::None(why) => {
+            let _ = writeln!(out, "reply         none: {why}");
+        }
+        Preview::Reply(reply) => {
+            let _ = writeln!(
+                out,
+                "reply         to {}, {:?}, from template {}",
+                reply.to, reply.subject, reply.template
+            );
+            if let Some(body) = &reply.body {
+                for line in body.lines() {
+                    let _ = writeln!(out, "  | {line}");
+                }
+            }
+        }
+    }
     if explain {
         let _ = writeln!(out, "explain");
         for line in explanation(config, mail, decision) {
@@ -55,6 +134,9 @@ pub fn text(config: &Config, mail: &Mail, decision: &Decision, explain: bool) ->
 }
 
 fn command(config: &Config, decision: &Decision) -> Option<Vec<String>> {
+    if !decision.missing.is_empty() {
+        return None;
+    }
     let playbook = decision.playbook.as_ref()?;
     Some(ansible::command_line(
         &config.ansible,

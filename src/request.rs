@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::desk::{DeskError, HELP, Playbook};
-use crate::keywords::Classification;
+use crate::keywords::{Classification, Keywords};
 use crate::mail::Mail;
-use crate::phrasebook::{Evidence, Input};
+use crate::phrasebook::{Evidence, Input, Missing};
 
 /// What the helpdesk will do with a mail.
 #[derive(Debug, Clone)]
@@ -20,16 +20,20 @@ pub struct Decision {
     pub playbook: Option<Playbook>,
     pub vars: Map<String, Value>,
     /// Why there is no request type.
+    /// (Also set, with the type kept, when required information is missing.)
     pub reason: Option<String>,
     pub classification: Option<Classification>,
     pub evidence: Vec<Evidence>,
+    /// Required variables the mail did not give: nothing runs.
+    pub missing: Vec<Missing>,
+    /// Variables the phrasebook lists under `*secret*`.
+    pub secret_names: Vec<String>,
     /// The text the phrasebook searched: topic, newline, body.
     pub searched: String,
     pub topic_len: usize,
 }
 
-pub fn decide(config: &Config, mail: &Mail) -> Result<Decision, DeskError> {
-    let keywords = config.desk.keywords()?;
+pub fn decide(config: &Config, keywords: &Keywords, mail: &Mail) -> Result<Decision, DeskError> {
     let mut vars = Map::new();
     let optional = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
     vars.insert("request_type".into(), Value::Null);
@@ -44,6 +48,8 @@ pub fn decide(config: &Config, mail: &Mail) -> Result<Decision, DeskError> {
         reason: None,
         classification: None,
         evidence: Vec::new(),
+        missing: Vec::new(),
+        secret_names: Vec::new(),
         searched,
         topic_len: mail.topic.len(),
     };
@@ -79,6 +85,8 @@ pub fn decide(config: &Config, mail: &Mail) -> Result<Decision, DeskError> {
         .vars
         .insert("request_type".into(), Value::String(request_type.clone()));
     decision.vars.extend(extraction.vars);
+    decision.missing = phrasebook.missing(&decision.vars);
+    decision.secret_names = phrasebook.secret_names().to_vec();
     decision.evidence = extraction.evidence;
     decision.request_type = Some(request_type);
     decision.classification = Some(classification);

@@ -209,9 +209,11 @@ fn the_example_config_is_valid_and_documents_every_key() {
     let example =
         std::fs::read_to_string(crate::support::repo().join("config.example.yaml")).unwrap();
     let desk = Helpdesk::from_defaults().config(&example);
+    let secret = desk.path().join("smtp.secret");
+    std::fs::write(&secret, "x").unwrap();
     let out = exec(
         desk.command(&["parse", "--format", "json"]),
-        &mail("a@example.com", "quota", "x"),
+        &mail("a@example.com", "quota", "more for me"),
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.json()["command"][0], "ansible-playbook");

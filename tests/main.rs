@@ -2,10 +2,14 @@
 //! runs the built `helpdesk` binary; the `run` tests also run the real
 //! `ansible-playbook` (installed into `.venv/` by `scripts/test`).
 
+// A test that cannot set up its world should stop right there, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod errors;
 mod fixtures;
 mod must_show;
+mod replies;
 mod run;
 mod shipped;

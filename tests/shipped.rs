@@ -46,7 +46,7 @@ fn the_shipped_query_account_playbook_runs_for_real() {
     let desk = desk.config(&config);
     let out = desk.run(&mail("it@example.com", "query account", "username: nobody"));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let files = desk.run_files();
+    let files = desk.run_logs();
     assert_eq!(files.len(), 1, "{files:?}");
     let log = std::fs::read_to_string(&files[0]).unwrap();
     assert!(

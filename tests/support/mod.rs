@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod smtp;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -198,6 +200,23 @@ impl Helpdesk {
         self
     }
 
+    /// Replies go to `server` over plain SMTP on loopback.
+    pub fn replying_to(self, server: &smtp::SmtpServer) -> Self {
+        self.with_mail(&format!(
+            "  transport: smtp\n  smtp: {{host: 127.0.0.1, port: {}, security: none, timeout: 10s}}\n",
+            server.port
+        ))
+    }
+
+    /// Adds `helpdesk_address` and a `mail:` section with these lines.
+    pub fn with_mail(self, mail_lines: &str) -> Self {
+        let config = format!(
+            "{}helpdesk_address: helpdesk@example.com\nmail:\n{mail_lines}",
+            self.config
+        );
+        self.config(&config)
+    }
+
     pub fn config_text(&self) -> &str {
         &self.config
     }
@@ -242,6 +261,22 @@ impl Helpdesk {
     pub fn received(&self) -> Option<Value> {
         let text = fs::read_to_string(self.out_path()).ok()?;
         Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("echo output: {e}: {text}")))
+    }
+
+    /// The run logs in the state folder's runs/, after checking that no
+    /// extra-vars file was left behind there.
+    pub fn run_logs(&self) -> Vec<PathBuf> {
+        let files = self.run_files();
+        assert!(
+            !files.iter().any(|f| f
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vars-"))),
+            "an extra-vars file was left behind: {files:?}"
+        );
+        files
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|x| x == "log"))
+            .collect()
     }
 
     /// Files in the state folder's runs/.

@@ -1,0 +1,74 @@
+# helpdesk_result: an Ansible callback that writes what helpdesk needs for
+# its reply, as JSON, to the file named by HELPDESK_RESULT_FILE: the task
+# running now, every failed task (host, name, message) and the recap counts.
+# Written by helpdesk into its state folder and enabled only for its runs.
+# A notification callback: the normal screen output is left as it is.
+from __future__ import annotations
+
+import json
+import os
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+name: helpdesk_result
+type: notification
+short_description: summary of a run for helpdesk's reply
+description: Writes the running task, failed tasks and recap counts to $HELPDESK_RESULT_FILE.
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "helpdesk_result"
+    CALLBACK_NEEDS_ENABLED = False
+
+    def __init__(self):
+        super().__init__()
+        self._path = os.environ.get("HELPDESK_RESULT_FILE")
+        self._data = {"running_task": None, "failures": [], "stats": {}}
+
+    def _write(self):
+        if not self._path:
+            return
+        tmp = self._path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self._data, f)
+        os.replace(tmp, self._path)
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._data["running_task"] = task.get_name()
+        self._write()
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self.v2_playbook_on_task_start(task, False)
+
+    def _failed(self, result, unreachable):
+        r = result._result
+        msg = r.get("msg") or r.get("reason") or ""
+        stderr = r.get("stderr") or ""
+        if stderr and stderr not in str(msg):
+            msg = f"{msg}: {stderr}" if msg else stderr
+        self._data["failures"].append(
+            {
+                "host": result._host.get_name(),
+                "task": result._task.get_name(),
+                "msg": str(msg).strip(),
+                "unreachable": unreachable,
+            }
+        )
+        self._write()
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        if not ignore_errors:
+            self._failed(result, False)
+
+    def v2_runner_on_unreachable(self, result):
+        self._failed(result, True)
+
+    def v2_playbook_on_stats(self, stats):
+        self._data["running_task"] = None
+        for host in sorted(stats.processed.keys()):
+            self._data["stats"][host] = stats.summarize(host)
+        self._write()

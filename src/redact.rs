@@ -1,0 +1,91 @@
+//! Secret-like variables and keeping their values out of replies and logs.
+//!
+//! A variable is secret when its name contains `password`, `secret` or
+//! `token`, or when its phrasebook lists it under `*secret*`. Its value
+//! only ever sits in the 0600 extra-vars file; everything people read gets
+//! `[redacted]` instead, including Ansible messages that echo it back.
+
+use serde_json::{Map, Value};
+
+pub const REDACTED: &str = "[redacted]";
+
+/// The secret values of one request.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    names: Vec<String>,
+    values: Vec<String>,
+}
+
+pub fn is_secret_name(name: &str, listed: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["password", "secret", "token"]
+        .iter()
+        .any(|w| lower.contains(w))
+        || listed.iter().any(|l| l == name)
+}
+
+impl Secrets {
+    pub fn new(vars: &Map<String, Value>, listed: &[String]) -> Self {
+        let mut secrets = Self::default();
+        for (name, value) in vars {
+            if !is_secret_name(name, listed) {
+                continue;
+            }
+            secrets.names.push(name.clone());
+            if let Some(text) = value.as_str().filter(|t| !t.is_empty()) {
+                secrets.values.push(text.to_owned());
+            }
+        }
+        // Longest first, so a secret that contains another is hidden whole.
+        secrets.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        secrets
+    }
+
+    /// The vars with secret values replaced.
+    pub fn redact_vars(&self, vars: &Map<String, Value>) -> Map<String, Value> {
+        vars.iter()
+            .map(|(name, value)| {
+                let hidden = self.names.contains(name) && !value.is_null();
+                let value = if hidden {
+                    Value::String(REDACTED.into())
+                } else {
+                    value.clone()
+                };
+                (name.clone(), value)
+            })
+            .collect()
+    }
+
+    /// Text with every occurrence of a secret value replaced.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for value in &self.values {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_and_values() {
+        let vars = json!({"targets": "john", "password": "hunter2", "new_password": "hunter22", "pin": "4711", "api_token": null});
+        let vars = vars.as_object().cloned().unwrap_or_default();
+        let secrets = Secrets::new(&vars, &["pin".to_owned()]);
+        let redacted = secrets.redact_vars(&vars);
+        assert_eq!(redacted["targets"], "john");
+        assert_eq!(redacted["password"], REDACTED);
+        assert_eq!(redacted["pin"], REDACTED);
+        assert_eq!(redacted["api_token"], Value::Null);
+        assert_eq!(
+            secrets.scrub("set hunter22 (was hunter2), pin 4711 for john"),
+            "set [redacted] (was [redacted]), pin [redacted] for john"
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Replies: what the sender is told, and how the mail looks.
+//!
+//! The texts are templates (`reply_templates/<name>.txt`, MiniJinja) in the
+//! helpdesk folder that an administrator can edit; a missing one falls
+//! back to the default compiled into the binary. Values from the mail are
+//! passed to templates as data, never evaluated as template source, and
+//! secret values are scrubbed from the finished text.
+
+use lettre::Message;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::ansible::{Outcome, Report, Run};
+use crate::config::Config;
+use crate::desk::{Desk, DeskError};
+use crate::help::{self, Capability};
+use crate::keywords::Keywords;
+use crate::mail::Mail;
+use crate::phrasebook::Missing;
+use crate::redact::Secrets;
+use crate::request::Decision;
+
+/// What the helpdesk has to say about a mail.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// `help with: <topic>` for a known request type.
+    HelpTopic {
+        topic: String,
+        text: String,
+    },
+    /// `help` with no topic, or one that names nothing (`asked`).
+    HelpIndex {
+        asked: Option<String>,
+    },
+    Unclassified,
+    Missing(Vec<Missing>),
+    /// After a playbook ran.
+    Result(Run),
+    /// Before a playbook runs (the dry run): the result reply comes later.
+    Pending,
+}
+
+/// A reply ready to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    pub to: String,
+    pub subject: String,
+    /// The template it was made from.
+    pub template: String,
+    /// `None` for a result reply that can only be written after the run.
+    pub body: Option<String>,
+    #[serde(skip)]
+    pub in_reply_to: Option<String>,
+    #[serde(skip)]
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    #[error("{file}:{line}: {message}: fix the template or delete it to use the default")]
+    Template {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot build the reply mail: {0}")]
+    Build(String),
+}
+
+/// Decides what to answer for a decision, before anything runs.
+pub fn answer(desk: &Desk, keywords: &Keywords, decision: &Decision) -> Result<Answer, DeskError> {
+    let Some(request_type) = decision.request_type.as_deref() else {
+        return Ok(Answer::Unclassified);
+    };
+    if request_type == crate::desk::HELP {
+        let asked = decision.vars.get("targets").and_then(|v| v.as_str());
+        return Ok(
+            match asked
+                .map(|t| help::topic(desk, keywords, t))
+                .transpose()?
+                .flatten()
+            {
+                Some((topic, text)) => Answer::HelpTopic { topic, text },
+                None => Answer::HelpIndex {
+                    asked: asked.map(str::to_owned),
+                },
+            },
+        );
+    }
+    if !decision.missing.is_empty() {
+        return Ok(Answer::Missing(decision.missing.clone()));
+    }
+    Ok(Answer::Pending)
+}
+
+/// Renders the reply for `answer`.
+pub fn compose(
+    config: &Config,
+    keywords: &Keywords,
+    mail: &Mail,
+    decision: &Decision,
+    answer: &Answer,
+    secrets: &Secrets,
+) -> Result<Reply, ReplyError> {
+    let desk = &config.desk;
+    let template = match answer {
+        Answer::HelpTopic { .. } => "help_topic",
+        Answer::HelpIndex { .. } => "help_index",
+        Answer::Unclassified => "unclassified",
+        Answer::Missing(_) => "missing",
+        Answer::Result(run) => match run.outcome {
+            Outcome::Succeeded => "success",
+            Outcome::Failed { .. } => "failure",
+            Outcome::TimedOut { .. } => "timeout",
+        },
+        Answer::Pending => "success",
+    };
+    let body = match answer {
+        Answer::Pending => None,
+        _ => {
+            let capabilities = help::index(desk, keywords)?;
+            let text = render(
+                desk,
+                template,
+                &TemplateData::new(config, mail, decision, answer, capabilities, secrets),
+            )?;
+            Some(secrets.scrub(&text))
+        }
+    };
+    Ok(Reply {
+        to: mail.sender.clone().unwrap_or_default(),
+        subject: reply_subject(&mail.subject),
+        template: if matches!(answer, Answer::Pending) {
+            "success, failure or timeout (after the playbook)".into()
+        } else {
+            template.to_owned()
+        },
+        body,
+        in_reply_to: mail.message_id.clone(),
+        references: {
+            let mut refs = mail.references.clone();
+            refs.extend(mail.message_id.clone());
+            refs
+        },
+    })
+}
+
+/// The values a template sees.
+#[derive(Debug, Serialize)]
+struct TemplateData {
+    helpdesk_address: Option<String>,
+    sender: Option<String>,
+    subject: String,
+    request_type: Option<String>,
+    capabilities: Vec<Capability>,
+    topic: Option<String>,
+    help_text: Option<String>,
+    asked_topic: Option<String>,
+    missing: Vec<Missing>,
+    failures: Vec<crate::ansible::Failure>,
+    stats: Vec<HostRecap>,
+    running_task: Option<String>,
+    timeout: Option<String>,
+    duration: Option<String>,
+    exit_code: Option<i32>,
+    vars: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct HostRecap {
+    host: String,
+    #[serde(flatten)]
+    counts: crate::ansible::Recap,
+}
+
+impl TemplateData {
+    fn new(
+        config: &Config,
+        mail: &Mail,
+        decision: &Decision,
+        answer: &Answer,
+        capabilities: Vec<Capability>,
+        secrets: &Secrets,
+    ) -> Self {
+        let mut data = Self {
+            helpdesk_address: config.helpdesk_address.clone(),
+            sender: mail.sender.clone(),
+            subject: mail.subject.clone(),
+            request_type: decision.request_type.clone(),
+            capabilities,
+            topic: None,
+            help_text: None,
+            asked_topic: None,
+            missing: Vec::new(),
+            failures: Vec::new(),
+            stats: Vec::new(),
+            running_task: None,
+            timeout: None,
+            duration: None,
+            exit_code: None,
+            vars: secrets.redact_vars(&decision.vars),
+        };
+        match answer {
+            Answer::HelpTopic { topic, text } => {
+                data.topic = Some(topic.clone());
+                data.help_text = Some(text.clone());
+            }
+            Answer::HelpIndex { asked } => data.asked_topic.clone_from(asked),
+            Answer::Missing(missing) => data.missing.clone_from(missing),
+            Answer::Result(run) => {
+                let report = run.report.clone().unwrap_or_default();
+                let Report {
+                    running_task,
+                    failures,
+                    stats,
+                } = report;
+                data.failures = failures;
+                data.stats = stats
+                    .into_iter()
+                    .map(|(host, counts)| HostRecap { host, counts })
+                    .collect();
+                data.running_task = running_task;
+                data.duration = Some(format!("{:.0}s", run.duration.as_secs_f64()));
+                match run.outcome {
+                    Outcome::TimedOut { after } => {
+                        data.timeout = Some(humantime::format_duration(after).to_string())
+                    }
+                    Outcome::Failed { code, .. } => data.exit_code = code,
+                    Outcome::Succeeded => {}
+                }
+            }
+            Answer::Unclassified | Answer::Pending => {}
+        }
+        data
+    }
+}
+
+fn render(desk: &Desk, name: &str, data: &TemplateData) -> Result<String, ReplyError> {
+    let relative = format!("reply_templates/{name}.txt");
+    let (source, file) = match desk.read(&relative)? {
+        Some(text) => (text, desk.display(&relative)),
+        None => (
+            Desk::Builtin.read(&relative)?.unwrap_or_default(),
+            Desk::Builtin.display(&relative),
+        ),
+    };
+    let error = |e: minijinja::Error| ReplyError::Template {
+        file: file.clone(),
+        line: e.line().unwrap_or(0),
+        message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+    };
+    let mut env = Environment::new();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(error)?,
+    );
+    let template = env.template_from_str(&source).map_err(error)?;
+    template
+        .render(minijinja::value::Serde(data))
+        .map_err(error)
+}
+
+/// `Re: <original>`, without stacking `Re: Re:`.
+pub fn reply_subject(original: &str) -> String {
+    let original = original.trim();
+    if original.is_empty() {
+        return "Re: your mail to the helpdesk".into();
+    }
+    let already = original
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case("re:"));
+    if already {
+        original.to_owned()
+    } else {
+        format!("Re: {original}")
+    }
+}
+
+/// The reply as a mail: threaded, marked as automatic (RFC 3834), and
+/// carrying our X-Loop so that it is never processed again.
+pub fn to_message(reply: &Reply, from: &str) -> Result<Message, ReplyError> {
+    let build = |e: &dyn std::fmt::Display| ReplyError::Build(e.to_string());
+    let from_box: lettre::message::Mailbox = from.parse().map_err(|e| build(&e))?;
+    let to_box: lettre::message::Mailbox = reply.to.parse().map_err(|e| build(&e))?;
+    let mut builder = Message::builder()
+        .from(from_box)
+        .to(to_box)
+        .subject(reply.subject.clone())
+        .date_now()
+        .raw_header(raw_header("Auto-Submitted", "auto-replied").map_err(|e| build(&e))?)
+        .raw_header(raw_header("X-Loop", from).map_err(|e| build(&e))?)
+        .raw_header(raw_header("Precedence", "bulk").map_err(|e| build(&e))?);
+    if let Some(id) = &reply.in_reply_to {
+        builder = builder.in_reply_to(format!("<{id}>"));
+    }
+    if !reply.references.is_empty() {
+        let refs: Vec<String> = reply.references.iter().map(|r| format!("<{r}>")).collect();
+        builder = builder.references(refs.join(" "));
+    }
+    builder
+        .header(ContentType::TEXT_PLAIN)
+        .body(reply.body.clone().unwrap_or_default())
+        .map_err(|e| build(&e))
+}
+
+fn raw_header(name: &'static str, value: &str) -> Result<HeaderValue, String> {
+    let name = HeaderName::new_from_ascii(name.to_owned()).map_err(|e| e.to_string())?;
+    // Header values never carry line breaks from anywhere.
+    let value: String = value.chars().filter(|c| !c.is_control()).collect();
+    Ok(HeaderValue::new(name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects() {
+        assert_eq!(reply_subject("New User"), "Re: New User");
+        assert_eq!(reply_subject("RE: New User"), "RE: New User");
+        assert_eq!(reply_subject("  "), "Re: your mail to the helpdesk");
+    }
+}
