@@ -1,8 +1,10 @@
 //! Dispatch: runs `ansible-playbook` for a decision.
 //!
 //! The program is started directly (an argument vector, never a shell) in
-//! its own process group, with the variables in a 0600 JSON file passed as
-//! `--extra-vars @file` and removed afterwards. Its output goes to a
+//! its own process group, with the variables in a 0600 YAML file passed as
+//! `--extra-vars @file` and removed afterwards. Every string that could
+//! start a Jinja2 template is tagged `!unsafe` there, so Ansible never
+//! evaluates a value from a mail (JSON cannot carry that mark). Its output goes to a
 //! per-run log. On timeout the whole process group is killed, so forks and
 //! SSH connections go with it. A failed or timed-out playbook is an
 //! outcome, not an error.
@@ -140,11 +142,11 @@ pub fn run(
 
     let mut vars_file = tempfile::Builder::new()
         .prefix("vars-")
-        .suffix(".json")
+        .suffix(".yaml")
         .tempfile_in(&runs)
         .map_err(state_error(&runs))?;
-    serde_json::to_writer(&mut vars_file, vars)
-        .map_err(io::Error::other)
+    vars_file
+        .write_all(extra_vars_yaml(vars).as_bytes())
         .and_then(|()| vars_file.flush())
         .map_err(state_error(vars_file.path()))?;
 
@@ -241,6 +243,60 @@ fn plugin_path(ours: &Path) -> std::ffi::OsString {
         path.push(theirs);
     }
     path
+}
+
+/// The extra-vars file: a flat YAML mapping of double-quoted scalars of
+/// printable ASCII (everything else escaped), so no byte of a mail can
+/// change the file's structure.
+///
+/// Strings containing `{` (every Jinja2 delimiter starts with one) are
+/// tagged `!unsafe`: Ansible then never renders them. Other strings are not
+/// tagged, because ansible-core 2.19 re-resolves an `!unsafe` scalar as if
+/// it were unquoted, turning `"1234"` into an integer and `"no"` into
+/// false; a string without `{` cannot start a template anyway.
+pub fn extra_vars_yaml(vars: &Map<String, Value>) -> String {
+    let mut out =
+        String::from("# written by helpdesk: strings that could be templates are !unsafe\n");
+    for (name, value) in vars {
+        let text = match value {
+            Value::Array(_) | Value::Object(_) => Some(value.to_string()),
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        };
+        let value = match (value, text) {
+            (_, Some(text)) if text.contains('{') => format!("!unsafe {}", yaml_quoted(&text)),
+            (_, Some(text)) => yaml_quoted(&text),
+            (Value::Number(n), None) => n.to_string(),
+            (Value::Bool(b), None) => b.to_string(),
+            _ => "null".to_owned(),
+        };
+        out.push_str(&yaml_quoted(name));
+        out.push_str(": ");
+        out.push_str(&value);
+        out.push('\n');
+    }
+    out
+}
+
+fn yaml_quoted(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if u32::from(c) <= 0xFFFF => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => {
+                let _ = write!(out, "\\U{:08X}", u32::from(c));
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 enum Waited {
@@ -385,6 +441,30 @@ mod tests {
                 "/d/p.yaml"
             ]
         );
+    }
+
+    #[test]
+    fn extra_vars_are_unsafe_quoted_ascii() {
+        let vars = serde_json::json!({
+            "targets": "{{ lookup('pipe', 'id') }}",
+            "quote": "a\"b\\c\nd\u{0}é😀\u{2028}",
+            "password": "1234",
+            "amount": 9.3,
+            "selftargets": true,
+            "unit": null,
+        });
+        let yaml = extra_vars_yaml(vars.as_object().unwrap());
+        assert_eq!(
+            yaml,
+            "# written by helpdesk: strings that could be templates are !unsafe\n\
+             \"targets\": !unsafe \"{{ lookup('pipe', 'id') }}\"\n\
+             \"quote\": \"a\\\"b\\\\c\\u000Ad\\u0000\\u00E9\\U0001F600\\u2028\"\n\
+             \"password\": \"1234\"\n\
+             \"amount\": 9.3\n\
+             \"selftargets\": true\n\
+             \"unit\": null\n"
+        );
+        assert!(yaml.is_ascii());
     }
 
     #[test]

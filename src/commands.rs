@@ -35,8 +35,10 @@ fn parse(
         Some(path) => Config::load(path).map_err(|e| Failure::new(Status::Config, e))?,
         None => Config::builtin(),
     };
-    let raw = read_input(input).map_err(|e| Failure::new(Status::NoInput, e))?;
-    let mail = mail::read(&raw, &config.sender_header);
+    let raw = read_input(input, config.limits.message_size)
+        .map_err(|e| Failure::new(Status::NoInput, e))?;
+    let mut mail = mail::read(&raw.bytes, &config.sender_header);
+    mail.truncated = raw.truncated;
     let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
     let keywords = config.desk.keywords().map_err(|e| config_error(e.into()))?;
     let decision =
@@ -64,25 +66,57 @@ fn run(config_path: Option<&Path>, input: Option<&Path>) -> Result<Status, Failu
         ))
     })?;
     let config = Config::load(config_path).map_err(|e| tempfail(e.into()))?;
-    let raw = read_input(input).map_err(tempfail)?;
-    pipeline::handle(&config, &raw).map_err(tempfail)?;
+    if config.access.is_none() {
+        tracing::warn!(
+            "config.yaml has no access: grants, so no request will run (see config.example.yaml)"
+        );
+    }
+    if config.authentication.is_none() {
+        tracing::warn!(
+            "config.yaml has no authentication: section, so no sender is trusted (see config.example.yaml)"
+        );
+    }
+    let raw = read_input(input, config.limits.message_size).map_err(tempfail)?;
+    pipeline::handle(&config, &raw.bytes, raw.truncated).map_err(tempfail)?;
     Ok(Status::Ok)
 }
 
-fn read_input(input: Option<&Path>) -> anyhow::Result<Vec<u8>> {
-    let mut raw = Vec::new();
-    match input {
-        None => std::io::stdin().lock().read_to_end(&mut raw).map(|_| ()),
-        Some(path) if path == Path::new("-") => {
-            std::io::stdin().lock().read_to_end(&mut raw).map(|_| ())
+/// A message as read: at most `limit` bytes, and whether there was more.
+#[derive(Debug)]
+struct Input {
+    bytes: Vec<u8>,
+    pub truncated: bool,
+}
+
+/// Reads the message, keeping at most `limit` bytes. The rest of standard
+/// input is still read (and dropped), so that the MTA feeding the pipe sees
+/// it taken.
+fn read_input(input: Option<&Path>, limit: u64) -> anyhow::Result<Input> {
+    let name = input.map_or_else(|| PathBuf::from("-"), Path::to_path_buf);
+    let error = |e: std::io::Error| anyhow!("{}: cannot read the message: {e}", name.display());
+    let mut bytes = Vec::new();
+    let truncated = match input {
+        Some(path) if path != Path::new("-") => {
+            let file = std::fs::File::open(path).map_err(error)?;
+            let mut reader = file.take(limit.saturating_add(1));
+            reader.read_to_end(&mut bytes).map_err(error)?;
+            bytes.len() as u64 > limit
         }
-        Some(path) => std::fs::read(path).map(|bytes| raw = bytes),
-    }
-    .map_err(|e| {
-        let name = input.map_or_else(|| PathBuf::from("-"), Path::to_path_buf);
-        anyhow!("{}: cannot read the message: {e}", name.display())
-    })?;
-    Ok(raw)
+        _ => {
+            let mut stdin = std::io::stdin().lock();
+            (&mut stdin)
+                .take(limit.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(error)?;
+            let more = bytes.len() as u64 > limit;
+            if more {
+                std::io::copy(&mut stdin, &mut std::io::sink()).map_err(error)?;
+            }
+            more
+        }
+    };
+    bytes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(Input { bytes, truncated })
 }
 
 /// Writes to stdout, ignoring a closed pipe (`helpdesk parse | head`).

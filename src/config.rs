@@ -26,6 +26,76 @@ pub struct Config {
     pub helpdesk_address: Option<String>,
     /// How replies leave; `None` when config.yaml has no `mail:`.
     pub mail: Option<MailSettings>,
+    /// How a sender proves the From address; `None`: nothing is proven.
+    pub authentication: Option<Authentication>,
+    /// Who may ask for what; `None`: nobody may ask for anything.
+    pub access: Option<Vec<Grant>>,
+    pub limits: Limits,
+}
+
+/// The `authentication:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// Authentication-Results headers count only with one of these ids.
+    pub authserv_id: Vec<String>,
+    /// Hosts whose `Received: ... by <host>` marks the trusted MX; by
+    /// default the authserv-ids.
+    pub received_by: Vec<String>,
+    pub require: Require,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Require {
+    Dmarc,
+    Dkim,
+    Spf,
+    /// A closed internal relay: the From address is taken as it is.
+    None,
+}
+
+/// One access grant: these senders may ask for these request types.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Request type names, or `*`.
+    pub requests: Vec<String>,
+    /// Exact addresses, `*@domain`, or `*`.
+    pub senders: Vec<String>,
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Any,
+    /// May only act on their own account: `targets`, when set, must be
+    /// the sender's local part.
+    #[serde(rename = "self")]
+    OwnAccount,
+}
+
+/// Bounds on what a mail may bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes; larger messages run nothing.
+    pub message_size: u64,
+    /// Characters in one captured value.
+    pub value_length: usize,
+    /// Variables handed to a playbook.
+    pub variables: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            message_size: 10 * 1024 * 1024,
+            value_length: 1024,
+            variables: 100,
+        }
+    }
 }
 
 /// The `mail:` section.
@@ -112,6 +182,52 @@ struct RawConfig {
     ansible: RawAnsible,
     helpdesk_address: Option<String>,
     mail: Option<RawMail>,
+    authentication: Option<RawAuthentication>,
+    access: Option<Vec<Grant>>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthentication {
+    #[serde(default)]
+    authserv_id: OneOrMany,
+    #[serde(default)]
+    received_by: OneOrMany,
+    require: Option<Require>,
+}
+
+/// `key: value` or `key: [value, ...]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::None => Vec::new(),
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+        .into_iter()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    message_size: Option<String>,
+    value_length: Option<usize>,
+    variables: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +288,19 @@ impl Config {
             state_dir: PathBuf::from("state"),
             helpdesk_address: None,
             mail: None,
+            // The built-in defaults are a demonstration for `parse`: every
+            // sender counts as proven and allowed. `run` needs a file.
+            authentication: Some(Authentication {
+                authserv_id: Vec::new(),
+                received_by: Vec::new(),
+                require: Require::None,
+            }),
+            access: Some(vec![Grant {
+                requests: vec!["*".into()],
+                senders: vec!["*".into()],
+                scope: Scope::Any,
+            }]),
+            limits: Limits::default(),
         }
     }
 
@@ -268,10 +397,23 @@ impl Config {
             .transpose()
             .map_err(invalid)?;
 
+        let authentication = raw
+            .authentication
+            .map(authentication)
+            .transpose()
+            .map_err(invalid)?;
+        if let Some(grants) = &raw.access {
+            check_grants(grants).map_err(invalid)?;
+        }
+        let limits = limits(raw.limits).map_err(invalid)?;
+
         Ok(Self {
             file: None,
             helpdesk_address,
             mail,
+            authentication,
+            access: raw.access,
+            limits,
             desk: Desk::Folder(helpdesk_dir),
             sender_header,
             ansible: Ansible {
@@ -355,6 +497,84 @@ fn smtp(raw: RawSmtp, base: &Path) -> Result<Smtp, String> {
         ca_file: raw.ca_file.map(|p| normalize(&base.join(p))),
         timeout: duration("mail.smtp.timeout", raw.timeout, Duration::from_secs(30))?,
     })
+}
+
+fn authentication(raw: RawAuthentication) -> Result<Authentication, String> {
+    let require = raw.require.unwrap_or(Require::Dmarc);
+    let authserv_id = raw.authserv_id.into_vec();
+    if require != Require::None && authserv_id.is_empty() {
+        return Err("authentication.authserv_id is empty: name the host that writes the Authentication-Results you trust (your MX, or mx.google.com for mail fetched from Gmail), or set require: none for a closed internal relay".into());
+    }
+    let received_by = match raw.received_by.into_vec() {
+        hosts if hosts.is_empty() => authserv_id.clone(),
+        hosts => hosts,
+    };
+    Ok(Authentication {
+        authserv_id,
+        received_by,
+        require,
+    })
+}
+
+fn check_grants(grants: &[Grant]) -> Result<(), String> {
+    for (number, grant) in grants.iter().enumerate() {
+        let number = number + 1;
+        if grant.requests.is_empty() || grant.senders.is_empty() {
+            return Err(format!(
+                "access grant {number} needs both requests: and senders:"
+            ));
+        }
+        for sender in &grant.senders {
+            let valid = sender == "*"
+                || sender
+                    .strip_prefix("*@")
+                    .is_some_and(|d| !d.is_empty() && !d.contains(['@', '*']))
+                || (sender.contains('@')
+                    && !sender.contains('*')
+                    && sender.parse::<lettre::Address>().is_ok());
+            if !valid {
+                return Err(format!(
+                    "access grant {number}: sender {sender:?} is not an address, *@domain or *"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn limits(raw: RawLimits) -> Result<Limits, String> {
+    let defaults = Limits::default();
+    let message_size = match raw.message_size {
+        None => defaults.message_size,
+        Some(text) => parse_size(&text).ok_or_else(|| {
+            format!(
+                "limits.message_size {text:?} is not a size: write e.g. 10MiB, 500KiB or 2000000"
+            )
+        })?,
+    };
+    Ok(Limits {
+        message_size,
+        value_length: raw.value_length.unwrap_or(defaults.value_length),
+        variables: raw.variables.unwrap_or(defaults.variables),
+    })
+}
+
+/// `10MiB`, `10 MB` (taken as MiB), `512KiB`, or plain bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    number.checked_mul(factor)
 }
 
 fn yaml_error(shown: &str, error: &serde_saphyr::Error) -> ConfigError {
@@ -462,6 +682,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not an address"), "{err}");
+    }
+
+    #[test]
+    fn trust_sections() {
+        let config = load("authentication:\n  authserv_id: MX.example.com\n  require: dkim\naccess:\n  - requests: ['*']\n    senders: ['*@example.com']\n    scope: self\n  - {requests: [manage_users], senders: [admin@example.com]}\nlimits: {message_size: 2MiB}\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let auth = config.authentication.unwrap();
+        assert_eq!(auth.authserv_id, vec!["mx.example.com".to_owned()]);
+        assert_eq!(auth.received_by, auth.authserv_id);
+        assert_eq!(auth.require, Require::Dkim);
+        let access = config.access.unwrap();
+        assert_eq!(access[0].scope, Scope::OwnAccount);
+        assert_eq!(access[1].scope, Scope::Any);
+        assert_eq!(config.limits.message_size, 2 * 1024 * 1024);
+
+        let err = load("authentication: {require: dmarc}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("authserv_id is empty"), "{err}");
+        let err = load("access:\n  - {requests: ['*'], senders: ['example.com']}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not an address, *@domain or *"), "{err}");
+        let err = load("access:\n  - {requests: ['*'], senders: ['*'], scope: own}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config.yaml:2:"), "{err}");
+        assert_eq!(parse_size("10MiB"), Some(10 * 1024 * 1024));
+        assert_eq!(parse_size("10 kb"), Some(10 * 1024));
+        assert_eq!(parse_size("lots"), None);
     }
 
     #[test]

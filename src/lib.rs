@@ -8,6 +8,7 @@
 //! `report` and `exit` are the program's edges.
 
 pub mod ansible;
+pub mod authres;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -27,3 +28,4 @@ pub mod report;
 pub mod request;
 pub mod sections;
 pub mod transport;
+pub mod trust;

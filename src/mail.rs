@@ -29,6 +29,19 @@ pub struct Mail {
     pub references: Vec<String>,
     /// Headers that say whether the message may be answered automatically.
     pub markers: Markers,
+    /// Received and Authentication-Results headers, top (newest) first.
+    pub trace: Vec<Trace>,
+    /// Only the start of a larger message was read (limits.message_size).
+    pub truncated: bool,
+}
+
+/// A header that records the message's path or its authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trace {
+    /// A Received header and the host named in its `by` clause.
+    Received { by: Option<String> },
+    /// An Authentication-Results header's raw value.
+    AuthResults(String),
 }
 
 /// What RFC 3834 and common practice look at before an automatic reply.
@@ -80,7 +93,39 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
         body_source,
         references: references(&message),
         markers: markers(&message),
+        trace: trace(&message),
+        truncated: false,
     }
+}
+
+fn trace(message: &Message<'_>) -> Vec<Trace> {
+    message
+        .headers()
+        .iter()
+        .filter_map(|h| {
+            let name = h.name();
+            if name.eq_ignore_ascii_case("Received") {
+                let by = h
+                    .value()
+                    .as_received()
+                    .and_then(|r| r.by())
+                    .map(|host| match host {
+                        mail_parser::Host::Name(name) => name.to_ascii_lowercase(),
+                        mail_parser::Host::IpAddr(ip) => ip.to_string(),
+                    });
+                Some(Trace::Received { by })
+            } else if name.eq_ignore_ascii_case("Authentication-Results") {
+                let start = usize::try_from(h.offset_start()).ok()?;
+                let end = usize::try_from(h.offset_end()).ok()?;
+                let value = message.raw_message().get(start..end)?;
+                Some(Trace::AuthResults(
+                    String::from_utf8_lossy(value).into_owned(),
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn references(message: &Message<'_>) -> Vec<String> {
@@ -140,8 +185,14 @@ fn sender(message: &Message<'_>, header: &str) -> Option<String> {
         let parsed = MessageParser::default().parse(synthetic.as_bytes())?;
         parsed.from()?.first()?.address()?.to_owned()
     };
+    // A usable address has a local part and a domain; mail-parser reads a
+    // quoted local part ("x"@example.com) as a display name and "@domain".
     let address = address.trim();
-    (address.contains('@') && !address.chars().any(char::is_control)).then(|| address.to_owned())
+    let usable = address
+        .rsplit_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !address.chars().any(|c| c.is_control() || c.is_whitespace());
+    usable.then(|| address.to_owned())
 }
 
 /// The inline text parts, in order; HTML parts converted when there is no

@@ -17,6 +17,10 @@
 //! - `*secret*` (an extension) names variables, beyond those called
 //!   `*password*`, `*secret*` or `*token*`, whose values never appear in
 //!   replies or logs.
+//! - `*patterns*` (an extension): lines `name: regex`; a value captured
+//!   for that label or variable must match the whole regex, or the request
+//!   is refused. `targets` always has a default pattern (no leading `-`,
+//!   no white space or control characters, at most 128 characters).
 //! - Every other section is a flag, true when one of its phrases appears.
 
 use regex::Regex;
@@ -29,8 +33,13 @@ const TARGETS: &str = "targets";
 const FIELDS: &str = "fields";
 const REQUIRED: &str = "required";
 const SECRET: &str = "secret";
+const PATTERNS: &str = "patterns";
+/// What `targets` must look like unless `*patterns*` says otherwise: it is
+/// usually an account or host name that playbooks hand to modules.
+const DEFAULT_TARGETS_PATTERN: &str = r"[^-\s\p{Cc}][^\s\p{Cc}]{0,127}";
 /// Sections with a meaning of their own; every other one is a flag.
 const SPECIAL: &[&str] = &[
+    PATTERNS,
     TARGETS,
     FIELDS,
     SELFTARGETS,
@@ -91,6 +100,18 @@ pub struct Phrasebook {
     phrase_texts: Vec<Vec<(String, usize)>>,
     required: Vec<String>,
     secret: Vec<String>,
+    /// Per variable (label variable or `targets`): the compiled whole-value
+    /// pattern and its text.
+    patterns: Vec<(String, Regex, String)>,
+}
+
+/// A captured value that breaks a rule; the request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Invalid {
+    pub var: String,
+    /// The label it was written after, when there was one.
+    pub label: Option<String>,
+    pub why: String,
 }
 
 /// A variable a request needs but the mail did not give, and how to give it.
@@ -147,6 +168,8 @@ pub struct Extraction {
     /// Variables in a stable order (flags, then labels, then quantity).
     pub vars: Map<String, Value>,
     pub evidence: Vec<Evidence>,
+    /// Captured values that break a pattern or a limit.
+    pub invalid: Vec<Invalid>,
 }
 
 /// The parts of a mail a phrasebook reads.
@@ -156,6 +179,8 @@ pub struct Input<'a> {
     pub text: &'a str,
     /// Sender address, for self targets.
     pub sender: Option<&'a str>,
+    /// Longest captured value accepted, in characters.
+    pub max_value_length: usize,
 }
 
 impl Phrasebook {
@@ -255,7 +280,20 @@ impl Phrasebook {
             phrase_texts,
             required: Vec::new(),
             secret: Vec::new(),
+            patterns: Vec::new(),
         };
+        book.patterns = patterns(find(PATTERNS), &error)?;
+        if !book.patterns.iter().any(|(var, _, _)| var == TARGETS) {
+            let default =
+                Regex::new(&format!("^(?:{DEFAULT_TARGETS_PATTERN})$")).map_err(|_| {
+                    error(
+                        0,
+                        SyntaxErrorKind::BadVariable(TARGETS.into(), "default pattern".into()),
+                    )
+                })?;
+            book.patterns
+                .push((TARGETS.into(), default, DEFAULT_TARGETS_PATTERN.into()));
+        }
         for (var, line) in names(REQUIRED) {
             if book.form(&var).is_none() {
                 return Err(error(
@@ -335,7 +373,50 @@ impl Phrasebook {
         self.extract_labels(input, &mut out);
         self.extract_flags(input, &mut out);
         self.extract_quantity(input, &mut out);
+        self.check_values(input, &mut out);
         out
+    }
+
+    /// Every captured value: no control characters, within the length
+    /// limit, and matching its pattern (by label variable, and for the
+    /// value that became `targets`, by `targets`).
+    fn check_values(&self, input: Input<'_>, out: &mut Extraction) {
+        for e in &out.evidence {
+            let Value::String(value) = &e.value else {
+                continue;
+            };
+            let label = self
+                .labels
+                .iter()
+                .find(|l| l.text == e.phrase && e.section != SELFTARGETS);
+            let mut rules: Vec<&str> = vec![e.var.as_str()];
+            if let Some(label) = label {
+                rules.push(label.var.as_str());
+            }
+            let why = if value.chars().any(char::is_control) {
+                Some("contains control characters".to_owned())
+            } else if value.chars().count() > input.max_value_length {
+                Some(format!(
+                    "is longer than {} characters",
+                    input.max_value_length
+                ))
+            } else {
+                self.patterns
+                    .iter()
+                    .filter(|(var, _, _)| rules.contains(&var.as_str()))
+                    .find(|(_, re, _)| !re.is_match(value))
+                    .map(|(var, _, text)| format!("does not match the pattern for {var}: {text}"))
+            };
+            if let Some(why) = why
+                && !out.invalid.iter().any(|i| i.var == e.var)
+            {
+                out.invalid.push(Invalid {
+                    var: e.var.clone(),
+                    label: label.map(|l| l.text.clone()),
+                    why,
+                });
+            }
+        }
     }
 
     fn extract_labels(&self, input: Input<'_>, out: &mut Extraction) {
@@ -476,6 +557,51 @@ impl Phrasebook {
             });
         }
     }
+}
+
+/// `*patterns*` lines: `name: regex` (the name a label, with or without
+/// its colon, or `targets`). The regex must match the whole value.
+fn patterns(
+    section: Option<&Section>,
+    error: &dyn Fn(usize, SyntaxErrorKind) -> SyntaxError,
+) -> Result<Vec<(String, Regex, String)>, SyntaxError> {
+    let Some(section) = section else {
+        return Ok(Vec::new());
+    };
+    let mut lines: Vec<(usize, Vec<&str>)> = Vec::new();
+    for phrase in &section.phrases {
+        match lines.last_mut() {
+            Some((line, words)) if *line == phrase.line => words.push(&phrase.text),
+            _ => lines.push((phrase.line, vec![phrase.text.as_str()])),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(line, words)| {
+            let bad = |why: String| error(line, SyntaxErrorKind::BadVariable(PATTERNS.into(), why));
+            let (name, rest) = words
+                .split_first()
+                .ok_or_else(|| bad("empty line".into()))?;
+            if !name.ends_with(':') || rest.is_empty() {
+                return Err(bad(
+                    "lines are `name: regex`, e.g. username: ^[a-z_][a-z0-9_-]{0,31}$".into(),
+                ));
+            }
+            let text = rest.join(" ");
+            let inner = text.strip_prefix('^').unwrap_or(&text);
+            let inner = inner.strip_suffix('$').unwrap_or(inner);
+            let re = regex::RegexBuilder::new(&format!("^(?:{inner})$"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| {
+                    bad(format!(
+                        "pattern for {name} is not a regex: {}",
+                        e.to_string().lines().last().unwrap_or_default()
+                    ))
+                })?;
+            Ok((label_var(name), re, text))
+        })
+        .collect()
 }
 
 /// `first name:` → `first_name`.
@@ -663,6 +789,7 @@ mod tests {
         book.extract(Input {
             text,
             sender: Some(sender),
+            max_value_length: 1024,
         })
         .vars
     }
@@ -785,6 +912,7 @@ mod tests {
             .extract(Input {
                 text: "quota\nplease",
                 sender: None,
+                max_value_length: 1024,
             })
             .vars;
         let missing: Vec<(String, String)> = book
@@ -807,6 +935,7 @@ mod tests {
             .extract(Input {
                 text: "quota\nadd to user: bob by 2 gb",
                 sender: None,
+                max_value_length: 1024,
             })
             .vars;
         assert!(book.missing(&vars).is_empty());
@@ -815,6 +944,59 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("p.txt:4: 'nope' is required but nothing"),
+            "{err}"
+        );
+    }
+
+    fn invalid(book: &str, text: &str, sender: &str) -> Vec<(String, String)> {
+        let book = Phrasebook::parse("p.txt", book).unwrap();
+        book.extract(Input {
+            text,
+            sender: Some(sender),
+            max_value_length: 20,
+        })
+        .invalid
+        .into_iter()
+        .map(|i| (i.var, i.why))
+        .collect()
+    }
+
+    #[test]
+    fn values_are_checked_against_patterns_and_limits() {
+        let book = format!(
+            "{USERS}*patterns*\nusername: ^[a-z_][a-z0-9_-]{{0,31}}$\nfirst_name: [A-Z][a-z]+\n"
+        );
+        assert!(invalid(&book, "username: john\nfirst_name: John", "a@example.com").is_empty());
+        let got = invalid(
+            &book,
+            "username: John.Smith\nfirst_name: john",
+            "a@example.com",
+        );
+        assert_eq!(
+            got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(),
+            ["targets", "first_name"]
+        );
+        assert!(got[0].1.contains("pattern for username"), "{got:?}");
+        // The default targets pattern: no leading dash, no controls, bounded.
+        for hostile in [
+            "username: --become",
+            "username: -e@/etc/shadow",
+            "username: jo\u{0}hn",
+            "username: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(
+                invalid(USERS, hostile, "a@example.com").len(),
+                1,
+                "{hostile:?}"
+            );
+        }
+        // A self target is checked too.
+        assert_eq!(invalid(STORAGE, "give me more", "-rf@example.com").len(), 1);
+        let err =
+            Phrasebook::parse("p.txt", "*targets*\nuser:\n*patterns*\nuser: (\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("p.txt:4: 'patterns' pattern for user: is not a regex"),
             "{err}"
         );
     }

@@ -18,8 +18,9 @@ use crate::transport;
 /// Handles one raw message. An error means the message could not be
 /// handled now and should be retried; everything else (a failed playbook,
 /// a reply that could not be sent) is an outcome, logged.
-pub fn handle(config: &Config, raw: &[u8]) -> anyhow::Result<()> {
-    let mail = mail::read(raw, &config.sender_header);
+pub fn handle(config: &Config, raw: &[u8], truncated: bool) -> anyhow::Result<()> {
+    let mut mail = mail::read(raw, &config.sender_header);
+    mail.truncated = truncated;
     let id = mail
         .message_id
         .clone()
@@ -31,7 +32,14 @@ pub fn handle(config: &Config, raw: &[u8]) -> anyhow::Result<()> {
     }
     let keywords = config.desk.keywords()?;
     let decision = request::decide(config, &keywords, &mail)?;
-    let mut answer = reply::answer(&config.desk, &keywords, &decision)?;
+    let Some(mut answer) = reply::answer(&config.desk, &keywords, &decision)? else {
+        tracing::warn!(
+            "{id}: from {}: {}; nothing run, no reply",
+            mail.sender.as_deref().unwrap_or("(no sender)"),
+            decision.authentication
+        );
+        return Ok(());
+    };
     let request_type = decision.request_type.as_deref().unwrap_or("-");
     match &answer {
         Answer::Pending => {
@@ -59,6 +67,18 @@ pub fn handle(config: &Config, raw: &[u8]) -> anyhow::Result<()> {
         Answer::Unclassified => tracing::info!(
             "{id}: nothing to run: {}",
             decision.reason.as_deref().unwrap_or("unclassified")
+        ),
+        Answer::Refused(why) => tracing::warn!("{id}: {request_type}: refused: {why}"),
+        Answer::Invalid(invalid) => {
+            let fields: Vec<String> = invalid
+                .iter()
+                .map(|i| format!("{} {}", i.var, i.why))
+                .collect();
+            tracing::warn!("{id}: {request_type}: refused: {}", fields.join("; "));
+        }
+        Answer::TooLarge => tracing::warn!(
+            "{id}: refused: {}",
+            decision.reason.as_deref().unwrap_or("too large")
         ),
         Answer::Missing(missing) => {
             let names: Vec<&str> = missing.iter().map(|m| m.var.as_str()).collect();

@@ -17,7 +17,7 @@ use crate::desk::{Desk, DeskError};
 use crate::help::{self, Capability};
 use crate::keywords::Keywords;
 use crate::mail::Mail;
-use crate::phrasebook::Missing;
+use crate::phrasebook::{Invalid, Missing};
 use crate::redact::Secrets;
 use crate::request::Decision;
 
@@ -34,6 +34,11 @@ pub enum Answer {
         asked: Option<String>,
     },
     Unclassified,
+    /// The sender may not ask for this (access grants).
+    Refused(String),
+    /// Captured values that break a pattern or limit.
+    Invalid(Vec<Invalid>),
+    TooLarge,
     Missing(Vec<Missing>),
     /// After a playbook ran.
     Result(Run),
@@ -70,30 +75,46 @@ pub enum ReplyError {
     Build(String),
 }
 
-/// Decides what to answer for a decision, before anything runs.
-pub fn answer(desk: &Desk, keywords: &Keywords, decision: &Decision) -> Result<Answer, DeskError> {
+/// Decides what to answer for a decision, before anything runs. `None`:
+/// the sender is not authenticated, and a reply could be backscatter to a
+/// forged address.
+pub fn answer(
+    desk: &Desk,
+    keywords: &Keywords,
+    decision: &Decision,
+) -> Result<Option<Answer>, DeskError> {
+    if !decision.authentication.is_yes() {
+        return Ok(None);
+    }
+    if decision.too_large {
+        return Ok(Some(Answer::TooLarge));
+    }
     let Some(request_type) = decision.request_type.as_deref() else {
-        return Ok(Answer::Unclassified);
+        return Ok(Some(Answer::Unclassified));
     };
+    if let Some(crate::trust::Access::Denied(why)) = &decision.access {
+        return Ok(Some(Answer::Refused(why.clone())));
+    }
     if request_type == crate::desk::HELP {
         let asked = decision.vars.get("targets").and_then(|v| v.as_str());
-        return Ok(
-            match asked
-                .map(|t| help::topic(desk, keywords, t))
-                .transpose()?
-                .flatten()
-            {
-                Some((topic, text)) => Answer::HelpTopic { topic, text },
-                None => Answer::HelpIndex {
-                    asked: asked.map(str::to_owned),
-                },
+        let topic = asked
+            .map(|t| help::topic(desk, keywords, t))
+            .transpose()?
+            .flatten();
+        return Ok(Some(match topic {
+            Some((topic, text)) => Answer::HelpTopic { topic, text },
+            None => Answer::HelpIndex {
+                asked: asked.map(str::to_owned),
             },
-        );
+        }));
+    }
+    if !decision.invalid.is_empty() {
+        return Ok(Some(Answer::Invalid(decision.invalid.clone())));
     }
     if !decision.missing.is_empty() {
-        return Ok(Answer::Missing(decision.missing.clone()));
+        return Ok(Some(Answer::Missing(decision.missing.clone())));
     }
-    Ok(Answer::Pending)
+    Ok(Some(Answer::Pending))
 }
 
 /// Renders the reply for `answer`.
@@ -110,6 +131,9 @@ pub fn compose(
         Answer::HelpTopic { .. } => "help_topic",
         Answer::HelpIndex { .. } => "help_index",
         Answer::Unclassified => "unclassified",
+        Answer::Refused(_) => "refused",
+        Answer::Invalid(_) => "invalid",
+        Answer::TooLarge => "too_large",
         Answer::Missing(_) => "missing",
         Answer::Result(run) => match run.outcome {
             Outcome::Succeeded => "success",
@@ -160,6 +184,10 @@ struct TemplateData {
     help_text: Option<String>,
     asked_topic: Option<String>,
     missing: Vec<Missing>,
+    invalid: Vec<Invalid>,
+    refusal: Option<String>,
+    /// limits.message_size for people: `10 MiB`.
+    message_size_limit: String,
     failures: Vec<crate::ansible::Failure>,
     stats: Vec<HostRecap>,
     running_task: Option<String>,
@@ -195,6 +223,9 @@ impl TemplateData {
             help_text: None,
             asked_topic: None,
             missing: Vec::new(),
+            invalid: Vec::new(),
+            refusal: None,
+            message_size_limit: human_size(config.limits.message_size),
             failures: Vec::new(),
             stats: Vec::new(),
             running_task: None,
@@ -210,6 +241,8 @@ impl TemplateData {
             }
             Answer::HelpIndex { asked } => data.asked_topic.clone_from(asked),
             Answer::Missing(missing) => data.missing.clone_from(missing),
+            Answer::Invalid(invalid) => data.invalid.clone_from(invalid),
+            Answer::Refused(why) => data.refusal = Some(why.clone()),
             Answer::Result(run) => {
                 let report = run.report.clone().unwrap_or_default();
                 let Report {
@@ -232,7 +265,7 @@ impl TemplateData {
                     Outcome::Succeeded => {}
                 }
             }
-            Answer::Unclassified | Answer::Pending => {}
+            Answer::Unclassified | Answer::Pending | Answer::TooLarge => {}
         }
         data
     }
@@ -265,6 +298,17 @@ fn render(desk: &Desk, name: &str, data: &TemplateData) -> Result<String, ReplyE
     template
         .render(minijinja::value::Serde(data))
         .map_err(error)
+}
+
+fn human_size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = KIB * KIB;
+    match bytes {
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= MIB => format!("{:.1} MiB", b as f64 / MIB as f64),
+        b if b >= KIB => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// `Re: <original>`, without stacking `Re: Re:`.

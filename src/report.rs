@@ -36,7 +36,12 @@ pub fn preview(
         };
         return Ok(Preview::None(format!("{what}: {silence}")));
     }
-    let answer = reply::answer(&config.desk, keywords, decision)?;
+    let Some(answer) = reply::answer(&config.desk, keywords, decision)? else {
+        return Ok(Preview::None(format!(
+            "no reply, nothing runs: {}",
+            decision.authentication
+        )));
+    };
     let secrets = Secrets::new(&decision.vars, &decision.secret_names);
     Ok(Preview::Reply(reply::compose(
         config, keywords, mail, decision, &answer, &secrets,
@@ -66,6 +71,11 @@ pub fn json(
         "vars": decision.vars,
         "reason": decision.reason,
         "missing": decision.missing,
+        "invalid": decision.invalid,
+        "trust": {
+            "authentication": decision.authentication.to_string(),
+            "access": decision.access.as_ref().map(ToString::to_string),
+        },
         "reply": preview_json(preview),
     });
     if explain && let Some(map) = object.as_object_mut() {
@@ -99,6 +109,13 @@ pub fn text(
     let _ = writeln!(out, "vars");
     for (name, value) in &decision.vars {
         let _ = writeln!(out, "  {name}: {value}");
+    }
+    let _ = writeln!(out, "trust         {}", decision.authentication);
+    if let Some(access) = &decision.access {
+        let _ = writeln!(out, "              {access}");
+    }
+    for invalid in &decision.invalid {
+        let _ = writeln!(out, "invalid       {} {}", invalid.var, invalid.why);
     }
     for missing in &decision.missing {
         let _ = writeln!(
@@ -134,7 +151,7 @@ pub fn text(
 }
 
 fn command(config: &Config, decision: &Decision) -> Option<Vec<String>> {
-    if !decision.missing.is_empty() {
+    if !decision.runs_playbook() {
         return None;
     }
     let playbook = decision.playbook.as_ref()?;

@@ -1,7 +1,7 @@
 //! The decision for one mail, passed from the pipeline's stages to its edges.
 //!
 //! `decide` is the whole of `parse`: classify the subject, extract the
-//! variables, find the playbook. `run` takes the same `Decision` and hands
+//! variables, check who is asking (`trust`), find the playbook. `run` takes the same `Decision` and hands
 //! it to `ansible`, so the dry run and the real run cannot drift apart.
 
 use serde_json::{Map, Value};
@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::desk::{DeskError, HELP, Playbook};
 use crate::keywords::{Classification, Keywords};
 use crate::mail::Mail;
-use crate::phrasebook::{Evidence, Input, Missing};
+use crate::phrasebook::{Evidence, Input, Invalid, Missing};
+use crate::trust::{self, Access, Authenticated};
 
 /// What the helpdesk will do with a mail.
 #[derive(Debug, Clone)]
@@ -26,8 +27,15 @@ pub struct Decision {
     pub evidence: Vec<Evidence>,
     /// Required variables the mail did not give: nothing runs.
     pub missing: Vec<Missing>,
+    /// Captured values that break a pattern or limit: nothing runs.
+    pub invalid: Vec<Invalid>,
     /// Variables the phrasebook lists under `*secret*`.
     pub secret_names: Vec<String>,
+    pub authentication: Authenticated,
+    /// `None` until there is a request type to check.
+    pub access: Option<Access>,
+    /// The message was larger than limits.message_size: nothing runs.
+    pub too_large: bool,
     /// The text the phrasebook searched: topic, newline, body.
     pub searched: String,
     pub topic_len: usize,
@@ -49,10 +57,21 @@ pub fn decide(config: &Config, keywords: &Keywords, mail: &Mail) -> Result<Decis
         classification: None,
         evidence: Vec::new(),
         missing: Vec::new(),
+        invalid: Vec::new(),
         secret_names: Vec::new(),
+        authentication: trust::authenticate(config.authentication.as_ref(), mail),
+        access: None,
+        too_large: mail.truncated,
         searched,
         topic_len: mail.topic.len(),
     };
+    if mail.truncated {
+        decision.reason = Some(format!(
+            "the message is larger than limits.message_size ({} bytes)",
+            config.limits.message_size
+        ));
+        return Ok(decision);
+    }
 
     let Some(classification) = keywords.classify(&mail.topic) else {
         let known: Vec<&str> = keywords.request_types().collect();
@@ -80,20 +99,51 @@ pub fn decide(config: &Config, keywords: &Keywords, mail: &Mail) -> Result<Decis
     let extraction = phrasebook.extract(Input {
         text: &decision.searched,
         sender: mail.sender.as_deref(),
+        max_value_length: config.limits.value_length,
     });
     decision
         .vars
         .insert("request_type".into(), Value::String(request_type.clone()));
     decision.vars.extend(extraction.vars);
     decision.missing = phrasebook.missing(&decision.vars);
+    decision.invalid = extraction.invalid;
+    if decision.vars.len() > config.limits.variables {
+        decision.invalid.push(Invalid {
+            var: "(all)".into(),
+            label: None,
+            why: format!(
+                "more than limits.variables ({}) variables",
+                config.limits.variables
+            ),
+        });
+    }
     decision.secret_names = phrasebook.secret_names().to_vec();
     decision.evidence = extraction.evidence;
+    decision.access = Some(match (&decision.authentication, mail.sender.as_deref()) {
+        (Authenticated::Yes(_), Some(sender)) => trust::access(
+            config.access.as_deref(),
+            &request_type,
+            sender,
+            decision.vars.get("targets").and_then(Value::as_str),
+        ),
+        _ => Access::Denied("the sender is not authenticated".into()),
+    });
     decision.request_type = Some(request_type);
     decision.classification = Some(classification);
     Ok(decision)
 }
 
 impl Decision {
+    /// True when `run` would start the playbook.
+    pub fn runs_playbook(&self) -> bool {
+        self.playbook.is_some()
+            && !self.too_large
+            && self.authentication.is_yes()
+            && self.access.as_ref().is_some_and(Access::is_allowed)
+            && self.invalid.is_empty()
+            && self.missing.is_empty()
+    }
+
     /// Where a byte offset of `searched` lies, for people: `subject column 5`
     /// or `body line 3`.
     pub fn locate(&self, offset: usize) -> String {

@@ -148,6 +148,10 @@ pub fn echo_playbook() -> String {
 /// Runs on the control node itself, with the Python ansible runs on.
 pub const LOCAL_INVENTORY: &str = "[helpdesk_targets]\nlocalhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n";
 
+/// Trust settings for tests that are not about trust.
+pub const OPEN_TRUST: &str =
+    "authentication: {require: none}\naccess:\n  - {requests: ['*'], senders: ['*']}\n";
+
 /// A helpdesk folder on disk, made from the repository's defaults.
 #[derive(Debug)]
 pub struct Helpdesk {
@@ -166,8 +170,10 @@ impl Helpdesk {
         fs::copy(repo().join("keywords.txt"), dir.path().join("keywords.txt"))
             .unwrap_or_else(|e| panic!("{e}"));
         fs::write(dir.path().join("inventory"), LOCAL_INVENTORY).unwrap_or_else(|e| panic!("{e}"));
+        // A closed relay where everyone may ask for everything: the trust
+        // tests replace these two sections.
         let config = format!(
-            "helpdesk_dir: .\nansible:\n  command: {}\n  timeout: 2m\n",
+            "helpdesk_dir: .\nansible:\n  command: {}\n  timeout: 2m\n{OPEN_TRUST}",
             ansible_playbook().display()
         );
         let helpdesk = Self { dir, config };
