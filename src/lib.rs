@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod desk;
 pub mod exit;
+pub mod fuzzing;
 pub mod help;
 pub mod keywords;
 pub mod loops;

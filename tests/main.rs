@@ -9,6 +9,7 @@ mod support;
 
 mod errors;
 mod fixtures;
+mod fuzz_regressions;
 mod hostile;
 mod must_show;
 mod replies;
