@@ -120,15 +120,31 @@ pub fn command_line(ansible: &Ansible, playbook: &str, vars_file: &str) -> Vec<S
     argv
 }
 
+/// Where a playbook runs and what it is given.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub playbook: &'a Path,
+    pub workdir: &'a Path,
+    pub vars: &'a Map<String, Value>,
+    pub state_dir: &'a Path,
+    /// Names the run log.
+    pub label: &'a str,
+    /// The helpdesk binary, started as `helpdesk guard` to kill the
+    /// playbook's process group should this process die (SIGKILL, OOM)
+    /// while the playbook runs. `None` in unit tests.
+    pub guard: Option<&'a Path>,
+}
+
 /// Runs a playbook to completion or timeout.
-pub fn run(
-    ansible: &Ansible,
-    playbook: &Path,
-    workdir: &Path,
-    vars: &Map<String, Value>,
-    state_dir: &Path,
-    label: &str,
-) -> Result<Run, DispatchError> {
+pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
+    let Job {
+        playbook,
+        workdir,
+        vars,
+        state_dir,
+        label,
+        guard,
+    } = job;
     let state_error = |path: &Path| {
         let path = path.display().to_string();
         move |source| DispatchError::State { path, source }
@@ -192,11 +208,19 @@ pub fn run(
             source,
         })?;
 
+    let guard = guard.and_then(|binary| start_guard(binary, child.id()));
     let status =
         wait_with_timeout(child, ansible.timeout).map_err(|source| DispatchError::Wait {
             program: program.clone(),
             source,
         })?;
+    if let Some(mut guard) = guard {
+        // The playbook is over: tell the guard to stand down.
+        if let Some(mut stdin) = guard.stdin.take() {
+            let _ = stdin.write_all(GUARD_DONE.as_bytes());
+        }
+        let _ = guard.wait();
+    }
     let duration = started.elapsed();
     let outcome = match status {
         Waited::Exited(status) => outcome_of(status),
@@ -297,6 +321,55 @@ fn yaml_quoted(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// What tells `helpdesk guard` that the playbook ended normally.
+pub const GUARD_DONE: &str = "done\n";
+
+/// Starts `helpdesk guard` outside the playbook's process group and tells
+/// it the group; if this process dies, the guard's stdin closes without
+/// `done` and it kills the group.
+fn start_guard(binary: &Path, pgid: u32) -> Option<std::process::Child> {
+    let mut guard = Command::new(binary)
+        .arg("guard")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| tracing::warn!("cannot start the process guard {}: {e}", binary.display()))
+        .ok()?;
+    let told = guard.stdin.as_mut().map(|stdin| {
+        stdin
+            .write_all(format!("{pgid}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+    });
+    if !matches!(told, Some(Ok(()))) {
+        let _ = guard.kill();
+        let _ = guard.wait();
+        return None;
+    }
+    Some(guard)
+}
+
+/// `helpdesk guard`: reads a process group id, then waits for its standard
+/// input to end. Without `done` first, the helpdesk that started it died:
+/// the group is killed so that no playbook runs on unwatched.
+pub fn guard(input: &mut dyn io::Read) {
+    let mut text = String::new();
+    let _ = input.read_to_string(&mut text);
+    let mut lines = text.lines();
+    let Some(pgid) = lines
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+        .filter(|p| *p > 1)
+    else {
+        return;
+    };
+    if lines.any(|l| l.trim() == GUARD_DONE.trim()) {
+        return;
+    }
+    kill_group(pgid, rustix::process::Signal::KILL);
 }
 
 enum Waited {
@@ -492,11 +565,14 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let run = run(
             &settings(&script.display().to_string(), Duration::from_millis(300)),
-            Path::new("p.yaml"),
-            dir.path(),
-            &Map::new(),
-            &dir.path().join("state"),
-            "slow",
+            Job {
+                playbook: Path::new("p.yaml"),
+                workdir: dir.path(),
+                vars: &Map::new(),
+                state_dir: &dir.path().join("state"),
+                label: "slow",
+                guard: None,
+            },
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

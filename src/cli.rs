@@ -48,6 +48,46 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Handle what is left in the spool: crashed or queued deliveries
+    Retry,
+    /// Keep handling queued and left-over messages (for `delivery: queue`,
+    /// e.g. as a systemd service)
+    Worker {
+        /// How often to look at the spool
+        #[arg(long, default_value = "5s", value_name = "DURATION")]
+        interval: String,
+    },
+    /// Recent requests from the journal, newest first
+    Log {
+        /// Only this sender address
+        #[arg(long)]
+        sender: Option<String>,
+        /// Only this request type
+        #[arg(long = "type", value_name = "TYPE")]
+        request_type: Option<String>,
+        /// Only this outcome (done, failed, timeout, refused, unauthorized,
+        /// unauthenticated, duplicate, ignored)
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// At most this many rows
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// One request from the journal, with its run log
+    Show {
+        /// The row id (first column of `helpdesk log`)
+        id: i64,
+    },
+    /// Internal: kills a playbook's process group if the helpdesk that
+    /// started it dies
+    #[command(hide = true)]
+    Guard,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,10 +9,11 @@ use anyhow::anyhow;
 use crate::cli::{Cli, Command, Format};
 use crate::config::Config;
 use crate::exit::{Failure, Status};
+use crate::journal::{self, Journal};
 use crate::mail;
-use crate::pipeline;
 use crate::report;
 use crate::request;
+use crate::{ansible, delivery};
 
 pub fn execute(cli: Cli) -> Result<Status, Failure> {
     match cli.command {
@@ -22,6 +23,29 @@ pub fn execute(cli: Cli) -> Result<Status, Failure> {
             explain,
         } => parse(cli.config.as_deref(), input.as_deref(), format, explain),
         Command::Run { input } => run(cli.config.as_deref(), input.as_deref()),
+        Command::Retry => retry(cli.config.as_deref()),
+        Command::Worker { interval } => worker(cli.config.as_deref(), &interval),
+        Command::Log {
+            sender,
+            request_type,
+            outcome,
+            since,
+            limit,
+            format,
+        } => log(
+            cli.config.as_deref(),
+            sender,
+            request_type,
+            outcome,
+            since,
+            limit,
+            format,
+        ),
+        Command::Show { id } => show(cli.config.as_deref(), id),
+        Command::Guard => {
+            ansible::guard(&mut std::io::stdin().lock());
+            Ok(Status::Ok)
+        }
     }
 }
 
@@ -55,17 +79,51 @@ fn parse(
     Ok(Status::Ok)
 }
 
-/// The MTA's command. Anything that stops it from handling the message
-/// exits 75 so the MTA keeps the message and retries, rather than bouncing
-/// it or losing it while an administrator fixes the configuration.
+/// The MTA's command. Anything that stops it from taking the message
+/// safely exits 75 so the MTA keeps the message and retries, rather than
+/// bouncing it or losing it while an administrator fixes things.
 fn run(config_path: Option<&Path>, input: Option<&Path>) -> Result<Status, Failure> {
     let tempfail = |e| Failure::new(Status::TempFail, e);
+    let config = load_for_mail(config_path).map_err(tempfail)?;
+    let raw = read_input(input, config.limits.message_size).map_err(tempfail)?;
+    delivery::deliver(&config, &raw.bytes, raw.truncated, &binary()).map_err(tempfail)?;
+    Ok(Status::Ok)
+}
+
+fn retry(config_path: Option<&Path>) -> Result<Status, Failure> {
+    let tempfail = |e| Failure::new(Status::TempFail, e);
+    let config = load_for_mail(config_path).map_err(tempfail)?;
+    let handled = delivery::retry(&config, &binary()).map_err(tempfail)?;
+    tracing::info!("{handled} message(s) handled from the spool");
+    Ok(Status::Ok)
+}
+
+fn worker(config_path: Option<&Path>, interval: &str) -> Result<Status, Failure> {
+    let interval = humantime::parse_duration(interval)
+        .map_err(|e| Failure::new(Status::Usage, anyhow!("--interval {interval:?}: {e}")))?;
+    let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::Config, e))?;
+    tracing::info!(
+        "worker: looking at {} every {}",
+        config.state_dir.join("spool").display(),
+        humantime::format_duration(interval)
+    );
+    loop {
+        if let Err(e) = delivery::retry(&config, &binary()) {
+            tracing::warn!("worker: {e:#}");
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// The config file `run`, `retry` and `worker` need, with warnings about
+/// sections whose absence means nothing will run.
+fn load_for_mail(config_path: Option<&Path>) -> anyhow::Result<Config> {
     let config_path = config_path.ok_or_else(|| {
-        tempfail(anyhow!(
-            "helpdesk run needs a config file: pass --config PATH or set HELPDESK_CONFIG (start from config.example.yaml; `helpdesk parse` works without one)"
-        ))
+        anyhow!(
+            "this command needs a config file: pass --config PATH or set HELPDESK_CONFIG (start from config.example.yaml; `helpdesk parse` works without one)"
+        )
     })?;
-    let config = Config::load(config_path).map_err(|e| tempfail(e.into()))?;
+    let config = Config::load(config_path)?;
     if config.access.is_none() {
         tracing::warn!(
             "config.yaml has no access: grants, so no request will run (see config.example.yaml)"
@@ -76,8 +134,92 @@ fn run(config_path: Option<&Path>, input: Option<&Path>) -> Result<Status, Failu
             "config.yaml has no authentication: section, so no sender is trusted (see config.example.yaml)"
         );
     }
-    let raw = read_input(input, config.limits.message_size).map_err(tempfail)?;
-    pipeline::handle(&config, &raw.bytes, raw.truncated).map_err(tempfail)?;
+    Ok(config)
+}
+
+/// This program, for the detached `retry` and the process guard.
+fn binary() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("helpdesk"))
+}
+
+fn journal_for_reading(config_path: Option<&Path>) -> Result<(Config, Journal), Failure> {
+    let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::Config, e))?;
+    let path = config.state_dir.join("journal.sqlite");
+    if !path.exists() {
+        return Err(Failure::new(
+            Status::NoInput,
+            anyhow!(
+                "{}: no journal yet: nothing has been delivered with this config",
+                path.display()
+            ),
+        ));
+    }
+    let journal = Journal::open(&config.state_dir, config.journal_timeout)
+        .map_err(|e| Failure::new(Status::TempFail, e))?;
+    Ok((config, journal))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log(
+    config_path: Option<&Path>,
+    sender: Option<String>,
+    request_type: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    limit: usize,
+    format: Format,
+) -> Result<Status, Failure> {
+    let since = since
+        .map(|s| since_time(&s))
+        .transpose()
+        .map_err(|e| Failure::new(Status::Usage, e))?;
+    let (_, journal) = journal_for_reading(config_path)?;
+    let rows = journal
+        .list(&journal::Filter {
+            sender,
+            request_type,
+            outcome,
+            since,
+            limit,
+        })
+        .map_err(|e| Failure::new(Status::TempFail, e))?;
+    let output = match format {
+        Format::Json => rows
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
+            .collect(),
+        Format::Text => report::log_table(&rows),
+    };
+    print_stdout(&output);
+    Ok(Status::Ok)
+}
+
+/// `2h` (that long ago) or an RFC 3339 time, as an RFC 3339 time.
+fn since_time(text: &str) -> anyhow::Result<String> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        let then = std::time::SystemTime::now()
+            .checked_sub(ago)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        return Ok(humantime::format_rfc3339_millis(then).to_string());
+    }
+    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        anyhow!("--since {text:?}: {e}: give a duration (2h, 7d) or a time (2026-11-22T08:00:00Z)")
+    })?;
+    Ok(humantime::format_rfc3339_millis(time).to_string())
+}
+
+fn show(config_path: Option<&Path>, id: i64) -> Result<Status, Failure> {
+    let (_, journal) = journal_for_reading(config_path)?;
+    let row = journal
+        .get(id)
+        .map_err(|e| Failure::new(Status::TempFail, e))?
+        .ok_or_else(|| {
+            Failure::new(
+                Status::NoInput,
+                anyhow!("no row {id} in the journal (see helpdesk log)"),
+            )
+        })?;
+    print_stdout(&report::show_row(&row));
     Ok(Status::Ok)
 }
 

@@ -31,6 +31,32 @@ pub struct Config {
     /// Who may ask for what; `None`: nobody may ask for anything.
     pub access: Option<Vec<Grant>>,
     pub limits: Limits,
+    pub delivery: Delivery,
+    /// Playbooks running at once, across all deliveries.
+    pub max_parallel_runs: usize,
+    /// How long to wait for the journal when other deliveries hold it.
+    pub journal_timeout: Duration,
+    pub archive: Archive,
+}
+
+/// `delivery:` what `run` does once the message is safely spooled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// Run the playbook, then exit.
+    #[default]
+    Inline,
+    /// Exit at once and leave the run to a detached `helpdesk retry` (or a
+    /// `helpdesk worker` service).
+    Queue,
+}
+
+/// Raw messages kept after they were handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Archive {
+    /// Larger messages are not kept (the journal row stays).
+    pub max_size: u64,
+    pub keep: Duration,
 }
 
 /// The `authentication:` section.
@@ -186,6 +212,18 @@ struct RawConfig {
     access: Option<Vec<Grant>>,
     #[serde(default)]
     limits: RawLimits,
+    delivery: Option<Delivery>,
+    max_parallel_runs: Option<usize>,
+    journal_timeout: Option<String>,
+    #[serde(default)]
+    archive: RawArchive,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
+    max_size: Option<String>,
+    keep: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +308,11 @@ const DEFAULT_COMMAND: &str = "ansible-playbook";
 const DEFAULT_INVENTORY: &str = "inventory";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_SENDER_HEADER: &str = "From";
+const DEFAULT_JOURNAL_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_ARCHIVE: Archive = Archive {
+    max_size: 10 * 1024 * 1024,
+    keep: Duration::from_secs(30 * 86400),
+};
 
 impl Config {
     /// The configuration used when no config file is given: the built-in
@@ -301,6 +344,10 @@ impl Config {
                 scope: Scope::Any,
             }]),
             limits: Limits::default(),
+            delivery: Delivery::Inline,
+            max_parallel_runs: 2,
+            journal_timeout: DEFAULT_JOURNAL_TIMEOUT,
+            archive: DEFAULT_ARCHIVE,
         }
     }
 
@@ -406,6 +453,28 @@ impl Config {
             check_grants(grants).map_err(invalid)?;
         }
         let limits = limits(raw.limits).map_err(invalid)?;
+        let max_parallel_runs = raw.max_parallel_runs.unwrap_or(2);
+        if max_parallel_runs == 0 {
+            return Err(invalid("max_parallel_runs must be at least 1".into()));
+        }
+        let journal_timeout = duration(
+            "journal_timeout",
+            raw.journal_timeout,
+            DEFAULT_JOURNAL_TIMEOUT,
+        )
+        .map_err(invalid)?;
+        let archive = Archive {
+            max_size: match raw.archive.max_size {
+                None => DEFAULT_ARCHIVE.max_size,
+                Some(text) => parse_size(&text).ok_or_else(|| {
+                    invalid(format!(
+                        "archive.max_size {text:?} is not a size: write e.g. 10MiB"
+                    ))
+                })?,
+            },
+            keep: duration("archive.keep", raw.archive.keep, DEFAULT_ARCHIVE.keep)
+                .map_err(invalid)?,
+        };
 
         Ok(Self {
             file: None,
@@ -414,6 +483,10 @@ impl Config {
             authentication,
             access: raw.access,
             limits,
+            delivery: raw.delivery.unwrap_or_default(),
+            max_parallel_runs,
+            journal_timeout,
+            archive,
             desk: Desk::Folder(helpdesk_dir),
             sender_header,
             ansible: Ansible {

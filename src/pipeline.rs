@@ -1,113 +1,169 @@
-//! `helpdesk run`: one mail through every stage and out through the edges
-//! (the playbook run and the reply). `parse` walks the same stages and
-//! stops before the edges.
+//! One mail through every stage and out through the edges (the playbook run
+//! and the reply), returning what happened for the journal. `parse` walks
+//! the same stages and stops before the edges; `delivery` wraps this in the
+//! spool and the journal.
+
+use std::path::Path;
 
 use anyhow::anyhow;
 
 use crate::ansible::{self, Outcome};
 use crate::config::Config;
+use crate::journal::Record;
 use crate::keywords::Keywords;
 use crate::loops::{self, Silence};
-use crate::mail::{self, Mail};
+use crate::mail::Mail;
 use crate::ratelimit;
 use crate::redact::Secrets;
 use crate::reply::{self, Answer};
 use crate::request::{self, Decision};
+use crate::slots;
 use crate::transport;
 
-/// Handles one raw message. An error means the message could not be
-/// handled now and should be retried; everything else (a failed playbook,
-/// a reply that could not be sent) is an outcome, logged.
-pub fn handle(config: &Config, raw: &[u8], truncated: bool) -> anyhow::Result<()> {
-    let mut mail = mail::read(raw, &config.sender_header);
-    mail.truncated = truncated;
+/// Handles one message. An error means it could not be handled now and
+/// should be retried (nothing has run); a failed playbook or an unsent
+/// reply is an outcome, in the returned record. `on_running` is told the
+/// record just before the playbook starts.
+pub fn handle(
+    config: &Config,
+    mail: &Mail,
+    guard: Option<&Path>,
+    on_running: &mut dyn FnMut(&Record),
+) -> anyhow::Result<Record> {
     let id = mail
         .message_id
         .clone()
         .unwrap_or_else(|| "(no Message-ID)".into());
-    let silence = loops::silence(&mail, config.helpdesk_address.as_deref());
+    let mut record = Record::default();
+    let silence = loops::silence(mail, config.helpdesk_address.as_deref());
     if let Some(reason) = silence.as_ref().filter(|s| s.drops_request()) {
         tracing::info!("{id}: ignored, nothing run and no reply: {reason}");
-        return Ok(());
+        record.outcome = Some("ignored".into());
+        record.reply = Some(format!("none: {reason}"));
+        return Ok(record);
     }
     let keywords = config.desk.keywords()?;
-    let decision = request::decide(config, &keywords, &mail)?;
+    let decision = request::decide(config, &keywords, mail)?;
+    let secrets = Secrets::new(&decision.vars, &decision.secret_names);
+    record.request_type.clone_from(&decision.request_type);
+    record.vars = Some(serde_json::Value::Object(secrets.redact_vars(&decision.vars)).to_string());
+    record.authentication = Some(decision.authentication.to_string());
+    record.access = decision.access.as_ref().map(ToString::to_string);
+
     let Some(mut answer) = reply::answer(&config.desk, &keywords, &decision)? else {
         tracing::warn!(
             "{id}: from {}: {}; nothing run, no reply",
             mail.sender.as_deref().unwrap_or("(no sender)"),
             decision.authentication
         );
-        return Ok(());
+        record.outcome = Some("unauthenticated".into());
+        record.reply = Some("none: the sender is not authenticated".into());
+        return Ok(record);
     };
     let request_type = decision.request_type.as_deref().unwrap_or("-");
-    match &answer {
-        Answer::Pending => {
-            let run = dispatch(config, &decision, request_type)?;
-            let summary = format!(
-                "{id}: {request_type}: playbook {} in {:.1}s (log: {})",
-                ansible::describe(&run.outcome),
-                run.duration.as_secs_f64(),
-                run.log.display()
-            );
-            match run.outcome {
-                Outcome::Succeeded => tracing::info!("{summary}"),
-                _ => tracing::warn!("{summary}"),
+    record.outcome = Some(
+        match &answer {
+            Answer::Pending => {
+                on_running(&record);
+                let run = dispatch(config, &decision, request_type, guard)?;
+                let summary = format!(
+                    "{id}: {request_type}: playbook {} in {:.1}s (log: {})",
+                    ansible::describe(&run.outcome),
+                    run.duration.as_secs_f64(),
+                    run.log.display()
+                );
+                match run.outcome {
+                    Outcome::Succeeded => tracing::info!("{summary}"),
+                    _ => tracing::warn!("{summary}"),
+                }
+                record.exit_code = match run.outcome {
+                    Outcome::Succeeded => Some(0),
+                    Outcome::Failed { code, .. } => code,
+                    Outcome::TimedOut { .. } => None,
+                };
+                record.duration_ms =
+                    Some(u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX));
+                record.run_log = Some(run.log.display().to_string());
+                let outcome = match run.outcome {
+                    Outcome::Succeeded => "done",
+                    Outcome::Failed { .. } => "failed",
+                    Outcome::TimedOut { .. } => "timeout",
+                };
+                let quiet = config
+                    .mail
+                    .as_ref()
+                    .is_some_and(|m| m.no_result_reply.iter().any(|t| t == request_type));
+                if quiet {
+                    tracing::info!(
+                        "{id}: no result reply: mail.no_result_reply lists {request_type}"
+                    );
+                    record.reply = Some("none: mail.no_result_reply".into());
+                    record.outcome = Some(outcome.into());
+                    return Ok(record);
+                }
+                answer = Answer::Result(run);
+                outcome
             }
-            let quiet = config
-                .mail
-                .as_ref()
-                .is_some_and(|m| m.no_result_reply.iter().any(|t| t == request_type));
-            if quiet {
-                tracing::info!("{id}: no result reply: mail.no_result_reply lists {request_type}");
-                return Ok(());
+            Answer::Unclassified => {
+                tracing::info!(
+                    "{id}: nothing to run: {}",
+                    decision.reason.as_deref().unwrap_or("unclassified")
+                );
+                "ignored"
             }
-            answer = Answer::Result(run);
+            Answer::Refused(why) => {
+                tracing::warn!("{id}: {request_type}: refused: {why}");
+                "unauthorized"
+            }
+            Answer::Invalid(invalid) => {
+                let fields: Vec<String> = invalid
+                    .iter()
+                    .map(|i| format!("{} {}", i.var, i.why))
+                    .collect();
+                tracing::warn!("{id}: {request_type}: refused: {}", fields.join("; "));
+                "refused"
+            }
+            Answer::TooLarge => {
+                tracing::warn!(
+                    "{id}: refused: {}",
+                    decision.reason.as_deref().unwrap_or("too large")
+                );
+                "refused"
+            }
+            Answer::Missing(missing) => {
+                let names: Vec<&str> = missing.iter().map(|m| m.var.as_str()).collect();
+                tracing::info!(
+                    "{id}: {request_type}: nothing run, missing {}",
+                    names.join(", ")
+                );
+                "refused"
+            }
+            Answer::HelpTopic { .. } | Answer::HelpIndex { .. } => {
+                tracing::info!("{id}: help request");
+                "done"
+            }
+            Answer::Result(_) => "done",
         }
-        Answer::Unclassified => tracing::info!(
-            "{id}: nothing to run: {}",
-            decision.reason.as_deref().unwrap_or("unclassified")
-        ),
-        Answer::Refused(why) => tracing::warn!("{id}: {request_type}: refused: {why}"),
-        Answer::Invalid(invalid) => {
-            let fields: Vec<String> = invalid
-                .iter()
-                .map(|i| format!("{} {}", i.var, i.why))
-                .collect();
-            tracing::warn!("{id}: {request_type}: refused: {}", fields.join("; "));
-        }
-        Answer::TooLarge => tracing::warn!(
-            "{id}: refused: {}",
-            decision.reason.as_deref().unwrap_or("too large")
-        ),
-        Answer::Missing(missing) => {
-            let names: Vec<&str> = missing.iter().map(|m| m.var.as_str()).collect();
-            tracing::info!(
-                "{id}: {request_type}: nothing run, missing {}",
-                names.join(", ")
-            );
-        }
-        Answer::HelpTopic { .. } | Answer::HelpIndex { .. } => {
-            tracing::info!("{id}: help request");
-        }
-        Answer::Result(_) => {}
-    }
-    send_reply(
+        .to_owned(),
+    );
+    record.reply = Some(send_reply(
         config,
         &keywords,
-        &mail,
+        mail,
         &decision,
         &answer,
         silence.as_ref(),
+        &secrets,
         &id,
-    );
-    Ok(())
+    ));
+    Ok(record)
 }
 
 fn dispatch(
     config: &Config,
     decision: &Decision,
     request_type: &str,
+    guard: Option<&Path>,
 ) -> anyhow::Result<ansible::Run> {
     let (Some(playbook), Some(workdir)) = (
         decision.playbook.as_ref().and_then(|p| p.path.as_ref()),
@@ -117,18 +173,31 @@ fn dispatch(
             "{request_type}: the built-in playbooks cannot run; set helpdesk_dir in config.yaml"
         ));
     };
-    Ok(ansible::run(
+    let slot = slots::acquire(&config.state_dir, config.max_parallel_runs).map_err(|e| {
+        anyhow!(
+            "{}: cannot take a playbook slot: {e}",
+            config.state_dir.display()
+        )
+    })?;
+    tracing::debug!("running in slot {}", slot.number);
+    let run = ansible::run(
         &config.ansible,
-        playbook,
-        workdir,
-        &decision.vars,
-        &config.state_dir,
-        request_type,
-    )?)
+        ansible::Job {
+            playbook,
+            workdir,
+            vars: &decision.vars,
+            state_dir: &config.state_dir,
+            label: request_type,
+            guard,
+        },
+    )?;
+    drop(slot);
+    Ok(run)
 }
 
-/// Sends the reply, or logs why not. A reply that cannot be sent never
-/// undoes or repeats the request.
+/// Sends the reply, or logs why not; returns what happened for the
+/// journal. A reply that cannot be sent never undoes or repeats the request.
+#[allow(clippy::too_many_arguments)]
 fn send_reply(
     config: &Config,
     keywords: &Keywords,
@@ -136,52 +205,57 @@ fn send_reply(
     decision: &Decision,
     answer: &Answer,
     silence: Option<&Silence>,
+    secrets: &Secrets,
     id: &str,
-) {
+) -> String {
     if let Some(reason) = silence {
         tracing::info!("{id}: no reply: {reason}");
-        return;
+        return format!("none: {reason}");
     }
     let (Some(settings), Some(from)) = (&config.mail, &config.helpdesk_address) else {
         tracing::warn!("{id}: no reply sent: config.yaml has no mail: section");
-        return;
+        return "none: config.yaml has no mail: section".into();
     };
-    let secrets = Secrets::new(&decision.vars, &decision.secret_names);
-    let result = reply::compose(config, keywords, mail, decision, answer, &secrets)
+    let result = reply::compose(config, keywords, mail, decision, answer, secrets)
         .and_then(|reply| Ok((reply::to_message(&reply, from)?, reply)));
     let (message, reply) = match result {
         Ok(built) => built,
         Err(e) => {
             tracing::warn!("{id}: reply not sent: {e}");
-            return;
+            return format!("not sent: {e}");
         }
     };
     match ratelimit::allow(&config.state_dir, &reply.to, settings.reply_limit_per_hour) {
         Ok(true) => {}
         Ok(false) => {
-            tracing::warn!(
-                "{id}: no reply: {} already got {} replies in the past hour (mail.reply_limit_per_hour)",
-                reply.to,
-                settings.reply_limit_per_hour
+            let why = format!(
+                "{} already got {} replies in the past hour (mail.reply_limit_per_hour)",
+                reply.to, settings.reply_limit_per_hour
             );
-            return;
+            tracing::warn!("{id}: no reply: {why}");
+            return format!("none: {why}");
         }
         Err(e) => {
-            tracing::warn!(
-                "{id}: reply not sent: cannot count replies in {}: {e}",
+            let why = format!(
+                "cannot count replies in {}: {e}",
                 config.state_dir.display()
             );
-            return;
+            tracing::warn!("{id}: reply not sent: {why}");
+            return format!("not sent: {why}");
         }
     }
     match transport::send(&settings.transport, &message) {
         Ok(where_to) => {
-            tracing::info!("{id}: {} reply to {}: {where_to}", reply.template, reply.to)
+            tracing::info!("{id}: {} reply to {}: {where_to}", reply.template, reply.to);
+            format!("sent: {} reply to {}: {where_to}", reply.template, reply.to)
         }
-        Err(e) => tracing::warn!(
-            "{id}: {} reply to {} not sent: {e}",
-            reply.template,
-            reply.to
-        ),
+        Err(e) => {
+            tracing::warn!(
+                "{id}: {} reply to {} not sent: {e}",
+                reply.template,
+                reply.to
+            );
+            format!("not sent: {} reply to {}: {e}", reply.template, reply.to)
+        }
     }
 }

@@ -234,3 +234,91 @@ fn explanation(config: &Config, mail: &Mail, decision: &Decision) -> Vec<String>
     }
     lines
 }
+
+/// `helpdesk log`: one line per row.
+pub fn log_table(rows: &[crate::journal::Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<24}  {:<28}  {:<16}  {:<15}  {:>7}  subject",
+        "id", "received", "sender", "type", "outcome", "secs"
+    );
+    for row in rows {
+        let cut = |text: &str, width: usize| -> String {
+            if text.chars().count() <= width {
+                text.to_owned()
+            } else {
+                text.chars()
+                    .take(width.saturating_sub(1))
+                    .collect::<String>()
+                    + "…"
+            }
+        };
+        let outcome = row
+            .record
+            .outcome
+            .clone()
+            .unwrap_or_else(|| row.state.clone());
+        let secs = row
+            .record
+            .duration_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{:.1}", ms as f64 / 1000.0));
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<24}  {:<28}  {:<16}  {:<15}  {:>7}  {}",
+            row.id,
+            cut(&row.received_at, 24),
+            cut(row.sender.as_deref().unwrap_or("-"), 28),
+            cut(row.record.request_type.as_deref().unwrap_or("-"), 16),
+            cut(&outcome, 15),
+            secs,
+            cut(row.subject.as_deref().unwrap_or(""), 60).replace(['\r', '\n'], " ")
+        );
+    }
+    out
+}
+
+/// `helpdesk show`: every field of a row, then its run log.
+pub fn show_row(row: &crate::journal::Row) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, name: &str, value: Option<String>| {
+        let _ = writeln!(out, "{name:<15} {}", value.unwrap_or_else(|| "-".into()));
+    };
+    let r = &row.record;
+    line(&mut out, "id", Some(row.id.to_string()));
+    line(&mut out, "message id", row.message_id.clone());
+    line(&mut out, "received", Some(row.received_at.clone()));
+    line(&mut out, "sender", row.sender.clone());
+    line(&mut out, "subject", row.subject.clone());
+    line(&mut out, "request type", r.request_type.clone());
+    line(&mut out, "authentication", r.authentication.clone());
+    line(&mut out, "access", r.access.clone());
+    line(&mut out, "state", Some(row.state.clone()));
+    line(&mut out, "outcome", r.outcome.clone());
+    line(
+        &mut out,
+        "duplicate of",
+        row.duplicate_of.map(|d| d.to_string()),
+    );
+    line(&mut out, "attempts", Some(row.attempts.to_string()));
+    line(&mut out, "exit code", r.exit_code.map(|c| c.to_string()));
+    line(
+        &mut out,
+        "duration",
+        r.duration_ms
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0)),
+    );
+    line(&mut out, "reply", r.reply.clone());
+    line(&mut out, "raw message", row.spool_path.clone());
+    line(&mut out, "vars", r.vars.clone());
+    line(&mut out, "run log", r.run_log.clone());
+    if let Some(log) = r
+        .run_log
+        .as_deref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        let _ = writeln!(out);
+        out.push_str(&log);
+    }
+    out
+}

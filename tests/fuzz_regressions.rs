@@ -5,9 +5,11 @@ use std::fs;
 
 use crate::support::repo;
 
+type Target = (&'static str, fn(&[u8]));
+
 #[test]
 fn every_saved_fuzz_case_runs_without_panicking() {
-    let targets: [(&str, fn(&[u8])); 4] = [
+    let targets: [Target; 4] = [
         ("mail_read", helpdesk::fuzzing::mail_read),
         ("keywords", helpdesk::fuzzing::keywords),
         ("phrasebook", helpdesk::fuzzing::phrasebook),

@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use crate::support::smtp::{SmtpServer, TestCa};
-use crate::support::{Helpdesk, exec, fixture, mail, repo};
+use crate::support::{Helpdesk, exec, fixture, fresh, mail, repo};
 
 /// The RFC 3834 and threading headers every reply carries.
 fn assert_reply_headers(
@@ -385,7 +385,7 @@ fn starttls_with_a_private_ca_and_authentication() {
     // Without the CA the certificate is not trusted, and nothing is sent.
     let with_ca = desk.config_text().to_owned();
     let desk = desk.config(&with_ca.replace(&format!(", ca_file: {}", ca.path().display()), ""));
-    let out = desk.run(&fixture("help_storage.eml"));
+    let out = desk.run(&fresh(&fixture("help_storage.eml")));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
@@ -398,7 +398,7 @@ fn starttls_with_a_private_ca_and_authentication() {
     // A password file others can read is refused, and said so.
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
     let desk = desk.config(&with_ca);
-    let out = desk.run(&fixture("help_storage.eml"));
+    let out = desk.run(&fresh(&fixture("help_storage.eml")));
     assert!(
         out.stderr
             .contains("smtp.secret: readable by group or others (mode 644): chmod 600 it"),

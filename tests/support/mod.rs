@@ -42,14 +42,37 @@ pub fn fixture(name: &str) -> Vec<u8> {
     fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A plain-text mail.
+/// A Message-ID no other test mail has: the helpdesk runs each message
+/// once, so every mail a test means as new needs its own.
+pub fn unique_id() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("test-{}-{n}@example.com", std::process::id())
+}
+
+/// A plain-text mail with a fresh Message-ID.
 pub fn mail(from: &str, subject: &str, body: &str) -> Vec<u8> {
     format!(
-        "From: {from}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\nMessage-ID: <test-{}@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
-        subject.len(),
+        "From: {from}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\nMessage-ID: <{}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
+        unique_id(),
         body.replace('\n', "\r\n")
     )
     .into_bytes()
+}
+
+/// A fixture with its Message-ID replaced by a fresh one, to send it again
+/// as a new message.
+pub fn fresh(raw: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.to_ascii_lowercase().starts_with("message-id:") {
+            out.push_str(&format!("Message-ID: <{}>\r\n", unique_id()));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.into_bytes()
 }
 
 #[derive(Debug)]

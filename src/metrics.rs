@@ -1,0 +1,79 @@
+//! A Prometheus text-format file for node_exporter's textfile collector,
+//! rebuilt from the journal after every message and replaced atomically.
+//! Counting from the journal keeps the counters right however many
+//! deliveries run at once.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::journal::{Journal, JournalError};
+
+/// Run-duration histogram buckets, in seconds.
+const BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
+
+pub fn render(journal: &Journal) -> Result<String, JournalError> {
+    let crate::journal::Totals { counts, durations } = journal.totals()?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP helpdesk_messages_total Messages handled, by request type and outcome."
+    );
+    let _ = writeln!(out, "# TYPE helpdesk_messages_total counter");
+    for (request_type, outcome, count) in counts {
+        let _ = writeln!(
+            out,
+            "helpdesk_messages_total{{request_type=\"{}\",outcome=\"{}\"}} {count}",
+            escape(&request_type),
+            escape(&outcome)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP helpdesk_run_duration_seconds Time ansible-playbook ran."
+    );
+    let _ = writeln!(out, "# TYPE helpdesk_run_duration_seconds histogram");
+    let seconds: Vec<f64> = durations.iter().map(|ms| *ms as f64 / 1000.0).collect();
+    for bucket in BUCKETS {
+        let within = seconds.iter().filter(|s| **s <= *bucket).count();
+        let _ = writeln!(
+            out,
+            "helpdesk_run_duration_seconds_bucket{{le=\"{bucket}\"}} {within}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "helpdesk_run_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        seconds.len()
+    );
+    let _ = writeln!(
+        out,
+        "helpdesk_run_duration_seconds_sum {}",
+        seconds.iter().sum::<f64>()
+    );
+    let _ = writeln!(out, "helpdesk_run_duration_seconds_count {}", seconds.len());
+    Ok(out)
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes `state_dir/metrics.prom` via a temporary file and a rename, so a
+/// scraper never reads half a file.
+pub fn write(state_dir: &Path, journal: &Journal) -> anyhow::Result<()> {
+    let text = render(journal)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".metrics-")
+        .tempfile_in(state_dir)?;
+    file.write_all(text.as_bytes())?;
+    let mut permissions = file.as_file().metadata()?.permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
+    file.as_file().set_permissions(permissions)?;
+    file.persist(state_dir.join("metrics.prom"))
+        .map_err(|e| e.error)?;
+    Ok(())
+}
