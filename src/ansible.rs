@@ -201,6 +201,12 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
         .env("HELPDESK_RESULT_FILE", &result_path)
         .env("ANSIBLE_CALLBACK_PLUGINS", plugin_path(&plugins))
         .env_remove("ANSIBLE_FORCE_COLOR")
+        .envs(
+            ansible
+                .environment
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
         .process_group(0)
         .spawn()
         .map_err(|source| DispatchError::Spawn {
@@ -208,7 +214,7 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
             source,
         })?;
 
-    let guard = guard.and_then(|binary| start_guard(binary, child.id()));
+    let guard = guard.and_then(|binary| start_guard(binary, child.id(), vars_file.path()));
     let status =
         wait_with_timeout(child, ansible.timeout).map_err(|source| DispatchError::Wait {
             program: program.clone(),
@@ -327,9 +333,9 @@ fn yaml_quoted(text: &str) -> String {
 pub const GUARD_DONE: &str = "done\n";
 
 /// Starts `helpdesk guard` outside the playbook's process group and tells
-/// it the group; if this process dies, the guard's stdin closes without
-/// `done` and it kills the group.
-fn start_guard(binary: &Path, pgid: u32) -> Option<std::process::Child> {
+/// it the group and the vars file; if this process dies, the guard's stdin
+/// closes without `done`, and it kills the group and removes the file.
+fn start_guard(binary: &Path, pgid: u32, vars_file: &Path) -> Option<std::process::Child> {
     let mut guard = Command::new(binary)
         .arg("guard")
         .stdin(Stdio::piped())
@@ -341,7 +347,7 @@ fn start_guard(binary: &Path, pgid: u32) -> Option<std::process::Child> {
         .ok()?;
     let told = guard.stdin.as_mut().map(|stdin| {
         stdin
-            .write_all(format!("{pgid}\n").as_bytes())
+            .write_all(format!("{pgid}\n{}\n", vars_file.display()).as_bytes())
             .and_then(|()| stdin.flush())
     });
     if !matches!(told, Some(Ok(()))) {
@@ -352,9 +358,10 @@ fn start_guard(binary: &Path, pgid: u32) -> Option<std::process::Child> {
     Some(guard)
 }
 
-/// `helpdesk guard`: reads a process group id, then waits for its standard
-/// input to end. Without `done` first, the helpdesk that started it died:
-/// the group is killed so that no playbook runs on unwatched.
+/// `helpdesk guard`: reads a process group id and a vars file path, then
+/// waits for its standard input to end. Without `done` first, the helpdesk
+/// that started it died: the group is killed so that no playbook runs on
+/// unwatched, and the vars file (it may hold secrets) is removed.
 pub fn guard(input: &mut dyn io::Read) {
     let mut text = String::new();
     let _ = input.read_to_string(&mut text);
@@ -366,10 +373,17 @@ pub fn guard(input: &mut dyn io::Read) {
     else {
         return;
     };
+    let vars_file = lines.next().map(PathBuf::from);
     if lines.any(|l| l.trim() == GUARD_DONE.trim()) {
         return;
     }
     kill_group(pgid, rustix::process::Signal::KILL);
+    if let Some(file) = vars_file.filter(|f| {
+        f.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("vars-"))
+    }) {
+        let _ = fs::remove_file(file);
+    }
 }
 
 enum Waited {
@@ -400,16 +414,57 @@ fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> io::R
     result
 }
 
+/// Signals the playbook's process group and every process descended from
+/// it: Ansible's workers call `setsid()`, so a group signal alone misses
+/// them (and the modules they run).
 fn kill_group(pid: u32, signal: rustix::process::Signal) {
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return;
+    // Collect first: once the leader dies its children move to init.
+    let tree = descendants(pid);
+    let as_pid = |p: u32| {
+        i32::try_from(p)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
     };
-    if let Err(e) = rustix::process::kill_process_group(pid, signal) {
-        tracing::warn!("could not signal process group {pid:?}: {e}");
+    if let Some(leader) = as_pid(pid) {
+        let _ = rustix::process::kill_process_group(leader, signal);
     }
+    for member in tree.into_iter().filter_map(as_pid) {
+        let _ = rustix::process::kill_process(member, signal);
+    }
+}
+
+/// `root` and every process below it, from `/proc/*/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return vec![root];
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the parenthesised command name: state, then ppid.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut next = 0;
+    while let Some(&parent) = tree.get(next) {
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(pid, _)| *pid),
+        );
+        next += 1;
+    }
+    tree
 }
 
 fn outcome_of(status: ExitStatus) -> Outcome {
@@ -492,6 +547,7 @@ mod tests {
             inventory: "localhost,".into(),
             timeout,
             extra_args: vec!["--diff".into()],
+            environment: Vec::new(),
         }
     }
 

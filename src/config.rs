@@ -178,6 +178,9 @@ pub struct Ansible {
     pub inventory: String,
     pub timeout: Duration,
     pub extra_args: Vec<String>,
+    /// Extra environment for ansible-playbook (e.g. HOME or ANSIBLE_CONFIG
+    /// when the MTA runs helpdesk as a user without a home).
+    pub environment: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +305,8 @@ struct RawAnsible {
     inventory: Option<String>,
     timeout: Option<String>,
     extra_args: Option<Vec<String>>,
+    #[serde(default)]
+    environment: std::collections::BTreeMap<String, String>,
 }
 
 const DEFAULT_COMMAND: &str = "ansible-playbook";
@@ -327,6 +332,7 @@ impl Config {
                 inventory: Desk::Builtin.display(DEFAULT_INVENTORY),
                 timeout: DEFAULT_TIMEOUT,
                 extra_args: Vec::new(),
+                environment: Vec::new(),
             },
             state_dir: PathBuf::from("state"),
             helpdesk_address: None,
@@ -494,6 +500,7 @@ impl Config {
                 inventory,
                 timeout,
                 extra_args: ansible.extra_args.unwrap_or_default(),
+                environment: ansible.environment.into_iter().collect(),
             },
             state_dir: normalize(
                 &base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from("state"))),

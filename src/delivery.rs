@@ -12,9 +12,9 @@
 //! MTA keeps the message; a crash after it leaves the message in the spool
 //! for `retry`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 
 use sha2::{Digest, Sha256};
 
@@ -32,17 +32,13 @@ const TRUNCATED: &str = "-truncated.eml";
 
 /// `helpdesk run`: takes one message from the MTA.
 pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> anyhow::Result<()> {
-    let stored = spool::store(&config.state_dir, raw).with_context(|| {
+    let suffix = if truncated { TRUNCATED } else { ".eml" };
+    let stored = spool::store(&config.state_dir, raw, suffix).with_context(|| {
         format!(
             "{}: cannot spool the message",
             config.state_dir.join("spool").display()
         )
     })?;
-    let stored = if truncated {
-        mark_truncated(&stored)?
-    } else {
-        stored
-    };
     let mut journal = open(config)?;
     let mut mail = mail::read(raw, &config.sender_header);
     mail.truncated = truncated;
@@ -50,26 +46,27 @@ pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> a
         Delivery::Inline => spool::process_token(),
         Delivery::Queue => QUEUED.to_owned(),
     };
-    match claim(&mut journal, &mail, raw, &stored, &claimer) {
+    match claim(&mut journal, &mail, raw, &stored.path, &claimer) {
         Ok(Claim::Claimed(id)) => match config.delivery {
-            Delivery::Inline => process(config, &mut journal, id, &stored, &mail, binary)?,
+            Delivery::Inline => process(config, &mut journal, id, stored, &mail, binary)?,
             Delivery::Queue => {
                 tracing::info!("row {id}: queued for a worker");
+                drop(stored);
                 spawn_retry(config, binary);
                 return Ok(());
             }
         },
         Ok(Claim::Duplicate { original, row }) => {
             tracing::info!("row {row}: duplicate of row {original}, nothing run");
-            let _ = std::fs::remove_file(&stored);
+            let _ = std::fs::remove_file(&stored.path);
             write_metrics(config, &journal);
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&stored);
+            let _ = std::fs::remove_file(&stored.path);
             return Err(e.into());
         }
     }
-    if stale_leftovers(config, &journal).unwrap_or(false) {
+    if stale_leftovers(config).unwrap_or(false) {
         spawn_retry(config, binary);
     }
     Ok(())
@@ -83,7 +80,11 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
     let me = spool::process_token();
     let mut handled = 0;
     for path in spool::leftovers(&config.state_dir).context("cannot list the spool")? {
-        let Some(raw) = std::fs::read(&path).ok() else {
+        // Held: its handler is at work (or it was just delivered).
+        let Ok(Some(spooled)) = spool::lock(&path) else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(&path) else {
             continue;
         };
         let mut mail = mail::read(&raw, &config.sender_header);
@@ -98,16 +99,13 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
             },
             Some(row) if row.state == journal::FINISHED => {
                 // Journaled but not yet moved out when its handler died.
-                let archived = spool::release(&config.state_dir, &path, config.archive.max_size)
+                let archived = spool::release(&config.state_dir, spooled, config.archive.max_size)
                     .context("cannot move a handled message out of the spool")?;
                 journal.set_spool_path(row.id, archived.as_deref())?;
                 continue;
             }
             Some(row) => {
                 let holder = row.claimed_by.as_deref();
-                if holder.is_some_and(spool::is_alive) {
-                    continue;
-                }
                 if !journal.take_over(row.id, holder, &me)? {
                     continue;
                 }
@@ -120,7 +118,7 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
                 row.id
             }
         };
-        process(config, &mut journal, id, &path, &mail, binary)?;
+        process(config, &mut journal, id, spooled, &mail, binary)?;
         handled += 1;
     }
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
@@ -167,7 +165,7 @@ fn process(
     config: &Config,
     journal: &mut Journal,
     id: i64,
-    path: &Path,
+    spooled: spool::Spooled,
     mail: &Mail,
     binary: &Path,
 ) -> anyhow::Result<()> {
@@ -183,17 +181,17 @@ fn process(
         Ok(record) => record,
         Err(e) => {
             journal.abandon(id)?;
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(&spooled.path);
             return Err(e);
         }
     };
     journal.record(id, &record, true)?;
-    match spool::release(&config.state_dir, path, config.archive.max_size) {
+    let shown = spooled.path.display().to_string();
+    match spool::release(&config.state_dir, spooled, config.archive.max_size) {
         Ok(archived) => journal.set_spool_path(id, archived.as_deref())?,
-        Err(e) => tracing::warn!(
-            "row {id}: handled, but cannot move {} out of the spool: {e}",
-            path.display()
-        ),
+        Err(e) => {
+            tracing::warn!("row {id}: handled, but cannot move {shown} out of the spool: {e}")
+        }
     }
     write_metrics(config, journal);
     Ok(())
@@ -208,16 +206,12 @@ fn write_metrics(config: &Config, journal: &Journal) {
     }
 }
 
-/// Whether the spool holds messages nobody is working on.
-fn stale_leftovers(config: &Config, journal: &Journal) -> anyhow::Result<bool> {
+/// Whether the spool holds messages nobody is working on (nobody holds
+/// their lock).
+fn stale_leftovers(config: &Config) -> anyhow::Result<bool> {
     for path in spool::leftovers(&config.state_dir)? {
-        match journal.by_spool_path(&path)? {
-            None => return Ok(true),
-            Some(row) if row.state == journal::FINISHED => return Ok(true),
-            Some(row) if !row.claimed_by.as_deref().is_some_and(spool::is_alive) => {
-                return Ok(true);
-            }
-            Some(_) => {}
+        if spool::lock(&path).ok().flatten().is_some() {
+            return Ok(true);
         }
     }
     Ok(false)
@@ -241,12 +235,6 @@ fn spawn_retry(config: &Config, binary: &Path) {
     if let Err(e) = spawned {
         tracing::warn!("cannot start helpdesk retry: {e}; run it by hand or from a timer");
     }
-}
-
-fn mark_truncated(path: &Path) -> anyhow::Result<PathBuf> {
-    let marked = PathBuf::from(path.to_string_lossy().replace(".eml", TRUNCATED));
-    std::fs::rename(path, &marked).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok(marked)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -3,6 +3,10 @@
 //! its outcome is journaled (to `state_dir/archive/<date>/`, within a size
 //! cap, kept for a number of days). A crash leaves the message there for
 //! `helpdesk retry` or the next `helpdesk run`.
+//!
+//! Whoever handles a spooled message holds an exclusive `flock` on it, so
+//! `retry` never touches a message that is being handled, and a handler
+//! that dies (kill -9, OOM) lets go of it by dying.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -10,8 +14,18 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// Writes `raw` into the spool durably and returns its path.
-pub fn store(state_dir: &Path, raw: &[u8]) -> io::Result<PathBuf> {
+use rustix::fs::{FlockOperation, flock};
+
+/// A spooled message, locked for as long as this value lives.
+#[derive(Debug)]
+pub struct Spooled {
+    pub path: PathBuf,
+    _lock: File,
+}
+
+/// Writes `raw` into the spool durably, named `<time>-<pid>-<n><suffix>`,
+/// and returns it locked.
+pub fn store(state_dir: &Path, raw: &[u8], suffix: &str) -> io::Result<Spooled> {
     let dir = state_dir.join("spool");
     fs::DirBuilder::new()
         .recursive(true)
@@ -20,16 +34,34 @@ pub fn store(state_dir: &Path, raw: &[u8]) -> io::Result<PathBuf> {
     let mut file = tempfile::Builder::new()
         .prefix(".incoming-")
         .tempfile_in(&dir)?;
+    flock(file.as_file(), FlockOperation::LockExclusive)?;
     file.write_all(raw)?;
     file.as_file().sync_all()?;
     let stamp = humantime::format_rfc3339_micros(SystemTime::now())
         .to_string()
         .replace([':', '-', '.'], "");
-    let name = format!("{stamp}-{}-{:08x}.eml", std::process::id(), fastrand_u32());
+    let name = format!(
+        "{stamp}-{}-{:08x}{suffix}",
+        std::process::id(),
+        fastrand_u32()
+    );
     let path = dir.join(name);
-    file.persist_noclobber(&path).map_err(|e| e.error)?;
+    let lock = file.persist_noclobber(&path).map_err(|e| e.error)?;
     File::open(&dir)?.sync_all()?;
-    Ok(path)
+    Ok(Spooled { path, _lock: lock })
+}
+
+/// Locks a spooled message for handling; `None` when someone else holds it.
+pub fn lock(path: &Path) -> io::Result<Option<Spooled>> {
+    let file = File::open(path)?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(Spooled {
+            path: path.to_path_buf(),
+            _lock: file,
+        })),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A little randomness for spool names without another dependency.
@@ -58,7 +90,8 @@ pub fn leftovers(state_dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Moves a handled message out of the spool: into the archive when it is
 /// within `max_size`, else it is deleted. Returns where it went.
-pub fn release(state_dir: &Path, path: &Path, max_size: u64) -> io::Result<Option<PathBuf>> {
+pub fn release(state_dir: &Path, spooled: Spooled, max_size: u64) -> io::Result<Option<PathBuf>> {
+    let path = spooled.path.as_path();
     let size = fs::metadata(path)?.len();
     if size > max_size {
         fs::remove_file(path)?;
@@ -115,29 +148,25 @@ fn token_of(pid: u32) -> Option<String> {
     Some(format!("{pid}:{start}"))
 }
 
-/// Whether the process that wrote `token` still runs.
-pub fn is_alive(token: &str) -> bool {
-    let Some(pid) = token.split(':').next().and_then(|p| p.parse::<u32>().ok()) else {
-        return false;
-    };
-    token_of(pid).is_some_and(|now| now == token)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn store_list_release() {
+    fn store_list_lock_release() {
         let dir = tempfile::tempdir().unwrap();
-        let a = store(dir.path(), b"one").unwrap();
-        let b = store(dir.path(), b"two").unwrap();
-        assert_ne!(a, b);
+        let a = store(dir.path(), b"one", ".eml").unwrap();
+        let b = store(dir.path(), b"two", ".eml").unwrap();
+        assert_ne!(a.path, b.path);
         assert_eq!(leftovers(dir.path()).unwrap().len(), 2);
-        let archived = release(dir.path(), &a, 10).unwrap().unwrap();
+        assert!(lock(&a.path).unwrap().is_none(), "held by its handler");
+        let archived = release(dir.path(), a, 10).unwrap().unwrap();
         assert_eq!(fs::read(archived).unwrap(), b"one");
+        let path = b.path.clone();
+        drop(b);
+        let b = lock(&path).unwrap().expect("free once its handler is gone");
         assert_eq!(
-            release(dir.path(), &b, 2).unwrap(),
+            release(dir.path(), b, 2).unwrap(),
             None,
             "over the cap: not kept"
         );
@@ -151,12 +180,7 @@ mod tests {
     #[test]
     fn tokens() {
         let me = process_token();
-        assert!(is_alive(&me));
-        assert!(!is_alive("999999999:1"));
-        assert!(
-            !is_alive(&format!("{}:1", std::process::id())),
-            "same pid, other start time"
-        );
-        assert!(!is_alive("garbage"));
+        assert!(me.starts_with(&format!("{}:", std::process::id())), "{me}");
+        assert_ne!(me, format!("{}:0", std::process::id()));
     }
 }

@@ -229,7 +229,8 @@ fn the_example_config_is_valid_and_documents_every_key() {
     let keys = "helpdesk_dir sender_header state_dir ansible command inventory timeout extra_args \
         helpdesk_address mail transport smtp host port security username password_file password_env \
         ca_file sendmail folder reply_limit_per_hour no_result_reply authentication authserv_id \
-        received_by require access requests senders scope limits message_size value_length variables";
+        received_by require access requests senders scope limits message_size value_length variables \
+        delivery max_parallel_runs journal_timeout archive max_size keep environment";
     for key in keys.split_whitespace() {
         assert!(
             example.contains(&format!("{key}:")),

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod delivery;
 mod errors;
 mod fixtures;
 mod fuzz_regressions;

@@ -1,0 +1,323 @@
+//! Issue 5: the delivery contract, through the built binary and the real
+//! ansible-playbook: exactly once, concurrency, crash recovery, exit
+//! statuses, the journal's commands and the metrics file.
+
+use std::fs;
+use std::io::Write;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Helpdesk, exec, fixture, mail};
+
+/// Every journal row, newest first, through `helpdesk log`.
+fn rows(desk: &Helpdesk) -> Vec<Value> {
+    let out = exec(
+        desk.command(&["log", "--format", "json", "--limit", "1000"]),
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn outcomes(rows: &[Value]) -> Vec<String> {
+    let mut outcomes: Vec<String> = rows
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
+fn start_run(desk: &Helpdesk, message: &[u8]) -> Child {
+    let mut child = desk
+        .command(&["run"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    child
+}
+
+fn finish(children: Vec<Child>) -> Vec<i32> {
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.status.code().unwrap_or(-1)
+        })
+        .collect()
+}
+
+#[test]
+fn twenty_distinct_messages_at_once_make_twenty_rows_and_twenty_runs() {
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    let children: Vec<Child> = (0..20)
+        .map(|n| {
+            start_run(
+                &desk,
+                &mail(
+                    &format!("user{n}@example.com"),
+                    "quota",
+                    "more for me by 1 gb",
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(finish(children), vec![0; 20]);
+    let rows = rows(&desk);
+    assert_eq!(rows.len(), 20);
+    assert_eq!(outcomes(&rows), vec!["done"; 20]);
+    assert_eq!(desk.run_logs().len(), 20, "one playbook run per message");
+    assert!(
+        fs::read_dir(desk.path().join("state/spool"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the spool is empty"
+    );
+}
+
+#[test]
+fn the_same_message_five_times_at_once_runs_once() {
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    let message = mail("alice@example.com", "quota", "more for me by 1 gb");
+    let children: Vec<Child> = (0..5).map(|_| start_run(&desk, &message)).collect();
+    assert_eq!(finish(children), vec![0; 5]);
+    let rows = rows(&desk);
+    assert_eq!(
+        outcomes(&rows),
+        ["done", "duplicate", "duplicate", "duplicate", "duplicate"]
+    );
+    assert_eq!(desk.run_logs().len(), 1);
+    let original = rows.iter().find(|r| r["outcome"] == "done").unwrap()["id"].clone();
+    assert!(
+        rows.iter()
+            .filter(|r| r["outcome"] == "duplicate")
+            .all(|r| r["duplicate_of"] == original)
+    );
+
+    // Later, a redelivery (an MTA retry, a fetcher re-fetching) is still a duplicate.
+    let out = desk.run(&message);
+    assert_eq!(out.code, 0);
+    assert_eq!(desk.run_logs().len(), 1);
+    // Without a Message-ID, the bytes are the key.
+    let anonymous = b"From: bob@example.com\r\nSubject: quota\r\n\r\nmore for me by 1 gb\r\n";
+    assert_eq!(desk.run(anonymous).code, 0);
+    assert_eq!(desk.run(anonymous).code, 0);
+    assert_eq!(desk.run_logs().len(), 2);
+}
+
+/// Process ids whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[test]
+fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_request_once() {
+    let desk = Helpdesk::from_defaults();
+    let gate = desk.path().join("gate");
+    // The first attempt waits for a gate that is only opened after the kill.
+    let playbook = crate::support::echo_playbook().replacen(
+        "  tasks:\n",
+        &format!("  tasks:\n    - name: Wait for the gate\n      ansible.builtin.shell: \"test -e {} || sleep 300\"\n", gate.display()),
+        1,
+    );
+    let desk = desk.file("playbooks/storage.yaml", &playbook);
+    let message = mail("alice@example.com", "quota", "more for me by 1 gb");
+    let mut child = start_run(&desk, &message);
+    let started = Instant::now();
+    while processes_with(&format!("{} || sleep 300", gate.display())).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the playbook never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(rows(&desk)[0]["state"], "running");
+    child.kill().unwrap(); // SIGKILL, like the OOM killer
+    let _ = child.wait();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let desk_path = desk.path().display().to_string();
+    while !processes_with(&desk_path).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still running after helpdesk died: {:?}",
+            processes_with(&desk_path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(desk.received(), None);
+    assert_eq!(
+        fs::read_dir(desk.path().join("state/spool"))
+            .unwrap()
+            .count(),
+        1,
+        "the message waits in the spool"
+    );
+
+    fs::write(&gate, "").unwrap();
+    let out = exec(desk.command(&["-v", "retry"]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = rows(&desk);
+    assert_eq!(rows.len(), 1, "one journal row: {rows:?}");
+    assert_eq!(rows[0]["outcome"], "done");
+    assert_eq!(rows[0]["attempts"], 2);
+    assert_eq!(desk.received().unwrap()["targets"], "alice");
+    // A second retry finds nothing to do; the MTA redelivering is a duplicate.
+    assert_eq!(exec(desk.command(&["retry"]), b"").code, 0);
+    assert_eq!(desk.run(&message).code, 0);
+    assert_eq!(
+        crate::support::Helpdesk::run_logs(&desk).len(),
+        2,
+        "the killed attempt's log and the completed one"
+    );
+    assert_eq!(outcomes(&self::rows(&desk)), ["done", "duplicate"]);
+}
+
+#[test]
+fn a_state_folder_that_cannot_be_written_is_a_temporary_failure() {
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    let blocker = desk.path().join("not-a-folder");
+    fs::write(&blocker, "").unwrap();
+    let good = desk.config_text().to_owned();
+    let desk = desk.config(&format!("{good}state_dir: not-a-folder/state\n"));
+    let message = mail("alice@example.com", "quota", "more for me by 1 gb");
+    let out = desk.run(&message);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot spool the message"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(desk.received(), None);
+    let desk = desk.config(&good);
+    assert_eq!(desk.run(&message).code, 0);
+    assert_eq!(desk.received().unwrap()["targets"], "alice");
+}
+
+#[test]
+fn queue_mode_exits_before_the_playbook_and_a_detached_retry_runs_it() {
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    let config = format!("{}delivery: queue\n", desk.config_text());
+    let desk = desk.config(&config);
+    let started = Instant::now();
+    let out = desk.run(&mail("alice@example.com", "quota", "more for me by 1 gb"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(desk.received().is_none(), "run waited for the playbook");
+    let deadline = started + Duration::from_secs(60);
+    while desk.received().is_none() || rows(&desk)[0]["state"] != "finished" {
+        assert!(Instant::now() < deadline, "the queued request never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(rows(&desk)[0]["outcome"], "done");
+}
+
+#[test]
+fn log_show_and_metrics() {
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    assert_eq!(desk.run(&fixture("new_user.eml")).code, 0);
+    assert_eq!(desk.run(&fixture("renewal.eml")).code, 0);
+    assert_eq!(desk.run(&fixture("new_user.eml")).code, 0);
+
+    let out = exec(desk.command(&["log"]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(table.len(), 4, "{}", out.stdout);
+    assert!(table[0].contains("sender") && table[0].contains("outcome"));
+    assert!(
+        table[1].contains("duplicate")
+            && table[2].contains("ignored")
+            && table[3].contains("manage_users")
+    );
+    let out = exec(
+        desk.command(&[
+            "log",
+            "--outcome",
+            "done",
+            "--type",
+            "manage_users",
+            "--since",
+            "1h",
+            "--format",
+            "json",
+        ]),
+        b"",
+    );
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    let row: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        row["vars"]
+            .as_str()
+            .map(|v| v.contains("\"password\":\"[redacted]\"")),
+        Some(true),
+        "{row}"
+    );
+    let out = exec(
+        desk.command(&["log", "--sender", "nobody@example.com"]),
+        b"",
+    );
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "only the header: {}",
+        out.stdout
+    );
+
+    let id = row["id"].to_string();
+    let out = exec(desk.command(&["show", &id]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("outcome         done"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("PLAY RECAP"),
+        "the run log is shown: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("\"1234\""), "{}", out.stdout);
+    assert_eq!(exec(desk.command(&["show", "999"]), b"").code, 66);
+
+    let metrics = fs::read_to_string(desk.path().join("state/metrics.prom")).unwrap();
+    assert!(
+        metrics
+            .contains("helpdesk_messages_total{request_type=\"manage_users\",outcome=\"done\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("helpdesk_messages_total{request_type=\"\",outcome=\"ignored\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("helpdesk_messages_total{request_type=\"\",outcome=\"duplicate\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("helpdesk_run_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("helpdesk_run_duration_seconds_bucket{le=\"+Inf\"} 1"),
+        "{metrics}"
+    );
+}
