@@ -95,15 +95,15 @@ pub struct Recap {
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(
-        "{path}: cannot prepare the run: {source}: make the state_dir writable by the user helpdesk runs as"
+        "{path}: cannot prepare the run: {cause}: make the state_dir writable by the user helpdesk runs as"
     )]
-    State { path: String, source: io::Error },
+    State { path: String, cause: io::Error },
     #[error(
-        "cannot start {program}: {source}: install ansible-core or set ansible.command in config.yaml to its path"
+        "cannot start {program}: {cause}: install ansible-core or set ansible.command in config.yaml to its path"
     )]
-    Spawn { program: String, source: io::Error },
-    #[error("lost track of {program}: {source}")]
-    Wait { program: String, source: io::Error },
+    Spawn { program: String, cause: io::Error },
+    #[error("lost track of {program}: {cause}")]
+    Wait { program: String, cause: io::Error },
 }
 
 /// The argument vector, with `vars_file` in place of the vars file.
@@ -147,7 +147,7 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
     } = job;
     let state_error = |path: &Path| {
         let path = path.display().to_string();
-        move |source| DispatchError::State { path, source }
+        move |cause| DispatchError::State { path, cause }
     };
     let runs = state_dir.join("runs");
     fs::DirBuilder::new()
@@ -209,16 +209,16 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
         )
         .process_group(0)
         .spawn()
-        .map_err(|source| DispatchError::Spawn {
+        .map_err(|cause| DispatchError::Spawn {
             program: program.clone(),
-            source,
+            cause,
         })?;
 
     let guard = guard.and_then(|binary| start_guard(binary, child.id(), vars_file.path()));
     let status =
-        wait_with_timeout(child, ansible.timeout).map_err(|source| DispatchError::Wait {
+        wait_with_timeout(child, ansible.timeout).map_err(|cause| DispatchError::Wait {
             program: program.clone(),
-            source,
+            cause,
         })?;
     if let Some(mut guard) = guard {
         // The playbook is over: tell the guard to stand down.

@@ -185,11 +185,8 @@ pub struct Ansible {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read config: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     Yaml {
         path: String,
@@ -359,13 +356,13 @@ impl Config {
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: shown.clone(),
-            source,
+            cause,
         })?;
-        let absolute = std::path::absolute(path).map_err(|source| ConfigError::Read {
+        let absolute = std::path::absolute(path).map_err(|cause| ConfigError::Read {
             path: shown.clone(),
-            source,
+            cause,
         })?;
         let base = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
         Self::from_yaml(&text, &shown, &base).map(|mut config| {

@@ -60,8 +60,8 @@ pub enum DeskError {
         "{path}: missing: every helpdesk folder needs one; start from the keywords.txt shipped with helpdesk"
     )]
     MissingKeywords { path: String },
-    #[error("{path}: cannot read: {source}")]
-    Io { path: String, source: io::Error },
+    #[error("{path}: cannot read: {cause}")]
+    Io { path: String, cause: io::Error },
     #[error(transparent)]
     Syntax(#[from] SyntaxError),
 }
@@ -89,9 +89,9 @@ impl Desk {
             Self::Folder(root) => match std::fs::read_to_string(root.join(relative)) {
                 Ok(text) => Ok(Some(Cow::Owned(text))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(DeskError::Io {
+                Err(cause) => Err(DeskError::Io {
                     path: self.display(relative),
-                    source,
+                    cause,
                 }),
             },
         }

@@ -45,10 +45,10 @@ pub const FINISHED: &str = "finished";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{path}: journal: {source}")]
+    #[error("{path}: journal: {cause}")]
     Sqlite {
         path: String,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
 }
 
@@ -141,9 +141,9 @@ impl Journal {
     /// to `busy` for a lock held by another delivery.
     pub fn open(state_dir: &Path, busy: Duration) -> Result<Self, JournalError> {
         let path = state_dir.join("journal.sqlite");
-        let error = |source| JournalError::Sqlite {
+        let error = |cause| JournalError::Sqlite {
             path: path.display().to_string(),
-            source,
+            cause,
         };
         let connection = Connection::open(&path).map_err(error)?;
         connection.busy_timeout(busy).map_err(error)?;
@@ -158,18 +158,18 @@ impl Journal {
     }
 
     fn error(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
-        |source| JournalError::Sqlite {
+        |cause| JournalError::Sqlite {
             path: self.path.display().to_string(),
-            source,
+            cause,
         }
     }
 
     /// Claims `arrival.key` atomically: of any number of concurrent
     /// deliveries of one message, exactly one gets `Claimed`.
     pub fn claim(&mut self, arrival: &Arrival<'_>) -> Result<Claim, JournalError> {
-        let error = |source| JournalError::Sqlite {
+        let error = |cause| JournalError::Sqlite {
             path: self.path.display().to_string(),
-            source,
+            cause,
         };
         let tx = self
             .connection

@@ -4,18 +4,34 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use helpdesk::cli::Cli;
+use helpdesk::cli::{Cli, Command};
 use helpdesk::commands;
+use helpdesk::exit::Status;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match commands::execute(cli) {
-        Ok(status) => status.into(),
-        Err(failure) => {
+    // A bug must never turn into a bounce: an MTA bounces a message on a
+    // panic's status 101, but keeps it and retries on 75.
+    let takes_mail = matches!(
+        cli.command,
+        Command::Run { .. } | Command::Retry | Command::Worker { .. }
+    );
+    match std::panic::catch_unwind(move || commands::execute(cli)) {
+        Ok(Ok(status)) => status.into(),
+        Ok(Err(failure)) => {
             eprintln!("helpdesk: {:#}", failure.error);
             failure.status.into()
+        }
+        Err(_) => {
+            eprintln!("helpdesk: internal error (a bug, reported above); please report it");
+            if takes_mail {
+                Status::TempFail
+            } else {
+                Status::Software
+            }
+            .into()
         }
     }
 }

@@ -22,11 +22,8 @@ pub enum SendError {
         "{path}: readable by group or others (mode {mode:o}): chmod 600 it; the SMTP password is not used until then"
     )]
     PasswordFileOpen { path: String, mode: u32 },
-    #[error("{path}: cannot read the SMTP password: {source}")]
-    PasswordFile {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot read the SMTP password: {cause}")]
+    PasswordFile { path: String, cause: std::io::Error },
     #[error("environment variable {0} (mail.smtp.password_env) is not set")]
     PasswordEnv(String),
     #[error("{path}: cannot read the CA certificate: {reason}")]
@@ -39,11 +36,8 @@ pub enum SendError {
     },
     #[error("{command}: {reason}")]
     Sendmail { command: String, reason: String },
-    #[error("{path}: cannot write the reply: {source}")]
-    Folder {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: cannot write the reply: {cause}")]
+    Folder { path: String, cause: std::io::Error },
 }
 
 /// Sends `message`; returns where it went, for the log.
@@ -114,9 +108,9 @@ fn password(source: &PasswordSource) -> Result<String, SendError> {
         }
         PasswordSource::File(path) => {
             let shown = path.display().to_string();
-            let read_error = |source| SendError::PasswordFile {
+            let read_error = |cause| SendError::PasswordFile {
                 path: shown.clone(),
-                source,
+                cause,
             };
             let mode = fs::metadata(path).map_err(read_error)?.permissions().mode();
             if mode & 0o077 != 0 {
@@ -132,9 +126,9 @@ fn password(source: &PasswordSource) -> Result<String, SendError> {
 }
 
 fn write_to_folder(dir: &Path, message: &Message) -> Result<String, SendError> {
-    let folder_error = |source| SendError::Folder {
+    let folder_error = |cause| SendError::Folder {
         path: dir.display().to_string(),
-        source,
+        cause,
     };
     fs::DirBuilder::new()
         .recursive(true)

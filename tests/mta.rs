@@ -1,0 +1,409 @@
+//! Issue 5: real mail software from Debian (installed by scripts/test)
+//! delivering to `helpdesk run`: Postfix through an alias pipe, procmail
+//! and fdm, each with the snippet the README shows.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::smtp::SmtpServer;
+use crate::support::{Helpdesk, repo, unique_id};
+
+const NOBODY: u32 = 65534;
+
+fn need(tool: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let path = Path::new(dir).join(tool);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "{tool} is not installed: run scripts/test, which installs postfix, swaks, procmail and fdm from Debian"
+    );
+}
+
+/// The README's snippet under `<!-- snippet: NAME -->`, with the binary
+/// and config paths of this test.
+fn snippet(name: &str, config: &Path) -> String {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let marker = format!("<!-- snippet: {name} -->");
+    let after = readme
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("README.md has no {marker}"))
+        .1;
+    let block = after
+        .split_once("```\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    block
+        .replace("/usr/local/bin/helpdesk", env!("CARGO_BIN_EXE_helpdesk"))
+        .replace("/etc/helpdesk/config.yaml", &config.display().to_string())
+}
+
+/// The echo playbook's output file, passed through config.yaml: MTAs run
+/// commands with a clean environment. Also a HOME for Ansible.
+fn with_test_environment(desk: Helpdesk) -> Helpdesk {
+    let home = desk.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let config = desk.config_text().replace(
+        "  timeout: 2m\n",
+        &format!(
+            "  timeout: 2m\n  environment: {{HOME: {home}, ANSIBLE_LOCAL_TEMP: {home}/.ansible/tmp, ANSIBLE_REMOTE_TMP: {home}/.ansible/tmp, HELPDESK_TEST_OUT: {}}}\n",
+            desk.path().join("received.json").display(),
+            home = home.display()
+        ),
+    );
+    desk.config(&config)
+}
+
+/// The helpdesk folder handed to `nobody`, the user Postfix's alias pipe
+/// runs commands as (and the user the fdm test runs as).
+fn desk_for_nobody(desk: Helpdesk) -> Helpdesk {
+    let desk = with_test_environment(desk);
+    chown_tree(desk.path(), NOBODY);
+    fs::set_permissions(desk.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    desk
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    if path.is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid);
+        }
+    }
+}
+
+/// `helpdesk log` as nobody (a root process must not create the journal's
+/// lock files under nobody's feet).
+fn journal(desk: &Helpdesk) -> Vec<Value> {
+    let out = Command::new(need("setpriv"))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_helpdesk"))
+        .arg("--config")
+        .arg(desk.config_path())
+        .args(["log", "--format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    wait_or(what, limit, &mut done, &String::new);
+}
+
+/// Waits, and on timeout fails with `context()` (a log) in the message.
+fn wait_or(
+    what: &str,
+    limit: Duration,
+    done: &mut dyn FnMut() -> bool,
+    context: &dyn Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Postfix {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postfix {
+    fn start(relay: u16, alias_command: &str) -> Self {
+        need("postfix");
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let port = {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            socket.local_addr().unwrap().port()
+        };
+        let out = Command::new(repo().join("tests/mta/postfix-instance"))
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(relay.to_string())
+            .arg(alias_command)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "postfix did not start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let postfix = Self { dir, port };
+        wait_for("postfix to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        postfix
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    /// Sends a message with swaks, a real SMTP client.
+    fn send(&self, from: &str, subject: &str, message_id: &str, body: &str) {
+        let out = Command::new(need("swaks"))
+            .args([
+                "--server",
+                &format!("127.0.0.1:{}", self.port),
+                "--to",
+                "helpdesk@helpdesk.test",
+                "--from",
+                from,
+            ])
+            .args([
+                "--header",
+                &format!("Subject: {subject}"),
+                "--header",
+                &format!("Message-Id: <{message_id}>"),
+            ])
+            .args(["--body", body])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "swaks: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    fn flush(&self) {
+        let status = Command::new(need("postqueue"))
+            .arg("-c")
+            .arg(self.conf())
+            .arg("-f")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.conf())
+            .arg("stop")
+            .output();
+    }
+}
+
+#[test]
+fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix() {
+    let sink = SmtpServer::plain();
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    // Placeholder port; the real one is known once Postfix runs.
+    let config = format!(
+        "{}helpdesk_address: helpdesk@helpdesk.test\nmail:\n  smtp: {{host: 127.0.0.1, port: PORT, security: none}}\n",
+        desk.config_text()
+    );
+    let desk = desk.config(&config);
+    let alias = snippet("postfix-alias", &desk.config_path());
+    let command = alias
+        .lines()
+        .find_map(|l| l.strip_prefix("helpdesk: \"|"))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let postfix = Postfix::start(sink.port, &command);
+    let config = desk
+        .config_text()
+        .replace("port: PORT", &format!("port: {}", postfix.port));
+    let desk = desk.config(&config);
+    let desk = desk_for_nobody(desk);
+
+    // 1. Postfix → helpdesk → ansible-playbook → reply (through Postfix to the sink).
+    let first = unique_id();
+    postfix.send(
+        "alice@example.com",
+        "quota",
+        &first,
+        "Please give me more space, by 2 gb.",
+    );
+    wait_or(
+        "the reply",
+        Duration::from_secs(90),
+        &mut || !sink.received().is_empty(),
+        &|| postfix.log(),
+    );
+    let reply = sink.only();
+    assert_eq!(reply.header("Subject").as_deref(), Some("Re: quota"));
+    assert_eq!(
+        reply.header("In-Reply-To").as_deref(),
+        Some(format!("<{first}>").as_str())
+    );
+    assert!(
+        reply
+            .body()
+            .contains("Your storage request is done (for alice)."),
+        "{}",
+        reply.body()
+    );
+    assert!(postfix.log().contains("relay=local"), "{}", postfix.log());
+    assert_eq!(desk.received().unwrap()["targets"], "alice");
+
+    // 2. An unwritable state folder: helpdesk exits 75, Postfix defers.
+    let state = desk.path().join("state");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o000)).unwrap();
+    let second = unique_id();
+    postfix.send(
+        "bob@example.com",
+        "quota",
+        &second,
+        "More space for me by 1 gb.",
+    );
+    wait_for("the deferral", Duration::from_secs(60), || {
+        postfix.log().contains("status=deferred")
+    });
+    let log = postfix.log();
+    let deferral = log.lines().find(|l| l.contains("status=deferred")).unwrap();
+    assert!(
+        deferral.contains("helpdesk@helpdesk.test") && deferral.contains("relay=local"),
+        "{deferral}"
+    );
+    assert!(!log.contains("status=bounced"), "{log}");
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "no reply for the deferred message yet"
+    );
+
+    // 3. Fixed: the queued message is delivered, once.
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    postfix.flush();
+    wait_for("the second reply", Duration::from_secs(90), || {
+        sink.received().len() == 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let rows = journal(&desk);
+    let mut outcomes: Vec<&str> = rows
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or("-"))
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["done", "done"], "{rows:?}");
+    assert_eq!(desk.run_logs().len(), 2, "nothing ran twice");
+    assert_eq!(sink.received().len(), 2);
+    assert_eq!(desk.received().unwrap()["targets"], "bob");
+}
+
+#[test]
+fn procmail_pipes_to_helpdesk_with_the_readme_recipe() {
+    let procmail = need("procmail");
+    let desk = with_test_environment(Helpdesk::from_defaults().with_echo_playbooks());
+    let rc = desk.path().join("procmailrc");
+    fs::write(
+        &rc,
+        format!(
+            "MAILDIR={dir}\nDEFAULT={dir}/kept/\nLOGFILE={dir}/procmail.log\nVERBOSE=yes\n{}",
+            snippet("procmail", &desk.config_path()),
+            dir = desk.path().display()
+        ),
+    )
+    .unwrap();
+    let message = crate::support::mail("alice@example.com", "quota", "more for me by 1 gb");
+    let out = crate::support::exec(
+        {
+            let mut c = Command::new(procmail);
+            c.arg("-m").arg(&rc);
+            c
+        },
+        &message,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let log = fs::read_to_string(desk.path().join("procmail.log")).unwrap_or_default();
+    assert_eq!(
+        desk.received()
+            .unwrap_or_else(|| panic!("the playbook did not run: {}{log}", out.stderr))["targets"],
+        "alice"
+    );
+    assert!(
+        !desk.path().join("kept").exists(),
+        "procmail fell through to the default mailbox"
+    );
+}
+
+#[test]
+fn fdm_pipes_a_maildir_to_helpdesk_with_the_readme_config() {
+    let fdm = need("fdm");
+    let desk = desk_for_nobody(Helpdesk::from_defaults().with_echo_playbooks());
+    let maildir = desk.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    fs::write(
+        maildir.join("new/1.eml"),
+        crate::support::mail("carol@example.com", "quota", "more for me by 3 gb"),
+    )
+    .unwrap();
+    chown_tree(&maildir, NOBODY);
+    let conf = desk.path().join("fdm.conf");
+    let snippet = snippet("fdm", &desk.config_path())
+        .replace("/var/mail/helpdesk", &maildir.display().to_string());
+    // nobody has no home for fdm's lock file.
+    let lock = format!(
+        "set lock-file \"{}\"\n",
+        desk.path().join("fdm.lock").display()
+    );
+    fs::write(&conf, lock + &snippet).unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+    // fdm runs as the mailbox's owner, as it would from that user's crontab.
+    chown_tree(&conf, NOBODY);
+    let out = Command::new(need("setpriv"))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(fdm)
+        .arg("-f")
+        .arg(&conf)
+        .arg("fetch")
+        .env("HOME", desk.path().join("home"))
+        .current_dir(desk.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "fdm: {said}");
+    let received = desk.received().unwrap_or_else(|| {
+        let logs: Vec<String> = desk
+            .run_logs()
+            .iter()
+            .map(|l| fs::read_to_string(l).unwrap_or_default())
+            .collect();
+        panic!("no playbook run: {said} {logs:?}")
+    });
+    assert_eq!(received["targets"], "carol");
+    assert_eq!(
+        fs::read_dir(maildir.join("new")).unwrap().count(),
+        0,
+        "fdm removed the delivered message"
+    );
+    let rows = journal(&desk);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["outcome"], "done");
+}
