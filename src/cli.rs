@@ -22,6 +22,14 @@ pub struct Cli {
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
+    /// Log lines as text (default) or JSON objects
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Also append the log to this file
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -84,10 +92,90 @@ pub enum Command {
         /// The row id (first column of `helpdesk log`)
         id: i64,
     },
+    /// Create or update a helpdesk folder (an interactive wizard)
+    Setup(Box<SetupArgs>),
+    /// Check a helpdesk folder and report problems as file:line: error|warning: message
+    Check {
+        /// Also connect to the SMTP server
+        #[arg(long)]
+        online: bool,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff)
+    Man,
     /// Internal: kills a playbook's process group if the helpdesk that
     /// started it dies
     #[command(hide = true)]
     Guard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Answers for `setup` without prompts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SetupArgs {
+    /// Take every answer from flags (or --answers); never prompt
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Take the answers from a YAML file (keys as the flags, with _)
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// The helpdesk folder to create or update
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The organisation's mail domain (example.com)
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// The helpdesk's address (default: helpdesk@DOMAIN)
+    #[arg(long)]
+    pub address: Option<String>,
+    /// How replies leave
+    #[arg(long, value_enum)]
+    pub transport: Option<crate::setup::TransportChoice>,
+    #[arg(long)]
+    pub smtp_host: Option<String>,
+    #[arg(long)]
+    pub smtp_port: Option<u16>,
+    /// starttls, tls or none
+    #[arg(long)]
+    pub smtp_security: Option<String>,
+    #[arg(long)]
+    pub smtp_user: Option<String>,
+    /// A file holding the SMTP password (mode 600)
+    #[arg(long)]
+    pub smtp_password_file: Option<PathBuf>,
+    /// The sendmail command, for --transport sendmail
+    #[arg(long)]
+    pub sendmail: Option<String>,
+    /// Who may send requests (repeat; default *@DOMAIN)
+    #[arg(long = "sender")]
+    pub senders: Vec<String>,
+    /// Let senders act on any account, not only their own
+    #[arg(long)]
+    pub any_account: bool,
+    /// Administrators (repeat; default admin@DOMAIN)
+    #[arg(long = "admin")]
+    pub admins: Vec<String>,
+    /// The authserv-id of your MX (default mx.DOMAIN)
+    #[arg(long)]
+    pub authserv_id: Option<String>,
+    /// dmarc, dkim, spf or none
+    #[arg(long)]
+    pub require: Option<String>,
+    /// Path of ansible-playbook (default: found on PATH)
+    #[arg(long)]
+    pub ansible: Option<String>,
+    /// In an existing folder, save changed default files as .bak and replace them (default: keep them)
+    #[arg(long)]
+    pub replace_changed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

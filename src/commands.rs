@@ -42,6 +42,24 @@ pub fn execute(cli: Cli) -> Result<Status, Failure> {
             format,
         ),
         Command::Show { id } => show(cli.config.as_deref(), id),
+        Command::Setup(args) => setup(&args),
+        Command::Check { online } => check(cli.config.as_deref(), online),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "helpdesk", &mut script);
+            print_stdout(&String::from_utf8_lossy(&script));
+            Ok(Status::Ok)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Failure::new(Status::Software, e))?;
+            print_stdout(&String::from_utf8_lossy(&page));
+            Ok(Status::Ok)
+        }
         Command::Guard => {
             ansible::guard(&mut std::io::stdin().lock());
             Ok(Status::Ok)
@@ -220,6 +238,133 @@ fn show(config_path: Option<&Path>, id: i64) -> Result<Status, Failure> {
             )
         })?;
     print_stdout(&report::show_row(&row));
+    Ok(Status::Ok)
+}
+
+fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
+    let config_path = config_path.ok_or_else(|| {
+        Failure::new(
+            Status::Usage,
+            anyhow!("helpdesk check needs --config PATH (or HELPDESK_CONFIG)"),
+        )
+    })?;
+    let problems = crate::check::check(config_path, online);
+    let mut out = String::new();
+    for problem in &problems {
+        out.push_str(&format!("{problem}\n"));
+    }
+    print_stdout(&out);
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == crate::check::Severity::Error)
+        .count();
+    eprintln!("{errors} error(s), {} warning(s)", problems.len() - errors);
+    Ok(if errors > 0 {
+        Status::Config
+    } else {
+        Status::Ok
+    })
+}
+
+fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
+    use crate::setup::{self, Answers, Changed};
+    let usage = |e: anyhow::Error| Failure::new(Status::Usage, e);
+    let interactive = !args.non_interactive && args.answers.is_none();
+    let answers = if let Some(file) = &args.answers {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| usage(anyhow!("{}: {e}", file.display())))?;
+        serde_saphyr::from_str::<Answers>(&text)
+            .map_err(|e| usage(anyhow!("{}: {e}", file.display())))?
+    } else if args.non_interactive {
+        let need = |flag: &str| anyhow!("--non-interactive needs {flag}");
+        Answers {
+            dir: args.dir.clone().ok_or_else(|| usage(need("--dir")))?,
+            domain: args.domain.clone().ok_or_else(|| usage(need("--domain")))?,
+            address: args.address.clone(),
+            transport: args.transport.unwrap_or_default(),
+            smtp_host: args.smtp_host.clone(),
+            smtp_port: args.smtp_port,
+            smtp_security: args.smtp_security.clone(),
+            smtp_user: args.smtp_user.clone(),
+            smtp_password_file: args.smtp_password_file.clone(),
+            smtp_password: None,
+            sendmail: args.sendmail.clone(),
+            senders: args.senders.clone(),
+            own_account_only: !args.any_account,
+            admins: args.admins.clone(),
+            authserv_id: args.authserv_id.clone(),
+            require: args.require.clone(),
+            ansible: args.ansible.clone(),
+        }
+    } else {
+        setup::require_terminal().map_err(usage)?;
+        let default_dir = args.dir.clone().unwrap_or_else(|| {
+            if rustix::process::geteuid().is_root() {
+                PathBuf::from("/etc/helpdesk")
+            } else {
+                std::env::var_os("HOME").map_or_else(
+                    || PathBuf::from("helpdesk"),
+                    |h| PathBuf::from(h).join("helpdesk"),
+                )
+            }
+        });
+        setup::ask(&default_dir).map_err(|e| Failure::new(Status::Usage, e))?
+    };
+    answers.validate().map_err(usage)?;
+    let replace = args.replace_changed;
+    let mut decide = |path: &Path| -> Changed {
+        if replace {
+            return Changed::BackUpAndReplace;
+        }
+        if !interactive {
+            return Changed::Keep;
+        }
+        let keep = dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "{} differs from the default: keep yours? (no: save it as .bak and replace it)",
+                path.display()
+            ))
+            .default(true)
+            .interact()
+            .unwrap_or(true);
+        if keep {
+            Changed::Keep
+        } else {
+            Changed::BackUpAndReplace
+        }
+    };
+    let notes =
+        setup::write(&answers, &mut decide).map_err(|e| Failure::new(Status::CantCreate, e))?;
+    let dir = std::path::absolute(&answers.dir).unwrap_or_else(|_| answers.dir.clone());
+    let config_path = dir.join("config.yaml");
+    let mut out = String::new();
+    for note in notes {
+        out.push_str(&format!("{note}\n"));
+    }
+    // The dry run of a sample mail through the new folder.
+    if let (Ok(config), Some(sample)) = (
+        Config::load(&config_path),
+        crate::desk::example_mail("storage.eml"),
+    ) {
+        let mail = mail::read(sample, &config.sender_header);
+        let keywords = config
+            .desk
+            .keywords()
+            .map_err(|e| Failure::new(Status::Config, e))?;
+        let decision = request::decide(&config, &keywords, &mail)
+            .map_err(|e| Failure::new(Status::Config, e))?;
+        out.push_str(&format!(
+            "\nDry run of examples/storage.eml: request type {}, {}.\n",
+            decision.request_type.as_deref().unwrap_or("none"),
+            decision.authentication
+        ));
+    }
+    out.push_str(&format!(
+        "\nCheck it: helpdesk check --config {}\n\n",
+        config_path.display()
+    ));
+    out.push_str(&setup::snippets(&binary(), &config_path));
+    print_stdout(&out);
     Ok(Status::Ok)
 }
 

@@ -658,7 +658,15 @@ fn yaml_error(shown: &str, error: &serde_saphyr::Error) -> ConfigError {
     let location = error.location();
     let message = error.to_string();
     // The crate puts the location into its message too; keep one copy.
-    let message = message.lines().next().unwrap_or_default().to_owned();
+    let first = message.lines().next().unwrap_or_default();
+    // The crate starts its message with the location again.
+    let message = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .split_once(": ")
+        .filter(|(head, _)| head.starts_with("line "))
+        .map_or(first, |(_, rest)| rest)
+        .to_owned();
     ConfigError::Yaml {
         path: shown.to_owned(),
         line: location.as_ref().map_or(0, |l| l.line()),

@@ -21,6 +21,7 @@ static PHRASEBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/phrasebooks");
 static PLAYBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
 static HELP_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/help_templates");
 static REPLY_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/reply_templates");
+static EXAMPLES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples");
 static KEYWORDS: &str = include_str!("../keywords.txt");
 static INVENTORY: &str = include_str!("../inventory");
 
@@ -146,6 +147,35 @@ impl Desk {
             request_type: request_type.to_owned(),
         })
     }
+}
+
+/// Every file of the built-in helpdesk folder, as `(relative path, text)`:
+/// what `helpdesk setup` writes into a new folder.
+pub fn builtin_files() -> Vec<(String, &'static str)> {
+    let mut files = vec![
+        ("keywords.txt".to_owned(), KEYWORDS),
+        ("inventory".to_owned(), INVENTORY),
+    ];
+    for (folder, dir) in [
+        ("phrasebooks", &PHRASEBOOKS),
+        ("playbooks", &PLAYBOOKS),
+        ("help_templates", &HELP_TEMPLATES),
+        ("reply_templates", &REPLY_TEMPLATES),
+        ("examples", &EXAMPLES),
+    ] {
+        for file in dir.files() {
+            if let (Some(name), Some(text)) = (file.path().to_str(), file.contents_utf8()) {
+                files.push((format!("{folder}/{name}"), text));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A shipped example mail, for dry runs.
+pub fn example_mail(name: &str) -> Option<&'static [u8]> {
+    EXAMPLES.get_file(name).map(include_dir::File::contents)
 }
 
 fn builtin_file(relative: &str) -> Option<&'static str> {

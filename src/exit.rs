@@ -15,6 +15,8 @@ pub enum Status {
     NoInput = 66,
     /// EX_SOFTWARE: a bug: something that should never happen did.
     Software = 70,
+    /// EX_CANTCREAT: a file or folder could not be written.
+    CantCreate = 73,
     /// EX_TEMPFAIL: could not take the message now; the MTA keeps it and
     /// tries again later.
     TempFail = 75,

@@ -45,6 +45,16 @@ impl Keywords {
         })
     }
 
+    /// The sections as parsed, for `helpdesk check`.
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// The file name used in messages.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
     /// Request type names in file order.
     pub fn request_types(&self) -> impl Iterator<Item = &str> {
         self.sections.iter().map(|s| s.name.as_str())

@@ -9,6 +9,7 @@
 
 pub mod ansible;
 pub mod authres;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod reply;
 pub mod report;
 pub mod request;
 pub mod sections;
+pub mod setup;
 pub mod slots;
 pub mod spool;
 pub mod transport;

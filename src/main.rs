@@ -4,14 +4,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use helpdesk::cli::{Cli, Command};
+use helpdesk::cli::{Cli, Command, LogFormat};
 use helpdesk::commands;
 use helpdesk::exit::Status;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format, cli.log_file.as_deref());
     // A bug must never turn into a bounce: an MTA bounces a message on a
     // panic's status 101, but keeps it and retries on 75.
     let takes_mail = matches!(
@@ -36,20 +36,50 @@ fn main() -> ExitCode {
     }
 }
 
-/// Diagnostics go to stderr; `HELPDESK_LOG` (e.g. `debug`) overrides -v.
-fn init_logging(verbose: u8) {
+/// Diagnostics go to stderr (and to `--log-file`), as text or JSON;
+/// `HELPDESK_LOG` (e.g. `debug`) overrides -v.
+fn init_logging(verbose: u8, format: LogFormat, file: Option<&std::path::Path>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
     let filter =
-        EnvFilter::try_from_env("HELPDESK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // No colour codes in what an MTA copies into a bounce.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        || EnvFilter::try_from_env("HELPDESK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let layer = |writer: tracing_subscriber::fmt::writer::BoxMakeWriter, ansi: bool| {
+        let base = tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_target(false)
+            .with_ansi(ansi);
+        match format {
+            LogFormat::Text => base.with_filter(filter()).boxed(),
+            LogFormat::Json => base.json().with_filter(filter()).boxed(),
+        }
+    };
+    // No colour codes in what an MTA copies into a bounce.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut layers = vec![layer(
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+        ansi,
+    )];
+    if let Some(path) = file {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => layers.push(layer(
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(file)),
+                false,
+            )),
+            Err(e) => eprintln!(
+                "helpdesk: --log-file {}: {e}; logging to stderr only",
+                path.display()
+            ),
+        }
+    }
+    tracing_subscriber::registry().with(layers).init();
 }

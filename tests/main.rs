@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod hostile;
 mod mta;
 mod must_show;
+mod operator;
 mod replies;
 mod run;
 mod shipped;

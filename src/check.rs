@@ -1,0 +1,405 @@
+//! `helpdesk check`: what is wrong with a helpdesk folder, reported like a
+//! compiler (`file:line: error|warning: message`) before a real mail finds
+//! out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::config::{Config, PasswordSource, Transport};
+use crate::desk::{DeskError, HELP};
+use crate::keywords::Keywords;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: Option<u64>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {severity}: {}", self.file, self.message),
+            None => write!(f, "{}: {severity}: {}", self.file, self.message),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    problems: Vec<Problem>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        severity: Severity,
+        file: impl Into<String>,
+        line: Option<u64>,
+        message: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            file: file.into(),
+            line,
+            severity,
+            message: message.into(),
+        });
+    }
+
+    fn error(&mut self, file: impl Into<String>, line: Option<u64>, message: impl Into<String>) {
+        self.add(Severity::Error, file, line, message);
+    }
+
+    fn warning(&mut self, file: impl Into<String>, line: Option<u64>, message: impl Into<String>) {
+        self.add(Severity::Warning, file, line, message);
+    }
+}
+
+/// Checks the folder that `config_path` describes. `online` also talks to
+/// the SMTP server.
+pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
+    let mut report = Report::default();
+    let shown = config_path.display().to_string();
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            report.problems.push(config_problem(&e));
+            return report.problems;
+        }
+    };
+    check_permissions(&mut report, config_path, &config);
+    let keywords = match config.desk.keywords() {
+        Ok(keywords) => Some(keywords),
+        Err(e) => {
+            report.problems.push(desk_problem(&e));
+            None
+        }
+    };
+    if let Some(keywords) = &keywords {
+        check_keywords(&mut report, &config, keywords);
+        check_access(&mut report, config_path, &shown, keywords);
+    }
+    if config.access.is_none() {
+        report.error(&shown, None, "no access: grants, so no request will ever run: add at least one (see config.example.yaml)");
+    }
+    if config.authentication.is_none() {
+        report.error(
+            &shown,
+            None,
+            "no authentication: section, so no sender is ever trusted (see config.example.yaml)",
+        );
+    }
+    if config.mail.is_none() {
+        report.warning(&shown, None, "no mail: section, so nobody gets a reply");
+    }
+    if online {
+        check_smtp(&mut report, &shown, &config);
+    }
+    report
+        .problems
+        .sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
+    report.problems
+}
+
+fn config_problem(error: &crate::config::ConfigError) -> Problem {
+    use crate::config::ConfigError;
+    match error {
+        ConfigError::Yaml {
+            path,
+            line,
+            message,
+            ..
+        } => Problem {
+            file: path.clone(),
+            line: Some(*line),
+            severity: Severity::Error,
+            message: message.clone(),
+        },
+        ConfigError::Read { path, .. } | ConfigError::Invalid { path, .. } => Problem {
+            file: path.clone(),
+            line: None,
+            severity: Severity::Error,
+            message: error
+                .to_string()
+                .trim_start_matches(&format!("{path}: "))
+                .to_owned(),
+        },
+    }
+}
+
+fn desk_problem(error: &DeskError) -> Problem {
+    match error {
+        DeskError::Syntax(e) => Problem {
+            file: e.file.clone(),
+            line: Some(e.line as u64),
+            severity: Severity::Error,
+            message: e.kind.to_string(),
+        },
+        other => {
+            let text = other.to_string();
+            let (file, message) = text.split_once(": ").unwrap_or(("", &text));
+            Problem {
+                file: file.to_owned(),
+                line: None,
+                severity: Severity::Error,
+                message: message.to_owned(),
+            }
+        }
+    }
+}
+
+fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords) {
+    let file = keywords.file().to_owned();
+    let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for section in keywords.sections() {
+        for phrase in &section.phrases {
+            let folded = crate::phrases::fold_phrase(&phrase.text);
+            match seen.get(&folded) {
+                Some((other, line)) if *other != section.name => report.error(
+                    &file,
+                    Some(phrase.line as u64),
+                    format!(
+                        "keyword '{}' is also in *{other}* (line {line}): a subject with it always goes to the first; keep it in one section",
+                        phrase.text
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    seen.insert(folded, (section.name.clone(), phrase.line));
+                }
+            }
+        }
+        let name = section.name.as_str();
+        let line = Some(section.line as u64);
+        if let Err(e) = config.desk.phrasebook(name) {
+            match e {
+                DeskError::MissingForType { path, .. } => report.error(
+                    &file,
+                    line,
+                    format!("*{name}* has no phrasebook: create {path}"),
+                ),
+                other => report.problems.push(desk_problem(&other)),
+            }
+        }
+        if name != HELP {
+            match config.desk.playbook(name) {
+                Ok(playbook) => {
+                    if let Some(path) = playbook.path {
+                        check_playbook(report, config, &path);
+                    }
+                }
+                Err(DeskError::MissingForType { path, .. }) => {
+                    report.error(
+                        &file,
+                        line,
+                        format!("*{name}* has no playbook: create {path}"),
+                    );
+                }
+                Err(other) => report.problems.push(desk_problem(&other)),
+            }
+        }
+        let help = format!("help_templates/{name}_help.txt");
+        if matches!(config.desk.read(&help), Ok(None)) {
+            report.warning(
+                &file,
+                line,
+                format!(
+                    "*{name}* has no help template: create {}",
+                    config.desk.display(&help)
+                ),
+            );
+        }
+    }
+}
+
+/// `ansible-playbook --syntax-check`, when Ansible is installed.
+fn check_playbook(report: &mut Report, config: &Config, path: &Path) {
+    let shown = path.display().to_string();
+    let output = Command::new(&config.ansible.command)
+        .args(["--syntax-check", "-i", &config.ansible.inventory])
+        .arg(path)
+        .current_dir(config.desk.root().unwrap_or(Path::new(".")))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output();
+    let Ok(output) = output else {
+        report.warning(
+            &shown,
+            None,
+            format!(
+                "not syntax-checked: {} cannot be run",
+                config.ansible.command
+            ),
+        );
+        return;
+    };
+    if output.status.success() {
+        return;
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Ansible 2.19 names the place: "Origin: /path/playbook.yaml:7:3".
+    let line = text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("Origin: ")?;
+        let mut parts = rest.rsplitn(3, ':');
+        let _column = parts.next()?;
+        parts.next()?.parse::<u64>().ok()
+    });
+    let message = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("[ERROR]: ")
+                .or_else(|| l.trim().strip_prefix("ERROR! "))
+        })
+        .unwrap_or("ansible-playbook --syntax-check failed")
+        .to_owned();
+    report.error(
+        &shown,
+        line.or(Some(1)),
+        format!("ansible-playbook --syntax-check: {message}"),
+    );
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessOnly {
+    #[serde(default)]
+    access: Vec<SpannedGrant>,
+    #[serde(default)]
+    mail: Option<SpannedMail>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SpannedGrant {
+    #[serde(default)]
+    requests: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SpannedMail {
+    #[serde(default)]
+    smtp: Option<SpannedSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SpannedSmtp {
+    password_file: Option<Spanned<PathBuf>>,
+}
+
+fn spanned(config_path: &Path) -> Option<AccessOnly> {
+    let text = std::fs::read_to_string(config_path).ok()?;
+    serde_saphyr::from_str(&text).ok()
+}
+
+fn check_access(report: &mut Report, config_path: &Path, shown: &str, keywords: &Keywords) {
+    let Some(spanned) = spanned(config_path) else {
+        return;
+    };
+    let known: Vec<&str> = keywords.request_types().collect();
+    for (number, grant) in spanned.access.iter().enumerate() {
+        for request in &grant.requests {
+            if request.value != "*" && !known.contains(&request.value.as_str()) {
+                report.error(
+                    shown,
+                    Some(request.referenced.line()),
+                    format!(
+                        "access grant {} names '{}', which keywords.txt does not define ({})",
+                        number + 1,
+                        request.value,
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_permissions(report: &mut Report, config_path: &Path, config: &Config) {
+    let shown = config_path.display().to_string();
+    if let Ok(meta) = std::fs::metadata(config_path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o022 != 0 {
+            report.error(&shown, Some(1), format!("writable by group or others (mode {mode:o}): they could change who may run playbooks; chmod 644 or stricter"));
+        } else if mode & 0o004 != 0 {
+            report.warning(
+                &shown,
+                Some(1),
+                format!(
+                    "readable by others (mode {mode:o}): it shows your grants and layout; chmod 640"
+                ),
+            );
+        }
+    }
+    let Some(mail) = &config.mail else { return };
+    let Transport::Smtp(smtp) = &mail.transport else {
+        return;
+    };
+    let Some(PasswordSource::File(path)) = &smtp.password else {
+        return;
+    };
+    let line =
+        spanned(config_path).and_then(|s| s.mail?.smtp?.password_file.map(|p| p.referenced.line()));
+    match std::fs::metadata(path) {
+        Err(e) => report.error(
+            &shown,
+            line,
+            format!("mail.smtp.password_file {}: {e}", path.display()),
+        ),
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                report.warning(
+                    &shown,
+                    line,
+                    format!("{} is readable by group or others (mode {mode:o}): replies will not be sent until you chmod 600 it", path.display()),
+                );
+            }
+        }
+    }
+}
+
+fn check_smtp(report: &mut Report, shown: &str, config: &Config) {
+    let Some(mail) = &config.mail else { return };
+    let Transport::Smtp(smtp) = &mail.transport else {
+        return;
+    };
+    let address = format!("{}:{}", smtp.host, smtp.port);
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(|addr| std::net::TcpStream::connect_timeout(&addr, smtp.timeout).map(|_| ()));
+    match reachable {
+        Some(Ok(())) => {}
+        Some(Err(e)) => report.error(
+            shown,
+            None,
+            format!("mail.smtp: cannot reach {address}: {e}"),
+        ),
+        None => report.error(shown, None, format!("mail.smtp: cannot resolve {address}")),
+    }
+}
+
+/// Whether the problems include an error (not only warnings).
+pub fn has_errors(problems: &[Problem]) -> bool {
+    problems.iter().any(|p| p.severity == Severity::Error)
+}

@@ -1,0 +1,583 @@
+//! `helpdesk setup`: from nothing to a working helpdesk folder.
+//!
+//! Answers come from the interactive wizard (dialoguer prompts on a
+//! terminal), from flags (`--non-interactive`) or from a YAML file
+//! (`--answers`). Nothing is written until every answer is in, so Ctrl-C
+//! at any prompt leaves nothing behind; a new folder is assembled next to
+//! its final place and renamed into it. In an existing folder, files the
+//! user changed are kept (or, when asked, saved as `.bak` and replaced),
+//! and config.yaml is rewritten from the new answers with the old one kept
+//! as config.yaml.bak.
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
+
+use crate::desk;
+
+/// Everything the wizard asks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answers {
+    pub dir: PathBuf,
+    pub domain: String,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub transport: TransportChoice,
+    #[serde(default)]
+    pub smtp_host: Option<String>,
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    #[serde(default)]
+    pub smtp_security: Option<String>,
+    #[serde(default)]
+    pub smtp_user: Option<String>,
+    /// Only from the prompt or a file the operator points at; stored in a
+    /// 0600 secret file, never in config.yaml.
+    #[serde(default)]
+    pub smtp_password_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub smtp_password: Option<String>,
+    #[serde(default)]
+    pub sendmail: Option<String>,
+    #[serde(default)]
+    pub senders: Vec<String>,
+    #[serde(default = "yes")]
+    pub own_account_only: bool,
+    #[serde(default)]
+    pub admins: Vec<String>,
+    #[serde(default)]
+    pub authserv_id: Option<String>,
+    #[serde(default)]
+    pub require: Option<String>,
+    #[serde(default)]
+    pub ansible: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportChoice {
+    #[default]
+    Smtp,
+    Sendmail,
+    Folder,
+}
+
+impl Answers {
+    fn address(&self) -> String {
+        self.address
+            .clone()
+            .unwrap_or_else(|| format!("helpdesk@{}", self.domain))
+    }
+    fn senders(&self) -> Vec<String> {
+        if self.senders.is_empty() {
+            vec![format!("*@{}", self.domain)]
+        } else {
+            self.senders.clone()
+        }
+    }
+    fn admins(&self) -> Vec<String> {
+        if self.admins.is_empty() {
+            vec![format!("admin@{}", self.domain)]
+        } else {
+            self.admins.clone()
+        }
+    }
+    fn authserv_id(&self) -> String {
+        self.authserv_id
+            .clone()
+            .unwrap_or_else(|| format!("mx.{}", self.domain))
+    }
+    fn require(&self) -> String {
+        self.require.clone().unwrap_or_else(|| "dmarc".into())
+    }
+    fn security(&self) -> String {
+        self.smtp_security
+            .clone()
+            .unwrap_or_else(|| "starttls".into())
+    }
+    fn port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.security().as_str() {
+            "tls" => 465,
+            "none" => 25,
+            _ => 587,
+        })
+    }
+    fn ansible(&self) -> String {
+        self.ansible
+            .clone()
+            .or_else(detect_ansible)
+            .unwrap_or_else(|| "ansible-playbook".into())
+    }
+
+    /// Checks what a prompt's validator would, for answers from flags or a file.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        valid_domain(&self.domain).map_err(|e| anyhow!("domain {:?}: {e}", self.domain))?;
+        valid_address(&self.address()).map_err(|e| anyhow!("address: {e}"))?;
+        for admin in self.admins() {
+            valid_address(&admin).map_err(|e| anyhow!("admin: {e}"))?;
+        }
+        if !["dmarc", "dkim", "spf", "none"].contains(&self.require().as_str()) {
+            bail!("require {:?}: use dmarc, dkim, spf or none", self.require());
+        }
+        if !["starttls", "tls", "none"].contains(&self.security().as_str()) {
+            bail!(
+                "smtp security {:?}: use starttls, tls or none",
+                self.security()
+            );
+        }
+        Ok(())
+    }
+}
+
+pub fn valid_domain(domain: &str) -> Result<(), String> {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let ok = labels.len() >= 2
+        && domain.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err("not a mail domain: write it like example.com".into())
+    }
+}
+
+pub fn valid_address(address: &str) -> Result<(), String> {
+    address.parse::<lettre::Address>().map(|_| ()).map_err(|_| {
+        format!("{address:?} is not a mail address: write it like helpdesk@example.com")
+    })
+}
+
+/// `ansible-playbook` on PATH, or next to a Python virtual environment.
+fn detect_ansible() -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("ansible-playbook"))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+}
+
+/// The interactive wizard. `existing` gives defaults when re-run.
+pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
+    use dialoguer::theme::ColorfulTheme;
+    use dialoguer::{Confirm, Input, Password, Select};
+    let theme = ColorfulTheme::default();
+    let dir: String = Input::with_theme(&theme)
+        .with_prompt("Helpdesk folder")
+        .default(default_dir.display().to_string())
+        .interact_text()?;
+    let dir = PathBuf::from(dir);
+    let previous = previous_answers(&dir);
+    let mut domain_prompt = Input::<String>::with_theme(&theme)
+        .with_prompt("Your organisation's mail domain")
+        .validate_with(|d: &String| valid_domain(d.trim()));
+    if let Some(p) = &previous {
+        domain_prompt = domain_prompt.default(p.domain.clone());
+    }
+    let domain = domain_prompt.interact_text()?.trim().to_owned();
+    let address: String = Input::with_theme(&theme)
+        .with_prompt("The helpdesk's own address")
+        .default(format!("helpdesk@{domain}"))
+        .validate_with(|a: &String| valid_address(a.trim()))
+        .interact_text()?;
+
+    let transports = [
+        "an SMTP server",
+        "the local sendmail (helpdesk runs on the mail host)",
+        "a folder of .eml files (for trying it out)",
+    ];
+    let transport = match Select::with_theme(&theme)
+        .with_prompt("How do replies leave?")
+        .items(transports)
+        .default(0)
+        .interact()?
+    {
+        0 => TransportChoice::Smtp,
+        1 => TransportChoice::Sendmail,
+        _ => TransportChoice::Folder,
+    };
+    let mut answers = Answers {
+        dir,
+        domain: domain.clone(),
+        address: Some(address.trim().to_owned()),
+        transport,
+        smtp_host: None,
+        smtp_port: None,
+        smtp_security: None,
+        smtp_user: None,
+        smtp_password_file: None,
+        smtp_password: None,
+        sendmail: None,
+        senders: Vec::new(),
+        own_account_only: true,
+        admins: Vec::new(),
+        authserv_id: None,
+        require: None,
+        ansible: None,
+    };
+    match transport {
+        TransportChoice::Smtp => {
+            answers.smtp_host = Some(
+                Input::with_theme(&theme)
+                    .with_prompt("SMTP server")
+                    .default(format!("mail.{domain}"))
+                    .interact_text()?,
+            );
+            let modes = [
+                "starttls (port 587)",
+                "tls (port 465)",
+                "none (plain text: a relay on loopback only)",
+            ];
+            let security = ["starttls", "tls", "none"][Select::with_theme(&theme)
+                .with_prompt("Encryption")
+                .items(modes)
+                .default(0)
+                .interact()?];
+            answers.smtp_security = Some(security.to_owned());
+            answers.smtp_port = Some(
+                Input::with_theme(&theme)
+                    .with_prompt("Port")
+                    .default(answers.port())
+                    .interact_text()?,
+            );
+            let user: String = Input::with_theme(&theme)
+                .with_prompt("SMTP user (empty for none)")
+                .default(address.clone())
+                .allow_empty(true)
+                .interact_text()?;
+            if !user.trim().is_empty() {
+                answers.smtp_user = Some(user.trim().to_owned());
+                answers.smtp_password = Some(
+                    Password::with_theme(&theme)
+                        .with_prompt("SMTP password (kept in smtp.secret, mode 600)")
+                        .interact()?,
+                );
+            }
+        }
+        TransportChoice::Sendmail => {
+            answers.sendmail = Some(
+                Input::with_theme(&theme)
+                    .with_prompt("sendmail command")
+                    .default("/usr/sbin/sendmail".into())
+                    .interact_text()?,
+            );
+        }
+        TransportChoice::Folder => {}
+    }
+
+    println!("\nWho may send requests? A list of addresses, *@domain or *, separated by spaces.");
+    let senders: String = Input::with_theme(&theme)
+        .with_prompt("Senders")
+        .default(format!("*@{domain}"))
+        .interact_text()?;
+    answers.senders = senders.split_whitespace().map(str::to_owned).collect();
+    answers.own_account_only = Confirm::with_theme(&theme)
+        .with_prompt("Only for their own account (scope: self)?")
+        .default(true)
+        .interact()?;
+    let admins: String = Input::with_theme(&theme)
+        .with_prompt("Administrators (may manage users and act on any account)")
+        .default(format!("admin@{domain}"))
+        .validate_with(|a: &String| a.split_whitespace().try_for_each(valid_address))
+        .interact_text()?;
+    answers.admins = admins.split_whitespace().map(str::to_owned).collect();
+
+    println!(
+        "\nThe From header is easy to forge. helpdesk trusts it only when the Authentication-Results"
+    );
+    println!(
+        "header your mail server (or Gmail: mx.google.com) added says the mail passed DMARC, DKIM or SPF."
+    );
+    answers.authserv_id = Some(
+        Input::with_theme(&theme)
+            .with_prompt("authserv-id of your MX")
+            .default(format!("mx.{domain}"))
+            .interact_text()?,
+    );
+    let requires = [
+        "dmarc (recommended)",
+        "dkim",
+        "spf",
+        "none (a closed internal relay only)",
+    ];
+    answers.require = Some(
+        ["dmarc", "dkim", "spf", "none"][Select::with_theme(&theme)
+            .with_prompt("Require")
+            .items(requires)
+            .default(0)
+            .interact()?]
+        .to_owned(),
+    );
+
+    let detected = detect_ansible();
+    if detected.is_none() {
+        println!(
+            "\nansible-playbook is not on PATH: install ansible-core (pip install ansible-core) or give its path."
+        );
+    }
+    answers.ansible = Some(
+        Input::with_theme(&theme)
+            .with_prompt("ansible-playbook")
+            .default(detected.unwrap_or_else(|| "ansible-playbook".into()))
+            .interact_text()?,
+    );
+    if !Confirm::with_theme(&theme)
+        .with_prompt(format!("Write {} now?", answers.dir.display()))
+        .default(true)
+        .interact()?
+    {
+        bail!("nothing written");
+    }
+    Ok(answers)
+}
+
+/// Defaults from an existing folder's config.yaml, when re-run.
+fn previous_answers(dir: &Path) -> Option<Answers> {
+    let text = fs::read_to_string(dir.join("config.yaml")).ok()?;
+    let address = text
+        .lines()
+        .find_map(|l| l.strip_prefix("helpdesk_address: "))?
+        .trim()
+        .trim_matches('"')
+        .to_owned();
+    let domain = address.rsplit_once('@')?.1.to_owned();
+    Some(Answers {
+        dir: dir.to_path_buf(),
+        domain,
+        address: Some(address),
+        transport: TransportChoice::Smtp,
+        smtp_host: None,
+        smtp_port: None,
+        smtp_security: None,
+        smtp_user: None,
+        smtp_password_file: None,
+        smtp_password: None,
+        sendmail: None,
+        senders: Vec::new(),
+        own_account_only: true,
+        admins: Vec::new(),
+        authserv_id: None,
+        require: None,
+        ansible: None,
+    })
+}
+
+/// What to do with a default file the user changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    Keep,
+    BackUpAndReplace,
+}
+
+/// Writes the folder. `decide` is asked about each changed default file.
+pub fn write(
+    answers: &Answers,
+    decide: &mut dyn FnMut(&Path) -> Changed,
+) -> anyhow::Result<Vec<String>> {
+    answers.validate()?;
+    let target = absolute(&answers.dir)?;
+    let mut notes = Vec::new();
+    if target.exists() {
+        for (relative, text) in desk::builtin_files() {
+            let path = target.join(&relative);
+            match fs::read_to_string(&path) {
+                Ok(current) if current == text => {}
+                Ok(_) => match decide(&path) {
+                    Changed::Keep => notes.push(format!("kept your {relative}")),
+                    Changed::BackUpAndReplace => {
+                        fs::rename(&path, backup(&path))
+                            .with_context(|| path.display().to_string())?;
+                        write_file(&path, text.as_bytes(), 0o644)?;
+                        notes.push(format!("replaced {relative} (yours is {relative}.bak)"));
+                    }
+                },
+                Err(_) => write_file(&path, text.as_bytes(), 0o644)?,
+            }
+        }
+        let config = target.join("config.yaml");
+        if config.exists() {
+            fs::copy(&config, backup(&config))?;
+            notes.push(
+                "config.yaml rewritten from your answers (the old one is config.yaml.bak)".into(),
+            );
+        }
+        write_secret_and_config(answers, &target)?;
+    } else {
+        // Assemble next to the target and rename: a folder is either
+        // complete or absent.
+        let parent = target
+            .parent()
+            .ok_or_else(|| anyhow!("{} has no parent folder", target.display()))?;
+        fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+        let staging = tempfile::Builder::new()
+            .prefix(".helpdesk-setup-")
+            .tempdir_in(parent)?;
+        for (relative, text) in desk::builtin_files() {
+            write_file(&staging.path().join(relative), text.as_bytes(), 0o644)?;
+        }
+        write_secret_and_config(answers, staging.path())?;
+        fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o750))?;
+        let staged = staging.keep();
+        fs::rename(&staged, &target)
+            .with_context(|| format!("cannot move the new folder to {}", target.display()))?;
+        notes.push(format!("created {}", target.display()));
+    }
+    Ok(notes)
+}
+
+fn backup(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".bak");
+    PathBuf::from(name)
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    Ok(std::path::absolute(path)?)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no folder", path.display()))?;
+    fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".setup-")
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    file.persist(path)
+        .map_err(|e| anyhow!("{}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+fn write_secret_and_config(answers: &Answers, dir: &Path) -> anyhow::Result<()> {
+    let mut password_file = answers.smtp_password_file.clone();
+    if let Some(password) = &answers.smtp_password {
+        let path = dir.join("smtp.secret");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(password.as_bytes())?;
+        file.write_all(b"\n")?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        password_file = Some(PathBuf::from("smtp.secret"));
+    }
+    write_file(
+        &dir.join("config.yaml"),
+        config_yaml(answers, password_file.as_deref()).as_bytes(),
+        0o640,
+    )
+}
+
+/// A YAML scalar: JSON strings are valid YAML.
+fn q(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
+fn list(items: &[String]) -> String {
+    format!(
+        "[{}]",
+        items.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The config file, with comments; `config.example.yaml` documents more.
+pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
+    let mut out = String::from(
+        "# config.yaml for helpdesk, written by `helpdesk setup` (re-run it to change the\n# answers; config.example.yaml in the helpdesk sources documents every key).\n\n",
+    );
+    out.push_str("# The folder with keywords.txt, phrasebooks/, playbooks/, help_templates/.\nhelpdesk_dir: .\n\n");
+    out.push_str(&format!(
+        "# The From of every reply, and the X-Loop mark on it.\nhelpdesk_address: {}\n\n",
+        q(&answers.address())
+    ));
+    out.push_str("mail:\n");
+    match answers.transport {
+        TransportChoice::Smtp => {
+            out.push_str("  transport: smtp\n  smtp:\n");
+            out.push_str(&format!(
+                "    host: {}\n    port: {}\n",
+                q(answers.smtp_host.as_deref().unwrap_or("localhost")),
+                answers.port()
+            ));
+            out.push_str(&format!(
+                "    # starttls, tls, or none (a relay on loopback only)\n    security: {}\n",
+                answers.security()
+            ));
+            if let Some(user) = &answers.smtp_user {
+                out.push_str(&format!("    username: {}\n", q(user)));
+                let file = password_file
+                    .map_or_else(|| "smtp.secret".to_owned(), |p| p.display().to_string());
+                out.push_str(&format!(
+                    "    # mode 600; a file others can read is refused\n    password_file: {}\n",
+                    q(&file)
+                ));
+            }
+        }
+        TransportChoice::Sendmail => {
+            out.push_str(&format!(
+                "  transport: sendmail\n  sendmail: {}\n",
+                q(answers.sendmail.as_deref().unwrap_or("/usr/sbin/sendmail"))
+            ));
+        }
+        TransportChoice::Folder => out.push_str("  transport: folder\n  folder: replies/\n"),
+    }
+    out.push_str("  reply_limit_per_hour: 10\n\n");
+    out.push_str("# The From address counts only with this MX's Authentication-Results verdict.\nauthentication:\n");
+    out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n\n", q(&answers.authserv_id()), answers.require()));
+    out.push_str("# Who may ask for what (default deny).\naccess:\n");
+    out.push_str(&format!(
+        "  - requests: [\"*\"]\n    senders: {}\n",
+        list(&answers.senders())
+    ));
+    if answers.own_account_only {
+        out.push_str("    scope: self\n");
+    }
+    out.push_str(&format!(
+        "  - requests: [\"*\"]\n    senders: {}\n\n",
+        list(&answers.admins())
+    ));
+    out.push_str(&format!(
+        "ansible:\n  command: {}\n  inventory: inventory\n  timeout: 30m\n",
+        q(&answers.ansible())
+    ));
+    out
+}
+
+/// The snippets to paste into the MTA or fetcher, for this install.
+pub fn snippets(binary: &Path, config: &Path) -> String {
+    let command = format!("{} --config {} run", binary.display(), config.display());
+    format!(
+        "Postfix (/etc/aliases, then newaliases):\n    helpdesk: \"|{command}\"\n\nprocmail (~/.procmailrc):\n    :0 w\n    | {command}\n\nfdm (~/.fdm.conf):\n    action \"helpdesk\" pipe \"{command}\"\n    match all action \"helpdesk\"\n"
+    )
+}
+
+/// Refuses to prompt without a terminal.
+pub fn require_terminal() -> anyhow::Result<()> {
+    if std::io::stdin().is_terminal() {
+        Ok(())
+    } else {
+        bail!(
+            "standard input is not a terminal: run helpdesk setup in one, or use --non-interactive with flags (--dir, --domain, ...) or --answers FILE"
+        )
+    }
+}

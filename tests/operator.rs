@@ -1,0 +1,370 @@
+//! Issue 6: `helpdesk setup` through a real pseudo-terminal, `helpdesk
+//! check` on a folder with one of each error, and the operator's commands.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::support::{Helpdesk, ansible_playbook, exec, helpdesk, repo};
+
+const DOWN: &str = "\x1b[B";
+
+fn wizard(args: &[&str]) -> rexpect::session::PtySession {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_helpdesk"));
+    command
+        .arg("setup")
+        .args(args)
+        .env("TERM", "xterm-256color")
+        .env_remove("HELPDESK_CONFIG");
+    rexpect::session::spawn_command(command, Some(30_000)).unwrap()
+}
+
+#[test]
+fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("desk");
+    let mut p = wizard(&[]);
+    p.exp_string("Helpdesk folder").unwrap();
+    p.send_line(&dir.display().to_string()).unwrap();
+    p.exp_string("mail domain").unwrap();
+    p.send_line("not a domain").unwrap();
+    p.exp_string("not a mail domain: write it like example.com")
+        .unwrap();
+    p.send_line("example.com").unwrap();
+    p.exp_string("own address").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("How do replies leave?").unwrap();
+    p.send(DOWN).unwrap();
+    p.send(DOWN).unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("Senders").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("scope: self").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("Administrators").unwrap();
+    p.send_line("boss@example.com").unwrap();
+    p.exp_string("authserv-id").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("Require").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("ansible-playbook").unwrap();
+    p.send_line(&ansible_playbook().display().to_string())
+        .unwrap();
+    p.exp_string("now?").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("Postfix").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(
+        rest.contains(":0 w") && rest.contains("match all action"),
+        "{rest}"
+    );
+
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(
+        config.contains("helpdesk_address: \"helpdesk@example.com\""),
+        "{config}"
+    );
+    assert!(config.contains("transport: folder"), "{config}");
+    assert!(
+        config.contains("senders: [\"*@example.com\"]\n    scope: self"),
+        "{config}"
+    );
+    assert!(
+        config.contains("senders: [\"boss@example.com\"]"),
+        "{config}"
+    );
+    assert!(config.contains("authserv_id: [\"mx.example.com\"]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: dmarc"), "{config}");
+    for file in [
+        "keywords.txt",
+        "inventory",
+        "phrasebooks/storage_phrases.txt",
+        "playbooks/storage.yaml",
+        "help_templates/storage_help.txt",
+        "reply_templates/success.txt",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let leftovers: Vec<_> = fs::read_dir(parent.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != "desk")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let config_path = dir.join("config.yaml");
+    let mut check = helpdesk();
+    check.arg("--config").arg(&config_path).arg("check");
+    let out = exec(check, b"");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("0 error(s)"), "{}", out.stderr);
+
+    let mut parse = helpdesk();
+    parse
+        .arg("--config")
+        .arg(&config_path)
+        .args(["parse", "--format", "json"])
+        .arg(dir.join("examples/storage.eml"));
+    let out = exec(parse, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json = out.json();
+    assert_eq!(json["request_type"], "storage");
+    assert_eq!(json["vars"]["targets"], "alice");
+    assert!(
+        json["playbook"]
+            .as_str()
+            .unwrap()
+            .starts_with(&dir.display().to_string())
+    );
+}
+
+#[test]
+fn ctrl_c_mid_way_writes_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("desk");
+    let mut p = wizard(&[]);
+    p.exp_string("Helpdesk folder").unwrap();
+    p.send_line(&dir.display().to_string()).unwrap();
+    p.exp_string("mail domain").unwrap();
+    p.send_line("example.com").unwrap();
+    p.exp_string("own address").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+    assert!(!dir.exists());
+    assert_eq!(
+        fs::read_dir(parent.path()).unwrap().count(),
+        0,
+        "nothing at all was written"
+    );
+}
+
+#[test]
+fn setup_refuses_to_prompt_without_a_terminal_and_works_from_flags_and_answers() {
+    let mut command = helpdesk();
+    command.arg("setup");
+    let out = exec(command, b"");
+    assert_eq!(out.code, 64);
+    assert!(
+        out.stderr.contains("standard input is not a terminal"),
+        "{}",
+        out.stderr
+    );
+
+    let parent = tempfile::tempdir().unwrap();
+    let answers = parent.path().join("answers.yaml");
+    let dir = parent.path().join("desk");
+    fs::write(&answers, format!("dir: {}\ndomain: example.org\ntransport: folder\nadmins: [root@example.org]\nrequire: dkim\n", dir.display())).unwrap();
+    let mut command = helpdesk();
+    command.arg("setup").arg("--answers").arg(&answers);
+    let out = exec(command, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(
+        config.contains("require: dkim") && config.contains("root@example.org"),
+        "{config}"
+    );
+
+    // Re-run on the existing folder: changed files are kept, config.yaml is
+    // rewritten with a backup.
+    fs::write(dir.join("keywords.txt"), "*storage*\nquota\n").unwrap();
+    let mut command = helpdesk();
+    command
+        .args([
+            "setup",
+            "--non-interactive",
+            "--domain",
+            "example.net",
+            "--transport",
+            "folder",
+            "--dir",
+        ])
+        .arg(&dir);
+    let out = exec(command, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("kept your keywords.txt"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("keywords.txt")).unwrap(),
+        "*storage*\nquota\n"
+    );
+    assert!(
+        fs::read_to_string(dir.join("config.yaml"))
+            .unwrap()
+            .contains("helpdesk@example.net")
+    );
+    assert!(
+        fs::read_to_string(dir.join("config.yaml.bak"))
+            .unwrap()
+            .contains("helpdesk@example.org")
+    );
+
+    let mut command = helpdesk();
+    command
+        .args([
+            "setup",
+            "--non-interactive",
+            "--domain",
+            "bad domain",
+            "--dir",
+        ])
+        .arg(parent.path().join("x"));
+    let out = exec(command, b"");
+    assert_eq!(out.code, 64);
+    assert!(out.stderr.contains("not a mail domain"), "{}", out.stderr);
+    assert!(!parent.path().join("x").exists());
+}
+
+fn check(desk: &Helpdesk) -> (i32, Vec<String>) {
+    let out = exec(desk.command(&["check"]), b"");
+    (out.code, out.stdout.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn check_reports_one_of_each_error_at_its_file_and_line() {
+    let desk = Helpdesk::from_defaults();
+    let d = desk.path().display().to_string();
+    let secret = desk.path().join("smtp.secret");
+    fs::write(&secret, "x").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let config = format!(
+        "helpdesk_dir: .\nansible:\n  command: {}\n  timeout: 2m\nauthentication: {{require: none}}\naccess:\n  - requests: [storage]\n    senders: ['*']\n  - requests: [printers]\n    senders: ['*']\nhelpdesk_address: helpdesk@example.com\nmail:\n  smtp:\n    host: 127.0.0.1\n    username: hd\n    password_file: smtp.secret\n",
+        ansible_playbook().display()
+    );
+    let desk = desk
+        .config(&config)
+        .file("keywords.txt", "*help*\nhelp\n*storage*\nquota disk\n*backup*\nbackup 'restore files' disk\n*broken*\nbroken\n*nobook*\nnobook\n")
+        .file("phrasebooks/broken_phrases.txt", "*targets*\nuser:\n*flags*\n'unterminated\n")
+        .file("phrasebooks/backup_phrases.txt", "*targets*\nuser:\n")
+        .file("playbooks/backup.yaml", "- hosts: all\n  tasks:\n    - name: Bad\n      ansible.builtin.debug:\n        msg: hi\n      not_a_keyword: true\n")
+        .file("playbooks/nobook.yaml", "- hosts: all\n  tasks: []\n");
+    fs::set_permissions(desk.config_path(), fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, lines) = check(&desk);
+    assert_eq!(code, 78, "{lines:#?}");
+    let located: Vec<String> = lines
+        .iter()
+        .map(|l| l.splitn(3, ": ").take(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    let expected = [
+        format!("{d}/config.yaml:1: warning"),  // readable by others
+        format!("{d}/config.yaml:9: error"),    // grant names printers
+        format!("{d}/config.yaml:16: warning"), // smtp.secret mode 644
+        format!("{d}/keywords.txt:5: warning"), // backup: no help template
+        format!("{d}/keywords.txt:6: error"),   // 'disk' in two sections
+        format!("{d}/keywords.txt:7: warning"), // broken: no help template
+        format!("{d}/keywords.txt:7: error"),   // broken: no playbook
+        format!("{d}/keywords.txt:9: warning"), // nobook: no help template
+        format!("{d}/keywords.txt:9: error"),   // nobook: no phrasebook
+        format!("{d}/phrasebooks/broken_phrases.txt:4: error"), // unterminated quote
+        format!("{d}/playbooks/backup.yaml:3: error"), // syntax check
+    ];
+    let mut got = located.clone();
+    got.sort();
+    let mut want = expected.to_vec();
+    want.sort();
+    assert_eq!(got, want, "{lines:#?}");
+    let text = lines.join("\n");
+    assert!(
+        text.contains("keyword 'disk' is also in *storage* (line 4)"),
+        "{text}"
+    );
+    assert!(text.contains("access grant 2 names 'printers'"), "{text}");
+    assert!(text.contains("unterminated quote"), "{text}");
+    assert!(text.contains("--syntax-check"), "{text}");
+    assert!(text.contains("chmod 600"), "{text}");
+
+    // Config errors are located too, one at a time.
+    let desk = desk.config("helpdesk_dir: .\nansible:\n  timout: 5m\n");
+    let (code, lines) = check(&desk);
+    assert_eq!(code, 78);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("{d}/config.yaml:3: error: ")) && lines[0].contains("timout"),
+        "{lines:?}"
+    );
+    let desk = desk.config("helpdesk_dir: .\naccess: [\n");
+    let (_, lines) = check(&desk);
+    assert!(
+        lines[0].starts_with(&format!("{d}/config.yaml:")) && lines[0].contains(": error: "),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn the_shipped_defaults_check_clean() {
+    let desk = Helpdesk::from_defaults();
+    fs::set_permissions(desk.config_path(), fs::Permissions::from_mode(0o640)).unwrap();
+    let (code, lines) = check(&desk);
+    let problems: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.contains("no mail: section"))
+        .collect();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn completions_man_and_json_logs() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = exec(
+            {
+                let mut c = helpdesk();
+                c.args(["completions", shell]);
+                c
+            },
+            b"",
+        );
+        assert_eq!(out.code, 0);
+        assert!(
+            out.stdout.contains("setup") && out.stdout.contains("parse"),
+            "{shell}"
+        );
+    }
+    let out = exec(
+        {
+            let mut c = helpdesk();
+            c.arg("man");
+            c
+        },
+        b"",
+    );
+    assert!(out.stdout.contains(".TH helpdesk 1"), "{}", out.stdout);
+
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    let log = desk.path().join("helpdesk.log");
+    let mut command = desk.command(&["-v", "--log-format", "json", "run"]);
+    command.arg("--log-file").arg(&log);
+    let out = exec(
+        command,
+        &crate::support::mail("alice@example.com", "quota", "more for me by 1 gb"),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for text in [out.stderr, fs::read_to_string(&log).unwrap()] {
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert!(
+            lines.iter().any(|l| l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("playbook succeeded"))),
+            "{lines:?}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_config_reference_is_config_example_yaml() {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let example = fs::read_to_string(repo().join("config.example.yaml")).unwrap();
+    let block = readme
+        .split_once("<!-- config-reference -->\n```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("```\n"))
+        .map(|(block, _)| block)
+        .expect("README.md has no config reference block");
+    assert_eq!(
+        block, example,
+        "README's config reference differs from config.example.yaml: copy the file into it"
+    );
+}
