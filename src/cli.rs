@@ -92,6 +92,19 @@ pub enum Command {
         /// The row id (first column of `helpdesk log`)
         id: i64,
     },
+    /// Decide every message of an mbox file, a Maildir or a folder of .eml
+    /// files as `parse` would (nothing runs, nothing is sent)
+    Replay {
+        /// The mailbox
+        path: PathBuf,
+        /// One JSON line per message on stdout (the summary goes to stderr)
+        #[arg(long)]
+        jsonl: bool,
+        /// Also decide with this config and list the messages whose
+        /// decision changes
+        #[arg(long, value_name = "OTHER_CONFIG")]
+        diff: Option<PathBuf>,
+    },
     /// Create or update a helpdesk folder (an interactive wizard)
     Setup(Box<SetupArgs>),
     /// Check a helpdesk folder and report problems as file:line: error|warning: message

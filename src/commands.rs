@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
+use serde_json::json;
 
 use crate::cli::{Cli, Command, Format};
 use crate::config::Config;
@@ -43,6 +44,9 @@ pub fn execute(cli: Cli) -> Result<Status, Failure> {
         ),
         Command::Show { id } => show(cli.config.as_deref(), id),
         Command::Setup(args) => setup(&args),
+        Command::Replay { path, jsonl, diff } => {
+            replay(cli.config.as_deref(), &path, jsonl, diff.as_deref())
+        }
         Command::Check { online } => check(cli.config.as_deref(), online),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -238,6 +242,92 @@ fn show(config_path: Option<&Path>, id: i64) -> Result<Status, Failure> {
             )
         })?;
     print_stdout(&report::show_row(&row));
+    Ok(Status::Ok)
+}
+
+fn replay(
+    config_path: Option<&Path>,
+    path: &Path,
+    jsonl: bool,
+    diff: Option<&Path>,
+) -> Result<Status, Failure> {
+    use std::io::IsTerminal;
+    let config = match config_path {
+        Some(path) => Config::load(path).map_err(|e| Failure::new(Status::Config, e))?,
+        None => Config::builtin(),
+    };
+    let other = diff
+        .map(|p| Config::load(p).map_err(|e| Failure::new(Status::Config, e)))
+        .transpose()?;
+    let sources =
+        crate::replay::read_sources(path).map_err(|e| Failure::new(Status::NoInput, e))?;
+    let passes = if other.is_some() { 2 } else { 1 };
+    // A progress bar on a terminal only: never in a pipe or a log.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new((sources.len() * passes) as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} messages, {per_sec}, {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
+    let lines = crate::replay::decide_all(&config, &sources, bar.as_ref()).map_err(config_error)?;
+    let changes = match &other {
+        Some(other) => {
+            let after =
+                crate::replay::decide_all(other, &sources, bar.as_ref()).map_err(config_error)?;
+            Some(crate::replay::differences(&lines, &after))
+        }
+        None => None,
+    };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut out = String::new();
+    if jsonl {
+        for line in &lines {
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        for change in changes.iter().flatten() {
+            out.push_str(&json!({ "changed": change }).to_string());
+            out.push('\n');
+        }
+    }
+    let mut table = crate::replay::summary(&lines);
+    if let Some(changes) = &changes {
+        table.push_str(&format!(
+            "\n{} message(s) decided differently with {}:\n",
+            changes.len(),
+            diff.map(|p| p.display().to_string()).unwrap_or_default()
+        ));
+        for change in changes {
+            table.push_str(&format!(
+                "  {}: {} -> {}{}\n",
+                change["source"].as_str().unwrap_or("?"),
+                change["before"].as_str().unwrap_or("?"),
+                change["after"].as_str().unwrap_or("?"),
+                match change["changed_vars"].as_array() {
+                    Some(vars) if !vars.is_empty() => format!(
+                        " (vars: {})",
+                        vars.iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => String::new(),
+                }
+            ));
+        }
+    }
+    if jsonl {
+        eprint!("{table}");
+    } else {
+        out.push_str(&table);
+    }
+    print_stdout(&out);
     Ok(Status::Ok)
 }
 

@@ -28,6 +28,7 @@ pub mod phrases;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod redact;
+pub mod replay;
 pub mod reply;
 pub mod report;
 pub mod request;

@@ -4,13 +4,16 @@
 //! variables, check who is asking (`trust`), find the playbook. `run` takes the same `Decision` and hands
 //! it to `ansible`, so the dry run and the real run cannot drift apart.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::desk::{DeskError, HELP, Playbook};
 use crate::keywords::{Classification, Keywords};
 use crate::mail::Mail;
-use crate::phrasebook::{Evidence, Input, Invalid, Missing};
+use crate::phrasebook::{Evidence, Input, Invalid, Missing, Phrasebook};
 use crate::trust::{self, Access, Authenticated};
 
 /// What the helpdesk will do with a mail.
@@ -41,96 +44,149 @@ pub struct Decision {
     pub topic_len: usize,
 }
 
+/// Decides mail after mail with one helpdesk folder, loading each
+/// phrasebook and playbook path once (`replay` decides thousands).
+#[derive(Debug)]
+pub struct Decider<'a> {
+    config: &'a Config,
+    keywords: &'a Keywords,
+    phrasebooks: Mutex<HashMap<String, Arc<Phrasebook>>>,
+    playbooks: Mutex<HashMap<String, Playbook>>,
+}
+
+/// Decides one mail.
 pub fn decide(config: &Config, keywords: &Keywords, mail: &Mail) -> Result<Decision, DeskError> {
-    let mut vars = Map::new();
-    let optional = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
-    vars.insert("request_type".into(), Value::Null);
-    vars.insert("from".into(), optional(&mail.sender));
-    vars.insert("subject".into(), Value::String(mail.subject.clone()));
-    vars.insert("message_id".into(), optional(&mail.message_id));
-    let searched = format!("{}\n{}", mail.topic, mail.body);
-    let mut decision = Decision {
-        request_type: None,
-        playbook: None,
-        vars,
-        reason: None,
-        classification: None,
-        evidence: Vec::new(),
-        missing: Vec::new(),
-        invalid: Vec::new(),
-        secret_names: Vec::new(),
-        authentication: trust::authenticate(config.authentication.as_ref(), mail),
-        access: None,
-        too_large: mail.truncated,
-        searched,
-        topic_len: mail.topic.len(),
-    };
-    if mail.truncated {
-        decision.reason = Some(format!(
-            "the message is larger than limits.message_size ({} bytes)",
-            config.limits.message_size
-        ));
-        return Ok(decision);
+    Decider::new(config, keywords).decide(mail)
+}
+
+impl<'a> Decider<'a> {
+    pub fn new(config: &'a Config, keywords: &'a Keywords) -> Self {
+        Self {
+            config,
+            keywords,
+            phrasebooks: Mutex::new(HashMap::new()),
+            playbooks: Mutex::new(HashMap::new()),
+        }
     }
 
-    let Some(classification) = keywords.classify(&mail.topic) else {
-        let known: Vec<&str> = keywords.request_types().collect();
-        decision.reason = Some(if mail.topic.trim().is_empty() {
-            format!(
-                "the subject is empty: it needs a keyword naming the request ({})",
-                known.join(", ")
-            )
-        } else {
-            format!(
-                "no keyword of {} in the subject {:?} (request types: {})",
-                config.desk.display("keywords.txt"),
-                mail.topic,
-                known.join(", ")
-            )
+    fn phrasebook(&self, request_type: &str) -> Result<Arc<Phrasebook>, DeskError> {
+        let mut cache = self
+            .phrasebooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(book) = cache.get(request_type) {
+            return Ok(Arc::clone(book));
+        }
+        let book = Arc::new(self.config.desk.phrasebook(request_type)?);
+        cache.insert(request_type.to_owned(), Arc::clone(&book));
+        Ok(book)
+    }
+
+    fn playbook(&self, request_type: &str) -> Result<Playbook, DeskError> {
+        let mut cache = self
+            .playbooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(playbook) = cache.get(request_type) {
+            return Ok(playbook.clone());
+        }
+        let playbook = self.config.desk.playbook(request_type)?;
+        cache.insert(request_type.to_owned(), playbook.clone());
+        Ok(playbook)
+    }
+
+    pub fn decide(&self, mail: &Mail) -> Result<Decision, DeskError> {
+        let (config, keywords) = (self.config, self.keywords);
+        let mut vars = Map::new();
+        let optional = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
+        vars.insert("request_type".into(), Value::Null);
+        vars.insert("from".into(), optional(&mail.sender));
+        vars.insert("subject".into(), Value::String(mail.subject.clone()));
+        vars.insert("message_id".into(), optional(&mail.message_id));
+        let searched = format!("{}\n{}", mail.topic, mail.body);
+        let mut decision = Decision {
+            request_type: None,
+            playbook: None,
+            vars,
+            reason: None,
+            classification: None,
+            evidence: Vec::new(),
+            missing: Vec::new(),
+            invalid: Vec::new(),
+            secret_names: Vec::new(),
+            authentication: trust::authenticate(config.authentication.as_ref(), mail),
+            access: None,
+            too_large: mail.truncated,
+            searched,
+            topic_len: mail.topic.len(),
+        };
+        if mail.truncated {
+            decision.reason = Some(format!(
+                "the message is larger than limits.message_size ({} bytes)",
+                config.limits.message_size
+            ));
+            return Ok(decision);
+        }
+
+        let Some(classification) = keywords.classify(&mail.topic) else {
+            let known: Vec<&str> = keywords.request_types().collect();
+            decision.reason = Some(if mail.topic.trim().is_empty() {
+                format!(
+                    "the subject is empty: it needs a keyword naming the request ({})",
+                    known.join(", ")
+                )
+            } else {
+                format!(
+                    "no keyword of {} in the subject {:?} (request types: {})",
+                    config.desk.display("keywords.txt"),
+                    mail.topic,
+                    known.join(", ")
+                )
+            });
+            return Ok(decision);
+        };
+
+        let request_type = classification.request_type.clone();
+        let phrasebook = self.phrasebook(&request_type)?;
+        if request_type != HELP {
+            decision.playbook = Some(self.playbook(&request_type)?);
+        }
+        let extraction = phrasebook.extract(Input {
+            text: &decision.searched,
+            sender: mail.sender.as_deref(),
+            max_value_length: config.limits.value_length,
         });
-        return Ok(decision);
-    };
-
-    let request_type = classification.request_type.clone();
-    let phrasebook = config.desk.phrasebook(&request_type)?;
-    if request_type != HELP {
-        decision.playbook = Some(config.desk.playbook(&request_type)?);
-    }
-    let extraction = phrasebook.extract(Input {
-        text: &decision.searched,
-        sender: mail.sender.as_deref(),
-        max_value_length: config.limits.value_length,
-    });
-    decision
-        .vars
-        .insert("request_type".into(), Value::String(request_type.clone()));
-    decision.vars.extend(extraction.vars);
-    decision.missing = phrasebook.missing(&decision.vars);
-    decision.invalid = extraction.invalid;
-    if decision.vars.len() > config.limits.variables {
-        decision.invalid.push(Invalid {
-            var: "(all)".into(),
-            label: None,
-            why: format!(
-                "more than limits.variables ({}) variables",
-                config.limits.variables
+        decision
+            .vars
+            .insert("request_type".into(), Value::String(request_type.clone()));
+        decision.vars.extend(extraction.vars);
+        decision.missing = phrasebook.missing(&decision.vars);
+        decision.invalid = extraction.invalid;
+        if decision.vars.len() > config.limits.variables {
+            decision.invalid.push(Invalid {
+                var: "(all)".into(),
+                label: None,
+                why: format!(
+                    "more than limits.variables ({}) variables",
+                    config.limits.variables
+                ),
+            });
+        }
+        decision.secret_names = phrasebook.secret_names().to_vec();
+        decision.evidence = extraction.evidence;
+        decision.access = Some(match (&decision.authentication, mail.sender.as_deref()) {
+            (Authenticated::Yes(_), Some(sender)) => trust::access(
+                config.access.as_deref(),
+                &request_type,
+                sender,
+                decision.vars.get("targets").and_then(Value::as_str),
             ),
+            _ => Access::Denied("the sender is not authenticated".into()),
         });
+        decision.request_type = Some(request_type);
+        decision.classification = Some(classification);
+        Ok(decision)
     }
-    decision.secret_names = phrasebook.secret_names().to_vec();
-    decision.evidence = extraction.evidence;
-    decision.access = Some(match (&decision.authentication, mail.sender.as_deref()) {
-        (Authenticated::Yes(_), Some(sender)) => trust::access(
-            config.access.as_deref(),
-            &request_type,
-            sender,
-            decision.vars.get("targets").and_then(Value::as_str),
-        ),
-        _ => Access::Denied("the sender is not authenticated".into()),
-    });
-    decision.request_type = Some(request_type);
-    decision.classification = Some(classification);
-    Ok(decision)
 }
 
 impl Decision {
