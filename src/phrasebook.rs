@@ -26,7 +26,7 @@
 use regex::Regex;
 use serde_json::{Map, Number, Value};
 
-use crate::phrases::{Folded, PhraseSet};
+use crate::phrases::{Folded, PhraseSet, fold_phrase, is_word_char};
 use crate::sections::{self, Section, SyntaxError, SyntaxErrorKind};
 
 const TARGETS: &str = "targets";
@@ -36,7 +36,16 @@ const SECRET: &str = "secret";
 const PATTERNS: &str = "patterns";
 /// What `targets` must look like unless `*patterns*` says otherwise: it is
 /// usually an account or host name that playbooks hand to modules.
-const DEFAULT_TARGETS_PATTERN: &str = r"[^-\s\p{Cc}][^\s\p{Cc}]{0,127}";
+const DEFAULT_TARGETS_RULE: &str = "no leading '-', no white space, at most 128 characters";
+
+/// The default rule for `targets`, as code: it is checked for every mail,
+/// and a regex this size costs more to build than to run.
+fn default_targets_ok(value: &str) -> bool {
+    !value.starts_with('-')
+        && !value.is_empty()
+        && value.chars().count() <= 128
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+}
 /// Sections with a meaning of their own; every other one is a flag.
 const SPECIAL: &[&str] = &[
     PATTERNS,
@@ -96,6 +105,8 @@ pub struct Phrasebook {
     quantity: Option<Quantity>,
     /// Flag and selftarget phrases, all searched in one pass.
     set: PhraseSet,
+    /// The labels, by their index in `labels`.
+    label_set: PhraseSet,
     /// Phrase texts by (group, number), for explaining hits.
     phrase_texts: Vec<Vec<(String, usize)>>,
     required: Vec<String>,
@@ -129,7 +140,8 @@ struct Label {
     /// Listed under `*targets*`, so it may fill `targets`.
     may_target: bool,
     line: usize,
-    pattern: Regex,
+    /// A bare label (no colon) needs white space before its value.
+    colon: bool,
 }
 
 #[derive(Debug)]
@@ -139,7 +151,9 @@ struct Flag {
 
 #[derive(Debug)]
 struct Quantity {
-    pattern: Regex,
+    /// Lower case, longest first.
+    modifiers: Vec<String>,
+    units: Vec<String>,
     /// How to write one, from the first listed words: `by <number> gb`.
     example: String,
     has_modifiers: bool,
@@ -204,18 +218,17 @@ impl Phrasebook {
                     )
                 };
                 check_var_name(&var, may_target && labels.is_empty()).map_err(bad)?;
-                let pattern = Regex::new(&label_pattern(&phrase.text))
-                    .map_err(|_| bad("cannot be matched".into()))?;
                 labels.push(Label {
                     text: phrase.text.clone(),
                     var,
                     may_target,
                     line: phrase.line,
-                    pattern,
+                    colon: phrase.text.trim_end().ends_with(':'),
                 });
             }
         }
 
+        let labels_for_set: Vec<String> = labels.iter().map(|l| l.text.clone()).collect();
         let flags_sections: Vec<&Section> = parsed
             .iter()
             .filter(|s| !SPECIAL.contains(&s.name.as_str()))
@@ -278,22 +291,17 @@ impl Phrasebook {
             quantity,
             set,
             phrase_texts,
+            label_set: PhraseSet::new(
+                labels_for_set
+                    .iter()
+                    .enumerate()
+                    .map(|(n, text)| (n, n, text.as_str())),
+            ),
             required: Vec::new(),
             secret: Vec::new(),
             patterns: Vec::new(),
         };
         book.patterns = patterns(find(PATTERNS), &error)?;
-        if !book.patterns.iter().any(|(var, _, _)| var == TARGETS) {
-            let default =
-                Regex::new(&format!("^(?:{DEFAULT_TARGETS_PATTERN})$")).map_err(|_| {
-                    error(
-                        0,
-                        SyntaxErrorKind::BadVariable(TARGETS.into(), "default pattern".into()),
-                    )
-                })?;
-            book.patterns
-                .push((TARGETS.into(), default, DEFAULT_TARGETS_PATTERN.into()));
-        }
         for (var, line) in names(REQUIRED) {
             if book.form(&var).is_none() {
                 return Err(error(
@@ -400,12 +408,20 @@ impl Phrasebook {
                     "is longer than {} characters",
                     input.max_value_length
                 ))
+            } else if let Some((var, _, text)) = self
+                .patterns
+                .iter()
+                .filter(|(var, _, _)| rules.contains(&var.as_str()))
+                .find(|(_, re, _)| !re.is_match(value))
+            {
+                Some(format!("does not match the pattern for {var}: {text}"))
+            } else if e.var == TARGETS
+                && !self.patterns.iter().any(|(var, _, _)| var == TARGETS)
+                && !default_targets_ok(value)
+            {
+                Some(format!("does not fit targets: {DEFAULT_TARGETS_RULE}"))
             } else {
-                self.patterns
-                    .iter()
-                    .filter(|(var, _, _)| rules.contains(&var.as_str()))
-                    .find(|(_, re, _)| !re.is_match(value))
-                    .map(|(var, _, text)| format!("does not match the pattern for {var}: {text}"))
+                None
             };
             if let Some(why) = why
                 && !out.invalid.iter().any(|i| i.var == e.var)
@@ -422,8 +438,18 @@ impl Phrasebook {
     fn extract_labels(&self, input: Input<'_>, out: &mut Extraction) {
         out.vars.insert(TARGETS.into(), Value::Null);
         let mut targets_filled = false;
-        for label in &self.labels {
-            let Some((value, span)) = capture(&label.pattern, input.text) else {
+        let folded = Folded::new(input.text);
+        let mut found: Vec<Option<(String, (usize, usize))>> = vec![None; self.labels.len()];
+        for hit in self.label_set.hits(&folded) {
+            let (Some(label), Some(slot @ None)) =
+                (self.labels.get(hit.group), found.get_mut(hit.group))
+            else {
+                continue;
+            };
+            *slot = label_value(input.text, hit.start, hit.end, label.colon);
+        }
+        for (label, found) in self.labels.iter().zip(found) {
+            let Some((value, span)) = found else {
                 continue;
             };
             let (var, value) = if targets_filled || !label.may_target {
@@ -518,17 +544,13 @@ impl Phrasebook {
         let Some(quantity) = &self.quantity else {
             return;
         };
-        let found = quantity.pattern.captures(input.text).and_then(|caps| {
-            let whole = caps.get(0)?;
-            let amount = number(caps.name("amount")?.as_str())?;
-            let word = |name| {
-                caps.name(name)
-                    .map(|m| Value::String(sections_fold(m.as_str())))
-            };
-            Some((word("modifier"), amount, word("unit"), whole))
-        });
+        let found = quantity.find(input.text);
         let (modifier, amount, unit) = match &found {
-            Some((m, a, u, _)) => (m.clone(), Value::Number(a.clone()), u.clone()),
+            Some((m, a, u, _)) => (
+                m.clone().map(Value::String),
+                Value::Number(a.clone()),
+                u.clone().map(Value::String),
+            ),
             None => (None, Value::Null, None),
         };
         if quantity.has_modifiers {
@@ -539,7 +561,7 @@ impl Phrasebook {
         if quantity.has_unit {
             out.vars.insert(UNIT.into(), unit.unwrap_or(Value::Null));
         }
-        if let Some((_, _, _, whole)) = found {
+        if let Some((_, _, _, (start, end))) = found {
             out.evidence.push(Evidence {
                 var: "amount".into(),
                 value: amount,
@@ -549,10 +571,10 @@ impl Phrasebook {
                     UNIT
                 }
                 .into(),
-                phrase: whole.as_str().to_owned(),
+                phrase: input.text.get(start..end).unwrap_or_default().to_owned(),
                 file: self.file.clone(),
                 line: quantity.line,
-                span: Some((whole.start(), whole.end())),
+                span: Some((start, end)),
                 note: None,
             });
         }
@@ -635,59 +657,40 @@ fn check_var_name(name: &str, becomes_targets: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// A phrase as a regex: words in order across any white space, bounded as
-/// whole words where the phrase starts or ends with a word character.
-fn phrase_regex(phrase: &str) -> String {
-    bounded_regex(phrase, true)
-}
-
-/// `bound_start: false` is for a unit written straight after its number
-/// (`3.5gb`), where there is no word boundary before it.
-fn bounded_regex(phrase: &str, bound_start: bool) -> String {
-    let words: Vec<String> = phrase.split_whitespace().map(regex::escape).collect();
-    let starts_word = bound_start
-        && phrase
-            .chars()
-            .next()
-            .is_some_and(crate::phrases::is_word_char);
-    let ends_word = phrase
-        .chars()
-        .last()
-        .is_some_and(crate::phrases::is_word_char);
-    format!(
-        "{}{}{}",
-        if starts_word { r"\b" } else { "" },
-        words.join(r"\s+"),
-        if ends_word { r"\b" } else { "" }
-    )
-}
-
-/// `username:` captures what follows the colon on the same line: a quoted
-/// value whole, else the next white-space delimited token.
-fn label_pattern(label: &str) -> String {
-    let bare = label.trim_end_matches(':');
-    let separator = if bare.len() < label.len() {
-        r"[ \t]*:[ \t]*"
-    } else {
-        r"[ \t]+"
+/// The value after a label found at `start..end`: on the same line, a
+/// quoted value whole (`"John Smith"`, `“John Smith”`), else the next
+/// white-space delimited token, trimmed. `None` when there is none.
+fn label_value(
+    text: &str,
+    start: usize,
+    end: usize,
+    colon: bool,
+) -> Option<(String, (usize, usize))> {
+    let label = text.get(start..end)?;
+    if label.contains('\n') {
+        return None;
+    }
+    let rest = text.get(end..)?;
+    let value_at = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    // `employee john`: a label without a colon needs space before its value.
+    if !colon && value_at == 0 {
+        return None;
+    }
+    let rest = rest.get(value_at..)?;
+    let line = rest.split(['\r', '\n']).next().unwrap_or_default();
+    let value = match line.chars().next()? {
+        open @ ('"' | '“') => {
+            let close = if open == '"' { '"' } else { '”' };
+            let inner = line.get(open.len_utf8()..)?;
+            match inner.find(close) {
+                Some(at) => inner.get(..at)?.trim().to_owned(),
+                None => trim_token(line.split_whitespace().next()?).to_owned(),
+            }
+        }
+        _ => trim_token(line.split_whitespace().next()?).to_owned(),
     };
-    format!(
-        r#"(?i){}{separator}(?:"(?P<dq>[^"\r\n]*)"|“(?P<cq>[^”\r\n]*)”|(?P<tok>\S+))"#,
-        phrase_regex(bare)
-    )
-}
-
-/// The first occurrence of a label with a non-empty value.
-fn capture(pattern: &Regex, text: &str) -> Option<(String, (usize, usize))> {
-    pattern.captures_iter(text).find_map(|caps| {
-        let whole = caps.get(0)?;
-        let value = if let Some(quoted) = caps.name("dq").or_else(|| caps.name("cq")) {
-            quoted.as_str().trim().to_owned()
-        } else {
-            trim_token(caps.name("tok")?.as_str()).to_owned()
-        };
-        (!value.is_empty()).then_some((value, (whole.start(), whole.end())))
-    })
+    let span_end = end + value_at + line.len().min(value.len() + 2);
+    (!value.is_empty()).then_some((value, (start, span_end)))
 }
 
 /// Trailing punctuation and surrounding quotes or brackets are not part of
@@ -706,10 +709,6 @@ fn local_part(value: &str) -> &str {
     value.rsplit_once('@').map_or(value, |(local, _)| local)
 }
 
-fn sections_fold(text: &str) -> String {
-    crate::phrases::fold_phrase(text)
-}
-
 fn number(text: &str) -> Option<Number> {
     if text.contains('.') {
         Number::from_f64(text.parse().ok()?)
@@ -723,45 +722,18 @@ fn quantity(
     modifiers: Option<&Section>,
     unit: Option<&Section>,
 ) -> Result<Option<Quantity>, usize> {
-    let alternatives = |section: &Section, bound_start: bool| {
-        let mut phrases: Vec<&str> = section.phrases.iter().map(|p| p.text.as_str()).collect();
+    if modifiers.is_none() && unit.is_none() {
+        return Ok(None);
+    }
+    let words = |section: Option<&Section>| {
+        let mut words: Vec<String> = section
+            .map(|s| s.phrases.iter().map(|p| fold_phrase(&p.text)).collect())
+            .unwrap_or_default();
         // Longest first, so `gb` is not cut short by a listed `g`.
-        phrases.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        phrases
-            .into_iter()
-            .map(|p| bounded_regex(p, bound_start))
-            .collect::<Vec<_>>()
-            .join("|")
+        words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+        words
     };
-    let amount = r"(?P<amount>\d{1,15}(?:\.\d{1,6})?)";
-    let (pattern, line) = match (modifiers, unit) {
-        (None, None) => return Ok(None),
-        (Some(m), Some(u)) if !m.phrases.is_empty() && !u.phrases.is_empty() => (
-            format!(
-                r"(?i)(?P<modifier>{})[ \t]+{amount}[ \t]*(?P<unit>{})",
-                alternatives(m, true),
-                alternatives(u, false)
-            ),
-            m.line,
-        ),
-        (Some(m), _) if !m.phrases.is_empty() => (
-            format!(
-                r"(?i)(?P<modifier>{})[ \t]+{amount}\b",
-                alternatives(m, true)
-            ),
-            m.line,
-        ),
-        (_, Some(u)) if !u.phrases.is_empty() => (
-            format!(r"(?i)\b{amount}[ \t]*(?P<unit>{})", alternatives(u, false)),
-            u.line,
-        ),
-        (m, u) => {
-            // Sections present but empty: the variables exist, always null.
-            let line = m.or(u).map_or(0, |s| s.line);
-            (r"[^\s\S]".to_owned(), line)
-        }
-    };
-    let pattern = Regex::new(&pattern).map_err(|_| line)?;
+    let line = modifiers.or(unit).map_or(0, |s| s.line);
     let first = |s: Option<&Section>| s.and_then(|s| s.phrases.first()).map(|p| p.text.clone());
     let example = [first(modifiers), Some("<number>".to_owned()), first(unit)]
         .into_iter()
@@ -769,12 +741,121 @@ fn quantity(
         .collect::<Vec<_>>()
         .join(" ");
     Ok(Some(Quantity {
-        pattern,
+        modifiers: words(modifiers),
+        units: words(unit),
         example,
         has_modifiers: modifiers.is_some(),
         has_unit: unit.is_some(),
         line,
     }))
+}
+
+impl Quantity {
+    /// The first `<modifier> <number> <unit>` in `text` (the parts its
+    /// sections ask for): `by 5gb`, `to 3.5 GB`. Returns the modifier and
+    /// unit as listed (lower case), the amount, and the byte range.
+    #[allow(clippy::type_complexity)]
+    fn find(&self, text: &str) -> Option<(Option<String>, Number, Option<String>, (usize, usize))> {
+        if (self.has_modifiers && self.modifiers.is_empty())
+            || (self.has_unit && self.units.is_empty())
+        {
+            return None;
+        }
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let digit = bytes.get(at).is_some_and(u8::is_ascii_digit);
+            let after_word = text
+                .get(..at)
+                .and_then(|t| t.chars().next_back())
+                .is_some_and(is_word_char);
+            if !digit || after_word {
+                at += 1;
+                continue;
+            }
+            let start = at;
+            let found = self.at_number(text, start);
+            // Skip the rest of this run of digits.
+            while bytes
+                .get(at)
+                .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+            {
+                at += 1;
+            }
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn at_number(
+        &self,
+        text: &str,
+        start: usize,
+    ) -> Option<(Option<String>, Number, Option<String>, (usize, usize))> {
+        let rest = text.get(start..)?;
+        let integer = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let mut end = start + integer;
+        if integer > 15 {
+            return None;
+        }
+        let after = text.get(end..)?;
+        if let Some(fraction) = after.strip_prefix('.') {
+            let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+            if (1..=6).contains(&digits) {
+                end += 1 + digits;
+            }
+        }
+        let amount = number(text.get(start..end)?)?;
+        let modifier = if self.has_modifiers {
+            let before = text.get(..start)?;
+            let trimmed = before.trim_end_matches([' ', '\t']);
+            if trimmed.len() == before.len() {
+                return None;
+            }
+            let lower = trimmed.to_lowercase();
+            let word = self.modifiers.iter().find(|m| {
+                lower.ends_with(m.as_str())
+                    && !lower[..lower.len() - m.len()]
+                        .chars()
+                        .next_back()
+                        .is_some_and(is_word_char)
+            })?;
+            Some(word.clone())
+        } else {
+            None
+        };
+        let begin = modifier.as_ref().map_or(start, |m| {
+            text.get(..start)
+                .map_or(start, |b| b.trim_end_matches([' ', '\t']).len() - m.len())
+        });
+        let (unit, end) = if self.has_unit {
+            let after = text.get(end..)?;
+            let gap = after.len() - after.trim_start_matches([' ', '\t']).len();
+            let rest = after.get(gap..)?;
+            let unit = self.units.iter().find(|u| {
+                rest.get(..u.len())
+                    .is_some_and(|head| head.to_lowercase() == **u)
+                    && !rest
+                        .get(u.len()..)
+                        .and_then(|t| t.chars().next())
+                        .is_some_and(is_word_char)
+            })?;
+            (Some(unit.clone()), end + gap + unit.len())
+        } else {
+            if text
+                .get(end..)
+                .and_then(|t| t.chars().next())
+                .is_some_and(is_word_char)
+            {
+                return None;
+            }
+            (None, end)
+        };
+        Some((modifier, amount, unit, (begin, end)))
+    }
 }
 
 #[cfg(test)]

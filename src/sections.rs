@@ -82,6 +82,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, SyntaxError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut sections: Vec<Section> = Vec::new();
     let mut in_legacy_directory = false;
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
 
     for (index, raw_line) in text.lines().enumerate() {
         let line_no = index + 1;
@@ -108,15 +109,16 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, SyntaxError> {
                     SyntaxErrorKind::BadSectionName(name.to_owned()),
                 ));
             }
-            if let Some(first) = sections.iter().find(|s| s.name == name) {
+            if let Some(&first_line) = seen.get(name) {
                 return Err(error(
                     line_no,
                     SyntaxErrorKind::DuplicateSection {
                         name: name.to_owned(),
-                        first_line: first.line,
+                        first_line,
                     },
                 ));
             }
+            seen.insert(name.to_owned(), line_no);
             sections.push(Section {
                 name: name.to_owned(),
                 line: line_no,
