@@ -15,6 +15,7 @@ mod hostile;
 mod mta;
 mod must_show;
 mod operator;
+mod replay;
 mod replies;
 mod run;
 mod shipped;
