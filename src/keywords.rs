@@ -5,12 +5,26 @@
 //! wins; matching is whole-word and case-insensitive (see `phrases`).
 
 use crate::phrases::{Folded, PhraseSet};
-use crate::sections::{self, Section, SyntaxError};
+use std::sync::OnceLock;
 
-/// The parsed keywords file, ready to classify subjects.
+use crate::sections::{self, Item, Section, SyntaxError};
+
+/// A checked keywords file, ready to classify subjects.
+///
+/// One mail (`parse`, `run`) is classified by streaming through the text
+/// once, comparing each phrase's first token with the subject's few tokens;
+/// the full index (every phrase tokenized, by first token) is only built
+/// when something needs it again and again (`replay`, `check`, the help
+/// index).
 #[derive(Debug)]
 pub struct Keywords {
     file: String,
+    text: String,
+    index: OnceLock<Index>,
+}
+
+#[derive(Debug)]
+struct Index {
     sections: Vec<Section>,
     set: PhraseSet,
 }
@@ -30,24 +44,37 @@ pub struct Classification {
 
 impl Keywords {
     pub fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
-        let sections = sections::parse(file, text)?;
-        let set = PhraseSet::new(sections.iter().enumerate().flat_map(|(group, section)| {
-            section
-                .phrases
-                .iter()
-                .enumerate()
-                .map(move |(number, phrase)| (group, number, phrase.text.as_str()))
-        }));
+        sections::scan(file, text, &mut |_| {})?;
         Ok(Self {
             file: file.to_owned(),
-            sections,
-            set,
+            text: text.to_owned(),
+            index: OnceLock::new(),
         })
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            // Checked in `parse`: this cannot fail.
+            let sections = sections::parse(&self.file, &self.text).unwrap_or_default();
+            let set = PhraseSet::new(sections.iter().enumerate().flat_map(|(group, section)| {
+                section
+                    .phrases
+                    .iter()
+                    .enumerate()
+                    .map(move |(number, phrase)| (group, number, phrase.text.as_str()))
+            }));
+            Index { sections, set }
+        })
+    }
+
+    /// Builds the index now, for classifying many subjects.
+    pub fn prepare(&self) {
+        let _ = self.index();
     }
 
     /// The sections as parsed, for `helpdesk check`.
     pub fn sections(&self) -> &[Section] {
-        &self.sections
+        &self.index().sections
     }
 
     /// The file name used in messages.
@@ -57,26 +84,30 @@ impl Keywords {
 
     /// Request type names in file order.
     pub fn request_types(&self) -> impl Iterator<Item = &str> {
-        self.sections.iter().map(|s| s.name.as_str())
+        self.sections().iter().map(|s| s.name.as_str())
     }
 
     /// The keyword phrases of one request type, as written.
     pub fn phrases_of(&self, request_type: &str) -> Vec<&str> {
-        self.sections
+        self.sections()
             .iter()
             .find(|s| s.name == request_type)
             .map(|s| s.phrases.iter().map(|p| p.text.as_str()).collect())
             .unwrap_or_default()
     }
 
-    /// The first section (in file order) with a phrase in `subject`.
+    /// The first section (in file order) with a phrase in `subject`, and in
+    /// it the phrase that starts first.
     pub fn classify(&self, subject: &str) -> Option<Classification> {
         let folded = Folded::new(subject);
-        let hit = self
+        let Some(index) = self.index.get() else {
+            return self.classify_streaming(&folded);
+        };
+        let hit = index
             .set
             .hits(&folded)
             .min_by_key(|hit| (hit.group, hit.start))?;
-        let section = self.sections.get(hit.group)?;
+        let section = index.sections.get(hit.group)?;
         let phrase = section.phrases.get(hit.phrase)?;
         Some(Classification {
             request_type: section.name.clone(),
@@ -86,6 +117,43 @@ impl Keywords {
             start: hit.start,
             end: hit.end,
         })
+    }
+
+    fn classify_streaming(&self, folded: &Folded) -> Option<Classification> {
+        if folded.is_empty() {
+            return None;
+        }
+        let mut section: Option<&str> = None;
+        let mut best: Option<Classification> = None;
+        let mut done = false;
+        let _ = sections::scan(&self.file, &self.text, &mut |item| {
+            if done {
+                return;
+            }
+            match item {
+                Item::Header(name, _) => {
+                    done = best.is_some();
+                    section = Some(name);
+                }
+                Item::Phrase(phrase, line) => {
+                    let Some((start, end)) = folded.find(phrase) else {
+                        return;
+                    };
+                    if best.as_ref().is_some_and(|b| b.start <= start) {
+                        return;
+                    }
+                    best = Some(Classification {
+                        request_type: section.unwrap_or_default().to_owned(),
+                        phrase: phrase.split_whitespace().collect::<Vec<_>>().join(" "),
+                        file: self.file.clone(),
+                        line,
+                        start,
+                        end,
+                    });
+                }
+            }
+        });
+        best
     }
 }
 
@@ -110,6 +178,30 @@ mod tests {
         assert_eq!(classify("Renewal of contract"), None);
         assert_eq!(classify("Help"), Some("help".into()));
         assert_eq!(classify(""), None);
+    }
+
+    #[test]
+    fn streaming_and_indexed_classification_agree() {
+        let subjects = [
+            "Increase Storage Quota",
+            "New password please",
+            "please: add   USER bob",
+            "Renewal",
+            "",
+            "help with my quota",
+            "QUERY  account now",
+            "new user: new",
+        ];
+        let streaming = Keywords::parse("keywords.txt", ORIGINAL).unwrap();
+        let indexed = Keywords::parse("keywords.txt", ORIGINAL).unwrap();
+        indexed.prepare();
+        for subject in subjects {
+            assert_eq!(
+                streaming.classify(subject),
+                indexed.classify(subject),
+                "{subject:?}"
+            );
+        }
     }
 
     #[test]

@@ -65,6 +65,59 @@ impl Folded {
             tokens: tokenize(original),
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Where `phrase` first occurs, without tokenizing the phrase unless its
+    /// first token occurs at all (the common case for most phrases of a
+    /// large keywords.txt is that it does not).
+    pub fn find(&self, phrase: &str) -> Option<(usize, usize)> {
+        let first = first_token(phrase)?;
+        let mut rest: Option<Vec<String>> = None;
+        for (at, token) in self.tokens.iter().enumerate() {
+            if !same_token(first, &token.text) {
+                continue;
+            }
+            let rest = rest.get_or_insert_with(|| {
+                tokenize(phrase)
+                    .into_iter()
+                    .skip(1)
+                    .map(|t| t.text)
+                    .collect()
+            });
+            let Some(following) = self.tokens.get(at + 1..at + 1 + rest.len()) else {
+                continue;
+            };
+            if following.iter().zip(rest.iter()).all(|(t, p)| t.text == *p) {
+                return Some((token.start, following.last().unwrap_or(token).end));
+            }
+        }
+        None
+    }
+}
+
+/// The first token of a phrase, as written.
+fn first_token(phrase: &str) -> Option<&str> {
+    let trimmed = phrase.trim_start();
+    let first = trimmed.chars().next()?;
+    let len = if is_word_char(first) {
+        trimmed
+            .find(|c: char| !is_word_char(c))
+            .unwrap_or(trimmed.len())
+    } else {
+        first.len_utf8()
+    };
+    trimmed.get(..len)
+}
+
+/// `written` (any case) against a lower-cased token.
+fn same_token(written: &str, lower: &str) -> bool {
+    written
+        .chars()
+        .flat_map(char::to_lowercase)
+        .eq(lower.chars())
 }
 
 /// A phrase normalised for comparison: lower case, single spaces.

@@ -139,6 +139,8 @@ pub fn decide_all(
     progress: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<Vec<Value>> {
     let keywords = config.desk.keywords()?;
+    // Thousands of subjects: index every phrase once.
+    keywords.prepare();
     let decider = Decider::new(config, &keywords);
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
