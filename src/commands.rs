@@ -367,9 +367,9 @@ fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
             .map_err(|e| usage(anyhow!("{}: {e}", file.display())))?
     } else if args.non_interactive {
         let need = |flag: &str| anyhow!("--non-interactive needs {flag}");
+        let dir = args.dir.clone().ok_or_else(|| usage(need("--dir")))?;
+        let domain = args.domain.clone().ok_or_else(|| usage(need("--domain")))?;
         Answers {
-            dir: args.dir.clone().ok_or_else(|| usage(need("--dir")))?,
-            domain: args.domain.clone().ok_or_else(|| usage(need("--domain")))?,
             address: args.address.clone(),
             transport: args.transport.unwrap_or_default(),
             smtp_host: args.smtp_host.clone(),
@@ -377,7 +377,6 @@ fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
             smtp_security: args.smtp_security.clone(),
             smtp_user: args.smtp_user.clone(),
             smtp_password_file: args.smtp_password_file.clone(),
-            smtp_password: None,
             sendmail: args.sendmail.clone(),
             senders: args.senders.clone(),
             own_account_only: !args.any_account,
@@ -385,6 +384,7 @@ fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
             authserv_id: args.authserv_id.clone(),
             require: args.require.clone(),
             ansible: args.ansible.clone(),
+            ..Answers::new(dir, &domain)
         }
     } else {
         setup::require_terminal().map_err(usage)?;

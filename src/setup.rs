@@ -73,6 +73,29 @@ pub enum TransportChoice {
 }
 
 impl Answers {
+    /// Every answer at its default but the folder and the domain.
+    pub fn new(dir: PathBuf, domain: &str) -> Self {
+        Self {
+            dir,
+            domain: domain.to_owned(),
+            address: None,
+            transport: TransportChoice::default(),
+            smtp_host: None,
+            smtp_port: None,
+            smtp_security: None,
+            smtp_user: None,
+            smtp_password_file: None,
+            smtp_password: None,
+            sendmail: None,
+            senders: Vec::new(),
+            own_account_only: true,
+            admins: Vec::new(),
+            authserv_id: None,
+            require: None,
+            ansible: None,
+        }
+    }
+
     fn address(&self) -> String {
         self.address
             .clone()
@@ -212,23 +235,9 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
         _ => TransportChoice::Folder,
     };
     let mut answers = Answers {
-        dir,
-        domain: domain.clone(),
         address: Some(address.trim().to_owned()),
         transport,
-        smtp_host: None,
-        smtp_port: None,
-        smtp_security: None,
-        smtp_user: None,
-        smtp_password_file: None,
-        smtp_password: None,
-        sendmail: None,
-        senders: Vec::new(),
-        own_account_only: true,
-        admins: Vec::new(),
-        authserv_id: None,
-        require: None,
-        ansible: None,
+        ..Answers::new(dir, &domain)
     };
     match transport {
         TransportChoice::Smtp => {
@@ -357,23 +366,8 @@ fn previous_answers(dir: &Path) -> Option<Answers> {
         .to_owned();
     let domain = address.rsplit_once('@')?.1.to_owned();
     Some(Answers {
-        dir: dir.to_path_buf(),
-        domain,
         address: Some(address),
-        transport: TransportChoice::Smtp,
-        smtp_host: None,
-        smtp_port: None,
-        smtp_security: None,
-        smtp_user: None,
-        smtp_password_file: None,
-        smtp_password: None,
-        sendmail: None,
-        senders: Vec::new(),
-        own_account_only: true,
-        admins: Vec::new(),
-        authserv_id: None,
-        require: None,
-        ansible: None,
+        ..Answers::new(dir.to_path_buf(), &domain)
     })
 }
 
