@@ -378,8 +378,10 @@ impl Phrasebook {
     /// Reads the variables out of a mail.
     pub fn extract(&self, input: Input<'_>) -> Extraction {
         let mut out = Extraction::default();
-        self.extract_labels(input, &mut out);
-        self.extract_flags(input, &mut out);
+        // One tokenization of the mail serves labels and flags alike.
+        let folded = Folded::new(input.text);
+        self.extract_labels(input, &folded, &mut out);
+        self.extract_flags(input, &folded, &mut out);
         self.extract_quantity(input, &mut out);
         self.check_values(input, &mut out);
         out
@@ -435,12 +437,11 @@ impl Phrasebook {
         }
     }
 
-    fn extract_labels(&self, input: Input<'_>, out: &mut Extraction) {
+    fn extract_labels(&self, input: Input<'_>, folded: &Folded, out: &mut Extraction) {
         out.vars.insert(TARGETS.into(), Value::Null);
         let mut targets_filled = false;
-        let folded = Folded::new(input.text);
         let mut found: Vec<Option<(String, (usize, usize))>> = vec![None; self.labels.len()];
-        for hit in self.label_set.hits(&folded) {
+        for hit in self.label_set.hits(folded) {
             let (Some(label), Some(slot @ None)) =
                 (self.labels.get(hit.group), found.get_mut(hit.group))
             else {
@@ -475,11 +476,10 @@ impl Phrasebook {
         }
     }
 
-    fn extract_flags(&self, input: Input<'_>, out: &mut Extraction) {
-        let folded = Folded::new(input.text);
+    fn extract_flags(&self, input: Input<'_>, folded: &Folded, out: &mut Extraction) {
         let self_group = self.flags.len();
         let mut first_hit = vec![None; self_group + 1];
-        for hit in self.set.hits(&folded) {
+        for hit in self.set.hits(folded) {
             if let Some(slot @ None) = first_hit.get_mut(hit.group) {
                 *slot = Some(hit);
             }
