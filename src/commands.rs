@@ -261,10 +261,9 @@ fn replay(
         .transpose()?;
     let sources =
         crate::replay::read_sources(path).map_err(|e| Failure::new(Status::NoInput, e))?;
-    let passes = if other.is_some() { 2 } else { 1 };
     // A progress bar on a terminal only: never in a pipe or a log.
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new((sources.len() * passes) as u64);
+        let bar = indicatif::ProgressBar::new(sources.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} messages, {per_sec}, {eta} left",
         ) {
@@ -273,22 +272,19 @@ fn replay(
         bar
     });
     let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
-    let lines = crate::replay::decide_all(&config, &sources, bar.as_ref()).map_err(config_error)?;
-    let changes = match &other {
-        Some(other) => {
-            let after =
-                crate::replay::decide_all(other, &sources, bar.as_ref()).map_err(config_error)?;
-            Some(crate::replay::differences(&lines, &after))
-        }
-        None => None,
-    };
+    let configs: Vec<&Config> = std::iter::once(&config).chain(other.as_ref()).collect();
+    let mut decided =
+        crate::replay::decide_all(&configs, &sources, jsonl, bar.as_ref()).map_err(config_error)?;
+    let after = (decided.len() > 1).then(|| decided.remove(1));
+    let lines = decided.remove(0);
+    let changes = after.map(|after| crate::replay::differences(&sources, &lines, &after));
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     let mut out = String::new();
     if jsonl {
         for line in &lines {
-            out.push_str(&line.to_string());
+            out.push_str(&line.line);
             out.push('\n');
         }
         for change in changes.iter().flatten() {

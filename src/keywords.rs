@@ -119,7 +119,7 @@ impl Keywords {
         })
     }
 
-    fn classify_streaming(&self, folded: &Folded) -> Option<Classification> {
+    fn classify_streaming(&self, folded: &Folded<'_>) -> Option<Classification> {
         if folded.is_empty() {
             return None;
         }

@@ -437,7 +437,7 @@ impl Phrasebook {
         }
     }
 
-    fn extract_labels(&self, input: Input<'_>, folded: &Folded, out: &mut Extraction) {
+    fn extract_labels(&self, input: Input<'_>, folded: &Folded<'_>, out: &mut Extraction) {
         out.vars.insert(TARGETS.into(), Value::Null);
         let mut targets_filled = false;
         let mut found: Vec<Option<(String, (usize, usize))>> = vec![None; self.labels.len()];
@@ -476,7 +476,7 @@ impl Phrasebook {
         }
     }
 
-    fn extract_flags(&self, input: Input<'_>, folded: &Folded, out: &mut Extraction) {
+    fn extract_flags(&self, input: Input<'_>, folded: &Folded<'_>, out: &mut Extraction) {
         let self_group = self.flags.len();
         let mut first_hit = vec![None; self_group + 1];
         for hit in self.set.hits(folded) {

@@ -11,21 +11,30 @@
 //! over the text finds every phrase of every section, and building the
 //! index for 10,000 phrases costs little more than reading them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use rustc_hash::FxHasher;
+
+/// The phrase index is looked up once per token of every mail: a fast
+/// non-cryptographic hash (the keys are the operator's own phrases).
+type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 pub fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// One token of a text: lower-cased, with its byte range in the original.
+/// One token of a text: lower-cased (borrowed from the text when it
+/// already is), with its byte range in the original.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Token {
-    text: String,
+struct Token<'a> {
+    text: Cow<'a, str>,
     start: usize,
     end: usize,
 }
 
-fn tokenize(original: &str) -> Vec<Token> {
+fn tokenize(original: &str) -> Vec<Token<'_>> {
     let mut tokens = Vec::new();
     let mut chars = original.char_indices().peekable();
     while let Some((start, c)) = chars.next() {
@@ -43,10 +52,16 @@ fn tokenize(original: &str) -> Vec<Token> {
             }
         }
         let text = original.get(start..end).unwrap_or_default();
-        let text = if text.chars().any(char::is_uppercase) {
-            text.to_lowercase()
+        let text = if text.is_ascii() {
+            if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(text.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(text)
+            }
+        } else if text.chars().any(char::is_uppercase) {
+            Cow::Owned(text.to_lowercase())
         } else {
-            text.to_owned()
+            Cow::Borrowed(text)
         };
         tokens.push(Token { text, start, end });
     }
@@ -55,12 +70,12 @@ fn tokenize(original: &str) -> Vec<Token> {
 
 /// A text cut into tokens, ready to be searched.
 #[derive(Debug)]
-pub struct Folded {
-    tokens: Vec<Token>,
+pub struct Folded<'a> {
+    tokens: Vec<Token<'a>>,
 }
 
-impl Folded {
-    pub fn new(original: &str) -> Self {
+impl<'a> Folded<'a> {
+    pub fn new(original: &'a str) -> Self {
         Self {
             tokens: tokenize(original),
         }
@@ -84,7 +99,7 @@ impl Folded {
                 tokenize(phrase)
                     .into_iter()
                     .skip(1)
-                    .map(|t| t.text)
+                    .map(|t| t.text.into_owned())
                     .collect()
             });
             let Some(following) = self.tokens.get(at + 1..at + 1 + rest.len()) else {
@@ -152,16 +167,16 @@ struct Entry {
 /// A set of phrases, each tagged with a group, searched in one pass.
 #[derive(Debug, Default)]
 pub struct PhraseSet {
-    by_first_token: HashMap<String, Vec<Entry>>,
+    by_first_token: FxHashMap<String, Vec<Entry>>,
 }
 
 impl PhraseSet {
     /// `phrases` yields `(group, phrase number, text)`. Phrases without a
     /// token are dropped.
     pub fn new<'a>(phrases: impl IntoIterator<Item = (usize, usize, &'a str)>) -> Self {
-        let mut by_first_token: HashMap<String, Vec<Entry>> = HashMap::new();
+        let mut by_first_token: FxHashMap<String, Vec<Entry>> = FxHashMap::default();
         for (group, phrase, text) in phrases {
-            let mut tokens = tokenize(text).into_iter().map(|t| t.text);
+            let mut tokens = tokenize(text).into_iter().map(|t| t.text.into_owned());
             let Some(first) = tokens.next() else { continue };
             by_first_token.entry(first).or_default().push(Entry {
                 group,
@@ -173,11 +188,11 @@ impl PhraseSet {
     }
 
     /// Every occurrence of every phrase, in text order.
-    pub fn hits<'s>(&'s self, text: &'s Folded) -> impl Iterator<Item = Hit> + 's {
+    pub fn hits<'s>(&'s self, text: &'s Folded<'_>) -> impl Iterator<Item = Hit> + 's {
         let tokens = &text.tokens;
         tokens.iter().enumerate().flat_map(move |(at, token)| {
             self.by_first_token
-                .get(&token.text)
+                .get(token.text.as_ref())
                 .into_iter()
                 .flatten()
                 .filter_map(move |entry| {
