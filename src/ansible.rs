@@ -149,6 +149,9 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
         let path = path.display().to_string();
         move |cause| DispatchError::State { path, cause }
     };
+    // Started first, so that its start-up overlaps with writing the vars
+    // file and starting the playbook; it is told what to watch below.
+    let mut guard = guard.and_then(start_guard);
     let runs = state_dir.join("runs");
     fs::DirBuilder::new()
         .recursive(true)
@@ -214,18 +217,25 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
             cause,
         })?;
 
-    let guard = guard.and_then(|binary| start_guard(binary, child.id(), vars_file.path()));
+    if let Some(watching) = guard.as_mut()
+        && !tell_guard(watching, child.id(), vars_file.path())
+    {
+        let _ = watching.kill();
+        let _ = watching.wait();
+        guard = None;
+    }
     let status =
         wait_with_timeout(child, ansible.timeout).map_err(|cause| DispatchError::Wait {
             program: program.clone(),
             cause,
         })?;
     if let Some(mut guard) = guard {
-        // The playbook is over: tell the guard to stand down.
+        // The playbook is over: tell the guard to stand down. It is reaped
+        // on the side: waiting for it would add its start-up to every run.
         if let Some(mut stdin) = guard.stdin.take() {
             let _ = stdin.write_all(GUARD_DONE.as_bytes());
         }
-        let _ = guard.wait();
+        std::thread::spawn(move || guard.wait());
     }
     let duration = started.elapsed();
     let outcome = match status {
@@ -332,11 +342,10 @@ fn yaml_quoted(text: &str) -> String {
 /// What tells `helpdesk guard` that the playbook ended normally.
 pub const GUARD_DONE: &str = "done\n";
 
-/// Starts `helpdesk guard` outside the playbook's process group and tells
-/// it the group and the vars file; if this process dies, the guard's stdin
-/// closes without `done`, and it kills the group and removes the file.
-fn start_guard(binary: &Path, pgid: u32, vars_file: &Path) -> Option<std::process::Child> {
-    let mut guard = Command::new(binary)
+/// Starts `helpdesk guard` outside the playbook's process group (see
+/// `tell_guard`).
+fn start_guard(binary: &Path) -> Option<std::process::Child> {
+    Command::new(binary)
         .arg("guard")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -344,18 +353,20 @@ fn start_guard(binary: &Path, pgid: u32, vars_file: &Path) -> Option<std::proces
         .process_group(0)
         .spawn()
         .map_err(|e| tracing::warn!("cannot start the process guard {}: {e}", binary.display()))
-        .ok()?;
-    let told = guard.stdin.as_mut().map(|stdin| {
+        .ok()
+}
+
+/// Tells the guard the playbook's process group and the vars file: if this
+/// process dies, the guard's stdin closes without `done`, and it kills the
+/// group and removes the file. (Dying before this, the guard learns no
+/// group, and leaves.)
+fn tell_guard(guard: &mut std::process::Child, pgid: u32, vars_file: &Path) -> bool {
+    guard.stdin.as_mut().is_some_and(|stdin| {
         stdin
             .write_all(format!("{pgid}\n{}\n", vars_file.display()).as_bytes())
             .and_then(|()| stdin.flush())
-    });
-    if !matches!(told, Some(Ok(()))) {
-        let _ = guard.kill();
-        let _ = guard.wait();
-        return None;
-    }
-    Some(guard)
+            .is_ok()
+    })
 }
 
 /// `helpdesk guard`: reads a process group id and a vars file path, then

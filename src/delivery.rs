@@ -170,10 +170,7 @@ fn process(
     binary: &Path,
 ) -> anyhow::Result<()> {
     let mut mark_running = |record: &Record| {
-        if let Err(e) = journal
-            .record(id, record, false)
-            .and_then(|()| journal.set_state(id, journal::RUNNING))
-        {
+        if let Err(e) = journal.record(id, record, journal::RUNNING) {
             tracing::warn!("row {id}: {e}");
         }
     };
@@ -185,7 +182,7 @@ fn process(
             return Err(e);
         }
     };
-    journal.record(id, &record, true)?;
+    journal.record(id, &record, journal::FINISHED)?;
     let shown = spooled.path.display().to_string();
     match spool::release(&config.state_dir, spooled, config.archive.max_size) {
         Ok(archived) => journal.set_spool_path(id, archived.as_deref())?,

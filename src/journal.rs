@@ -36,7 +36,89 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS claim ON messages(key) WHERE duplicate_of IS NULL;
 CREATE INDEX IF NOT EXISTS by_time ON messages(received_at);
+CREATE TABLE IF NOT EXISTS outcome_totals (
+    request_type TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    PRIMARY KEY (request_type, outcome)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS duration_totals (
+    le_ms  INTEGER PRIMARY KEY,
+    count  INTEGER NOT NULL,
+    sum_ms INTEGER NOT NULL
+);
 ";
+
+/// `PRAGMA user_version` of a journal with everything in `SCHEMA`. Version
+/// 2 added the totals tables, which keep the metrics' counters as rows are
+/// finished (counting every row for every message grew with the journal).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Upper bounds of the run-duration histogram's buckets, in milliseconds;
+/// longer runs fall in the `+Inf` bucket.
+pub const DURATION_BUCKETS_MS: &[u64] = &[
+    1_000, 5_000, 15_000, 30_000, 60_000, 300_000, 900_000, 1_800_000, 3_600_000,
+];
+
+/// `le_ms` of the `+Inf` bucket.
+const INF_BUCKET: i64 = i64::MAX;
+
+fn bucket_of(ms: u64) -> i64 {
+    DURATION_BUCKETS_MS
+        .iter()
+        .find(|bound| ms <= **bound)
+        .map_or(INF_BUCKET, |bound| {
+            i64::try_from(*bound).unwrap_or(INF_BUCKET)
+        })
+}
+
+/// Counts one finished row in the totals.
+fn count_outcome(
+    connection: &Connection,
+    request_type: Option<&str>,
+    outcome: &str,
+    duration_ms: Option<u64>,
+) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO outcome_totals (request_type, outcome, count) VALUES (?1, ?2, 1)
+         ON CONFLICT (request_type, outcome) DO UPDATE SET count = count + 1",
+        params![request_type.unwrap_or(""), outcome],
+    )?;
+    if let Some(ms) = duration_ms {
+        connection.execute(
+            "INSERT INTO duration_totals (le_ms, count, sum_ms) VALUES (?1, 1, ?2)
+             ON CONFLICT (le_ms) DO UPDATE SET count = count + 1, sum_ms = sum_ms + ?2",
+            params![bucket_of(ms), i64::try_from(ms).unwrap_or(i64::MAX)],
+        )?;
+    }
+    Ok(())
+}
+
+/// Fills the totals from the rows of a journal written before they existed.
+fn backfill_totals(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO outcome_totals (request_type, outcome, count)
+         SELECT COALESCE(request_type, ''), outcome, COUNT(*) FROM messages
+         WHERE outcome IS NOT NULL GROUP BY 1, 2",
+        [],
+    )?;
+    let mut durations =
+        connection.prepare("SELECT duration_ms FROM messages WHERE duration_ms IS NOT NULL")?;
+    let mut buckets: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    for ms in durations.query_map([], |r| r.get::<_, i64>(0))? {
+        let ms = ms?.max(0);
+        let bucket = buckets.entry(bucket_of(ms.unsigned_abs())).or_default();
+        bucket.0 += 1;
+        bucket.1 = bucket.1.saturating_add(ms);
+    }
+    for (le_ms, (count, sum_ms)) in buckets {
+        connection.execute(
+            "INSERT INTO duration_totals (le_ms, count, sum_ms) VALUES (?1, ?2, ?3)",
+            params![le_ms, count, sum_ms],
+        )?;
+    }
+    Ok(())
+}
 
 /// Where a row is in its life.
 pub const CLAIMED: &str = "claimed";
@@ -117,8 +199,11 @@ pub struct Row {
 pub struct Totals {
     /// (request type, outcome, count)
     pub counts: Vec<(String, String, u64)>,
-    /// Milliseconds of every playbook run.
-    pub durations: Vec<u64>,
+    /// Playbook runs per bucket of `DURATION_BUCKETS_MS` (not cumulative),
+    /// the last one `+Inf`.
+    pub buckets: Vec<u64>,
+    /// Milliseconds of all playbook runs together.
+    pub sum_ms: u64,
 }
 
 /// Filters for `helpdesk log`.
@@ -153,8 +238,50 @@ impl Journal {
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(error)?;
-        connection.execute_batch(SCHEMA).map_err(error)?;
-        Ok(Self { connection, path })
+        // Every `run` is a process of its own: keep the WAL file when the
+        // last connection closes, or the next run creates it again (a new
+        // file and an fsync of the state folder, for every message). With
+        // a size limit set, that close empties it instead, so the next open
+        // has nothing to read back.
+        connection
+            .pragma_update(None, "journal_size_limit", 1 << 20)
+            .map_err(error)?;
+        connection
+            .file_control(
+                Some(rusqlite::MAIN_DB),
+                rusqlite::FileControl::PersistWal(&mut 1),
+            )
+            .map_err(error)?;
+        let mut journal = Self { connection, path };
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    /// Creates the tables (or the ones a journal from an earlier version
+    /// lacks), once: a current journal is only asked its version.
+    fn migrate(&mut self) -> Result<(), JournalError> {
+        let error = |cause| JournalError::Sqlite {
+            path: self.path.display().to_string(),
+            cause,
+        };
+        let version = |connection: &Connection| {
+            connection.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        };
+        if version(&self.connection).map_err(error)? >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error)?;
+        // Another delivery may have migrated it while this one waited.
+        if version(&tx).map_err(error)? < SCHEMA_VERSION {
+            tx.execute_batch(SCHEMA).map_err(error)?;
+            backfill_totals(&tx).map_err(error)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(error)?;
+        }
+        tx.commit().map_err(error)
     }
 
     fn error(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
@@ -200,6 +327,7 @@ impl Journal {
                     params![arrival.key, arrival.message_id, stamp, arrival.sender, arrival.subject, FINISHED, original],
                 )
                 .map_err(error)?;
+                count_outcome(&tx, None, "duplicate", None).map_err(error)?;
                 Claim::Duplicate {
                     original,
                     row: tx.last_insert_rowid(),
@@ -242,23 +370,33 @@ impl Journal {
         Ok(())
     }
 
-    pub fn set_state(&self, id: i64, state: &str) -> Result<(), JournalError> {
+    /// Commits `write` without an fsync of its own, for what only informs
+    /// (the `RUNNING` mark, where a handled message was archived): the WAL
+    /// is written in order, so the next full commit makes it durable too.
+    /// A power cut before that loses only this commit, and `retry` treats a
+    /// `claimed` row as it does a `running` one.
+    fn relaxed(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
+    ) -> Result<(), JournalError> {
         self.connection
-            .execute(
-                "UPDATE messages SET state = ?1, updated_at = ?2 WHERE id = ?3",
-                params![state, now(), id],
-            )
+            .pragma_update(None, "synchronous", "NORMAL")
             .map_err(self.error())?;
-        Ok(())
+        let written = write(&self.connection);
+        self.connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(self.error())?;
+        written.map(drop).map_err(self.error())
     }
 
-    /// Writes what is known so far (and, with `finished`, ends the row).
-    pub fn record(&self, id: i64, record: &Record, finished: bool) -> Result<(), JournalError> {
-        self.connection
-            .execute(
+    /// Writes what is known so far and the row's new state: `RUNNING`
+    /// (relaxed), or `FINISHED` to end it (durable).
+    pub fn record(&self, id: i64, record: &Record, state: &str) -> Result<(), JournalError> {
+        let write = |connection: &Connection| {
+            connection.execute(
                 "UPDATE messages SET request_type = ?1, vars = ?2, authentication = ?3, access = ?4,
                    outcome = ?5, exit_code = ?6, duration_ms = ?7, run_log = ?8, reply = ?9,
-                   state = CASE WHEN ?10 THEN 'finished' ELSE state END, updated_at = ?11
+                   state = ?10, updated_at = ?11
                  WHERE id = ?12",
                 params![
                     record.request_type,
@@ -270,23 +408,42 @@ impl Journal {
                     record.duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
                     record.run_log,
                     record.reply,
-                    finished,
+                    state,
                     now(),
                     id
                 ],
             )
+        };
+        if state == RUNNING {
+            return self.relaxed(write);
+        }
+        // Finished: the row and the totals in one commit.
+        let tx = self
+            .connection
+            .unchecked_transaction()
             .map_err(self.error())?;
-        Ok(())
+        write(&tx).map_err(self.error())?;
+        if let Some(outcome) = &record.outcome {
+            count_outcome(
+                &tx,
+                record.request_type.as_deref(),
+                outcome,
+                record.duration_ms,
+            )
+            .map_err(self.error())?;
+        }
+        tx.commit().map_err(self.error())
     }
 
+    /// Where a handled message went (relaxed: `retry` only looks for
+    /// messages still in the spool).
     pub fn set_spool_path(&self, id: i64, path: Option<&Path>) -> Result<(), JournalError> {
-        self.connection
-            .execute(
+        self.relaxed(|connection| {
+            connection.execute(
                 "UPDATE messages SET spool_path = ?1, updated_at = ?2 WHERE id = ?3",
                 params![path.map(|p| p.display().to_string()), now(), id],
             )
-            .map_err(self.error())?;
-        Ok(())
+        })
     }
 
     /// The row that holds `spool_path`, if any.
@@ -379,8 +536,8 @@ impl Journal {
         let mut counts = self
             .connection
             .prepare(
-                "SELECT COALESCE(request_type, ''), outcome, COUNT(*) FROM messages
-                 WHERE outcome IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+                "SELECT request_type, outcome, count FROM outcome_totals
+                 ORDER BY request_type, outcome",
             )
             .map_err(self.error())?;
         let counts = counts
@@ -394,16 +551,37 @@ impl Journal {
             .map_err(self.error())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.error())?;
-        let mut durations = self
+        let mut buckets = vec![0; DURATION_BUCKETS_MS.len() + 1];
+        let mut sum_ms = 0u64;
+        let mut rows = self
             .connection
-            .prepare("SELECT duration_ms FROM messages WHERE duration_ms IS NOT NULL")
+            .prepare("SELECT le_ms, count, sum_ms FROM duration_totals")
             .map_err(self.error())?;
-        let durations = durations
-            .query_map([], |r| Ok(r.get::<_, i64>(0)?.max(0).unsigned_abs()))
-            .map_err(self.error())?
-            .collect::<Result<Vec<_>, _>>()
+        let rows = rows
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?.max(0).unsigned_abs(),
+                    r.get::<_, i64>(2)?.max(0).unsigned_abs(),
+                ))
+            })
             .map_err(self.error())?;
-        Ok(Totals { counts, durations })
+        for row in rows {
+            let (le_ms, count, sum) = row.map_err(self.error())?;
+            let at = DURATION_BUCKETS_MS
+                .iter()
+                .position(|bound| i64::try_from(*bound).is_ok_and(|b| b == le_ms))
+                .unwrap_or(DURATION_BUCKETS_MS.len());
+            if let Some(slot) = buckets.get_mut(at) {
+                *slot += count;
+            }
+            sum_ms = sum_ms.saturating_add(sum);
+        }
+        Ok(Totals {
+            counts,
+            buckets,
+            sum_ms,
+        })
     }
 
     /// Whether a row with this id exists and is still open.
@@ -459,7 +637,7 @@ mod tests {
             duration_ms: Some(1500),
             ..Record::default()
         };
-        journal.record(id, &record, true).unwrap();
+        journal.record(id, &record, FINISHED).unwrap();
         assert!(!journal.is_open(id).unwrap());
         let rows = journal
             .list(&Filter {
@@ -470,14 +648,92 @@ mod tests {
             .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].duplicate_of, Some(id));
-        let Totals { counts, durations } = journal.totals().unwrap();
+        let totals = journal.totals().unwrap();
         assert_eq!(
-            counts,
+            totals.counts,
             vec![
                 ("".into(), "duplicate".into(), 1),
                 ("storage".into(), "done".into(), 1)
             ]
         );
-        assert_eq!(durations, vec![1500]);
+        assert_eq!(totals.buckets, vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(totals.sum_ms, 1500);
+    }
+
+    /// A journal written before the totals tables (user_version 0) gets
+    /// them filled from its rows, once; new rows then add to them.
+    #[test]
+    fn totals_are_backfilled_from_an_older_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+        let messages = SCHEMA
+            .split("CREATE TABLE IF NOT EXISTS outcome_totals")
+            .next()
+            .unwrap();
+        old.execute_batch(messages).unwrap();
+        for (n, (request_type, outcome, ms)) in [
+            (Some("storage"), "done", Some(700)),
+            (Some("storage"), "done", Some(7_200_000)),
+            (Some("storage"), "failed", Some(20_000)),
+            (None, "duplicate", None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            old.execute(
+                "INSERT INTO messages (key, received_at, request_type, state, outcome, duration_ms, updated_at)
+                 VALUES (?1, 'now', ?2, 'finished', ?3, ?4, 'now')",
+                params![format!("k{n}"), request_type, outcome, ms],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let before = journal.totals().unwrap();
+        assert_eq!(
+            before.counts,
+            vec![
+                ("".into(), "duplicate".into(), 1),
+                ("storage".into(), "done".into(), 2),
+                ("storage".into(), "failed".into(), 1)
+            ]
+        );
+        assert_eq!(before.buckets, vec![1, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(before.sum_ms, 700 + 7_200_000 + 20_000);
+
+        // Opened again: not filled twice.
+        drop(journal);
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        assert_eq!(journal.totals().unwrap().counts, before.counts);
+        let arrival = Arrival {
+            key: "new",
+            message_id: None,
+            sender: None,
+            subject: "quota",
+            spool_path: Path::new("/spool/2.eml"),
+            claimed_by: "1:1",
+        };
+        let Claim::Claimed(id) = journal.claim(&arrival).unwrap() else {
+            panic!("not claimed")
+        };
+        let running = Record {
+            request_type: Some("storage".into()),
+            ..Record::default()
+        };
+        journal.record(id, &running, RUNNING).unwrap();
+        assert_eq!(
+            journal.totals().unwrap().counts,
+            before.counts,
+            "running is not counted"
+        );
+        let done = Record {
+            outcome: Some("done".into()),
+            duration_ms: Some(3_000),
+            ..running
+        };
+        journal.record(id, &done, FINISHED).unwrap();
+        let after = journal.totals().unwrap();
+        assert_eq!(after.counts[1], ("storage".into(), "done".into(), 3));
+        assert_eq!(after.buckets, vec![1, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
     }
 }

@@ -7,13 +7,14 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::journal::{Journal, JournalError};
-
-/// Run-duration histogram buckets, in seconds.
-const BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
+use crate::journal::{DURATION_BUCKETS_MS, Journal, JournalError};
 
 pub fn render(journal: &Journal) -> Result<String, JournalError> {
-    let crate::journal::Totals { counts, durations } = journal.totals()?;
+    let crate::journal::Totals {
+        counts,
+        buckets,
+        sum_ms,
+    } = journal.totals()?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -33,25 +34,26 @@ pub fn render(journal: &Journal) -> Result<String, JournalError> {
         "# HELP helpdesk_run_duration_seconds Time ansible-playbook ran."
     );
     let _ = writeln!(out, "# TYPE helpdesk_run_duration_seconds histogram");
-    let seconds: Vec<f64> = durations.iter().map(|ms| *ms as f64 / 1000.0).collect();
-    for bucket in BUCKETS {
-        let within = seconds.iter().filter(|s| **s <= *bucket).count();
+    let mut within = 0;
+    for (bound, count) in DURATION_BUCKETS_MS.iter().zip(&buckets) {
+        within += count;
         let _ = writeln!(
             out,
-            "helpdesk_run_duration_seconds_bucket{{le=\"{bucket}\"}} {within}"
+            "helpdesk_run_duration_seconds_bucket{{le=\"{}\"}} {within}",
+            *bound as f64 / 1000.0
         );
     }
+    let runs: u64 = buckets.iter().sum();
     let _ = writeln!(
         out,
-        "helpdesk_run_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-        seconds.len()
+        "helpdesk_run_duration_seconds_bucket{{le=\"+Inf\"}} {runs}"
     );
     let _ = writeln!(
         out,
         "helpdesk_run_duration_seconds_sum {}",
-        seconds.iter().sum::<f64>()
+        sum_ms as f64 / 1000.0
     );
-    let _ = writeln!(out, "helpdesk_run_duration_seconds_count {}", seconds.len());
+    let _ = writeln!(out, "helpdesk_run_duration_seconds_count {runs}");
     Ok(out)
 }
 
