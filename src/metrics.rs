@@ -1,7 +1,7 @@
 //! A Prometheus text-format file for node_exporter's textfile collector,
-//! rebuilt from the journal after every message and replaced atomically.
-//! Counting from the journal keeps the counters right however many
-//! deliveries run at once.
+//! rebuilt after every message from the totals the journal keeps (they
+//! are updated in the same commit that finishes a row, so they stay right
+//! however many deliveries run at once) and replaced atomically.
 
 use std::fmt::Write as _;
 use std::io::Write as _;

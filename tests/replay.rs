@@ -81,6 +81,10 @@ fn replay_an_mbox_and_a_maildir_with_a_known_mix() {
         let folder = if n % 2 == 0 { "new" } else { "cur" };
         fs::write(maildir.join(folder).join(format!("{n}.host:2,S")), message).unwrap();
     }
+    // Not messages of the Maildir: one still being delivered (tmp/) and a
+    // dot file.
+    fs::write(maildir.join("tmp/99.host"), fixture("storage_self.eml")).unwrap();
+    fs::write(maildir.join("cur/.leftover"), fixture("storage_self.eml")).unwrap();
     let expected: Vec<(String, usize)> = EXPECTED
         .iter()
         .map(|(v, n)| ((*v).to_owned(), *n))
