@@ -151,7 +151,7 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
     };
     // Started first, so that its start-up overlaps with writing the vars
     // file and starting the playbook; it is told what to watch below.
-    let mut guard = guard.and_then(start_guard);
+    let mut guard = guard.and_then(Guard::start);
     let runs = state_dir.join("runs");
     fs::DirBuilder::new()
         .recursive(true)
@@ -218,10 +218,8 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
         })?;
 
     if let Some(watching) = guard.as_mut()
-        && !tell_guard(watching, child.id(), vars_file.path())
+        && !watching.watch(child.id(), vars_file.path())
     {
-        let _ = watching.kill();
-        let _ = watching.wait();
         guard = None;
     }
     let status =
@@ -229,14 +227,8 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
             program: program.clone(),
             cause,
         })?;
-    if let Some(mut guard) = guard {
-        // The playbook is over: tell the guard to stand down. It is reaped
-        // on the side: waiting for it would add its start-up to every run.
-        if let Some(mut stdin) = guard.stdin.take() {
-            let _ = stdin.write_all(GUARD_DONE.as_bytes());
-        }
-        std::thread::spawn(move || guard.wait());
-    }
+    // The playbook is over: the guard stands down.
+    drop(guard);
     let duration = started.elapsed();
     let outcome = match status {
         Waited::Exited(status) => outcome_of(status),
@@ -342,31 +334,61 @@ fn yaml_quoted(text: &str) -> String {
 /// What tells `helpdesk guard` that the playbook ended normally.
 pub const GUARD_DONE: &str = "done\n";
 
-/// Starts `helpdesk guard` outside the playbook's process group (see
-/// `tell_guard`).
-fn start_guard(binary: &Path) -> Option<std::process::Child> {
-    Command::new(binary)
-        .arg("guard")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| tracing::warn!("cannot start the process guard {}: {e}", binary.display()))
-        .ok()
+/// A running `helpdesk guard`, outside the playbook's process group.
+/// Dropped, it stands down: it is told `done` (or, never told a group, it
+/// simply leaves) and is reaped on the side, since waiting for it would add
+/// its start-up to every run.
+#[derive(Debug)]
+struct Guard {
+    child: Option<std::process::Child>,
 }
 
-/// Tells the guard the playbook's process group and the vars file: if this
-/// process dies, the guard's stdin closes without `done`, and it kills the
-/// group and removes the file. (Dying before this, the guard learns no
-/// group, and leaves.)
-fn tell_guard(guard: &mut std::process::Child, pgid: u32, vars_file: &Path) -> bool {
-    guard.stdin.as_mut().is_some_and(|stdin| {
-        stdin
-            .write_all(format!("{pgid}\n{}\n", vars_file.display()).as_bytes())
-            .and_then(|()| stdin.flush())
-            .is_ok()
-    })
+impl Guard {
+    fn start(binary: &Path) -> Option<Self> {
+        Command::new(binary)
+            .arg("guard")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| tracing::warn!("cannot start the process guard {}: {e}", binary.display()))
+            .ok()
+            .map(|child| Self { child: Some(child) })
+    }
+
+    /// Tells the guard the playbook's process group and the vars file: if
+    /// this process dies, the guard's stdin closes without `done`, and it
+    /// kills the group and removes the file. `false` (and the guard is
+    /// stopped) when it cannot be told.
+    fn watch(&mut self, pgid: u32, vars_file: &Path) -> bool {
+        let told = self
+            .child
+            .as_mut()
+            .and_then(|child| child.stdin.as_mut())
+            .is_some_and(|stdin| {
+                stdin
+                    .write_all(format!("{pgid}\n{}\n", vars_file.display()).as_bytes())
+                    .and_then(|()| stdin.flush())
+                    .is_ok()
+            });
+        if !told && let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        told
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(GUARD_DONE.as_bytes());
+            }
+            std::thread::spawn(move || child.wait());
+        }
+    }
 }
 
 /// `helpdesk guard`: reads a process group id and a vars file path, then
