@@ -94,6 +94,11 @@ fn count_outcome(
     Ok(())
 }
 
+/// A count or a sum read back from the journal (never negative there).
+fn non_negative(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<u64> {
+    Ok(row.get::<_, i64>(column)?.max(0).unsigned_abs())
+}
+
 /// Fills the totals from the rows of a journal written before they existed.
 fn backfill_totals(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute(
@@ -530,8 +535,8 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.error())
     }
 
-    /// Counts by request type and outcome, and every run's duration, for
-    /// the metrics file.
+    /// The metrics file's counters: messages by request type and outcome,
+    /// and playbook runs by duration.
     pub fn totals(&self) -> Result<Totals, JournalError> {
         let mut counts = self
             .connection
@@ -541,13 +546,7 @@ impl Journal {
             )
             .map_err(self.error())?;
         let counts = counts
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get::<_, i64>(2)?.max(0).unsigned_abs(),
-                ))
-            })
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, non_negative(r, 2)?)))
             .map_err(self.error())?
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.error())?;
@@ -561,8 +560,8 @@ impl Journal {
             .query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?.max(0).unsigned_abs(),
-                    r.get::<_, i64>(2)?.max(0).unsigned_abs(),
+                    non_negative(r, 1)?,
+                    non_negative(r, 2)?,
                 ))
             })
             .map_err(self.error())?;
