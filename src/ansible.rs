@@ -2,10 +2,10 @@
 //!
 //! The program is started directly (an argument vector, never a shell) in
 //! its own process group, with the variables in a 0600 YAML file passed as
-//! `--extra-vars @file` and removed afterwards. Every string that could
-//! start a Jinja2 template is tagged `!unsafe` there, so Ansible never
-//! evaluates a value from a mail (JSON cannot carry that mark). Its output goes to a
-//! per-run log. On timeout the whole process group is killed, so forks and
+//! `--extra-vars @file` and removed afterwards. Every string that is not
+//! made of a few inert characters is tagged `!unsafe` there, so Ansible
+//! never evaluates a value from a mail (JSON cannot carry that mark). Its
+//! output goes to a per-run log. On timeout the whole process group is killed, so forks and
 //! SSH connections go with it. A failed or timed-out playbook is an
 //! outcome, not an error.
 
@@ -281,14 +281,25 @@ fn plugin_path(ours: &Path) -> std::ffi::OsString {
 /// printable ASCII (everything else escaped), so no byte of a mail can
 /// change the file's structure.
 ///
-/// Strings containing `{` (every Jinja2 delimiter starts with one) are
-/// tagged `!unsafe`: Ansible then never renders them. Other strings are not
-/// tagged, because ansible-core 2.19 re-resolves an `!unsafe` scalar as if
-/// it were unquoted, turning `"1234"` into an integer and `"no"` into
-/// false; a string without `{` cannot start a template anyway.
+/// A string goes untagged only when every character is [`inert`]; every
+/// other string is tagged `!unsafe`, so Ansible never renders it. That is
+/// an allow-list: Ansible has more ways than `{` to make a string a
+/// template (`#jinja2:` override headers, and whatever a later version
+/// adds), and none of them can be spelled with the inert characters.
+///
+/// Why not tag everything: ansible-core 2.19 re-resolves an `!unsafe`
+/// scalar as if it were unquoted, so `!unsafe "1234"` would arrive as an
+/// integer and `!unsafe "no"` as false. The inert set is chosen so that
+/// this cannot happen either: YAML 1.1's implicit resolvers (bool, int,
+/// float, null, timestamp, merge, value, and the one-character `!`, `&`,
+/// `*`) only ever match strings made of inert characters, so a string that
+/// needs the tag always contains a character no resolver accepts, and
+/// still arrives as a string. Both halves are tested against the resolver
+/// patterns (here and in the `vars_round_trip` fuzz target) and against the
+/// real `ansible-playbook` (tests/injection.rs).
 pub fn extra_vars_yaml(vars: &Map<String, Value>) -> String {
     let mut out =
-        String::from("# written by helpdesk: strings that could be templates are !unsafe\n");
+        String::from("# written by helpdesk: every string that is not plainly inert is !unsafe\n");
     for (name, value) in vars {
         let text = match value {
             Value::Array(_) | Value::Object(_) => Some(value.to_string()),
@@ -296,8 +307,8 @@ pub fn extra_vars_yaml(vars: &Map<String, Value>) -> String {
             _ => None,
         };
         let value = match (value, text) {
-            (_, Some(text)) if text.contains('{') => format!("!unsafe {}", yaml_quoted(&text)),
-            (_, Some(text)) => yaml_quoted(&text),
+            (_, Some(text)) if text.chars().all(inert) => yaml_quoted(&text),
+            (_, Some(text)) => format!("!unsafe {}", yaml_quoted(&text)),
             (Value::Number(n), None) => n.to_string(),
             (Value::Bool(b), None) => b.to_string(),
             _ => "null".to_owned(),
@@ -308,6 +319,35 @@ pub fn extra_vars_yaml(vars: &Map<String, Value>) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The characters a string may consist of to reach Ansible untagged: ASCII
+/// letters and digits, white space, and punctuation that starts no template
+/// syntax of Jinja2 or Ansible (`{`, `%`, `#` and everything else are out).
+/// It must also hold every character YAML 1.1's implicit resolvers accept
+/// (see [`extra_vars_yaml`]), hence `~`, `<`, `=`, `!`, `&` and `*`.
+pub fn inert(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            ' ' | '\t'
+                | '\n'
+                | '.'
+                | ','
+                | '-'
+                | '_'
+                | '@'
+                | '+'
+                | ':'
+                | '/'
+                | '='
+                | '~'
+                | '<'
+                | '>'
+                | '!'
+                | '&'
+                | '*'
+        )
 }
 
 fn yaml_quoted(text: &str) -> String {
@@ -618,15 +658,109 @@ mod tests {
         let yaml = extra_vars_yaml(vars.as_object().unwrap());
         assert_eq!(
             yaml,
-            "# written by helpdesk: strings that could be templates are !unsafe\n\
+            "# written by helpdesk: every string that is not plainly inert is !unsafe\n\
              \"targets\": !unsafe \"{{ lookup('pipe', 'id') }}\"\n\
-             \"quote\": \"a\\\"b\\\\c\\u000Ad\\u0000\\u00E9\\U0001F600\\u2028\"\n\
+             \"quote\": !unsafe \"a\\\"b\\\\c\\u000Ad\\u0000\\u00E9\\U0001F600\\u2028\"\n\
              \"password\": \"1234\"\n\
              \"amount\": 9.3\n\
              \"selftargets\": true\n\
              \"unit\": null\n"
         );
         assert!(yaml.is_ascii());
+    }
+
+    /// Strings PyYAML's resolvers read as something other than a string.
+    const YAML_SPECIALS: &[&str] = &[
+        "1234",
+        "-0",
+        "+1",
+        "017",
+        "0x1F",
+        "0b101",
+        "1_000",
+        "1:20",
+        "1.5e+3",
+        "1.",
+        ".5",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        "190:20:30.15",
+        "no",
+        "No",
+        "yes",
+        "ON",
+        "off",
+        "true",
+        "False",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        "",
+        "2001-12-14",
+        "2001-12-14t21:59:43.10-05:00",
+        "2001-12-14 21:59:43.10 -5",
+        "2001-12-14\t21:59:43 Z",
+        "<<",
+        "=",
+        "!",
+        "&",
+        "*",
+    ];
+
+    #[test]
+    fn yaml_specials_are_inert_so_they_go_untagged_and_stay_strings() {
+        for special in YAML_SPECIALS.iter().chain(&["1234\n", "no\n"]) {
+            assert!(
+                crate::fuzzing::yaml11::plain_type(special).is_some() || special.is_empty(),
+                "{special:?} is not special: the list is wrong"
+            );
+            assert!(special.chars().all(inert), "{special:?}");
+            let vars = serde_json::json!({ "v": special });
+            let yaml = extra_vars_yaml(vars.as_object().unwrap());
+            assert!(!yaml.contains(": !unsafe"), "{yaml}");
+            assert_eq!(
+                crate::fuzzing::yaml11::read_extra_vars(&yaml),
+                [("v".to_owned(), Some((*special).to_owned()))]
+            );
+        }
+    }
+
+    #[test]
+    fn a_tagged_string_is_never_resolved_into_another_type() {
+        // Every character that is not inert, placed before, inside and
+        // after every string a resolver would turn into another type.
+        let mut others: Vec<char> = (0u8..=0x7F)
+            .map(char::from)
+            .filter(|c| !inert(*c))
+            .collect();
+        others.extend([
+            '\u{85}', '\u{A0}', '\u{2028}', '\u{FF5B}', '\u{FF10}', '\u{0661}', 'é', '😀',
+        ]);
+        let mut checked = 0;
+        for special in YAML_SPECIALS {
+            for c in &others {
+                let middle = special.len() / 2;
+                let (head, tail) = special.split_at(special.ceil_char_boundary(middle));
+                for text in [
+                    format!("{c}{special}"),
+                    format!("{special}{c}"),
+                    format!("{head}{c}{tail}"),
+                ] {
+                    let vars = serde_json::json!({ "v": text });
+                    let yaml = extra_vars_yaml(vars.as_object().unwrap());
+                    assert!(yaml.contains(": !unsafe \""), "{text:?} went untagged");
+                    assert_eq!(
+                        crate::fuzzing::yaml11::read_extra_vars(&yaml),
+                        [("v".to_owned(), Some(text.clone()))],
+                        "{text:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 5_000, "{checked}");
     }
 
     #[test]

@@ -59,3 +59,125 @@ fn split(data: &[u8]) -> (String, String) {
         String::from_utf8_lossy(tail.get(1..).unwrap_or_default()).into_owned(),
     )
 }
+
+/// NUL-separated strings as extra-vars: the written file must read back
+/// (as Ansible reads it) to exactly the same strings, each a string.
+pub fn vars_round_trip(data: &[u8]) {
+    let vars: serde_json::Map<String, serde_json::Value> = String::from_utf8_lossy(data)
+        .split('\0')
+        .enumerate()
+        .map(|(i, s)| (format!("v{i}"), serde_json::Value::String(s.to_owned())))
+        .collect();
+    let yaml = crate::ansible::extra_vars_yaml(&vars);
+    let read = yaml11::read_extra_vars(&yaml);
+    assert_eq!(read.len(), vars.len(), "{yaml}");
+    for ((name, value), (read_name, read_value)) in vars.iter().zip(&read) {
+        assert_eq!(name, read_name);
+        assert_eq!(
+            read_value.as_deref(),
+            value.as_str(),
+            "{name} altered in {yaml}"
+        );
+    }
+}
+
+/// How Ansible (PyYAML's YAML 1.1 resolver, ansible-core 2.19's `!unsafe`
+/// constructor) reads helpdesk's extra-vars file, for the round-trip checks.
+pub mod yaml11 {
+    use std::sync::LazyLock;
+
+    use regex::Regex;
+
+    /// PyYAML's implicit resolvers (`yaml.resolver.Resolver`), which
+    /// ansible-core 2.19 applies to an `!unsafe` scalar as if it were plain.
+    /// Python's `$` also matches before a final newline, hence `\n?\z`.
+    static RESOLVERS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+        [
+            ("bool", r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"),
+            ("null", r"~|null|Null|NULL|"),
+            ("float", r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"),
+            ("int", r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"),
+            ("timestamp", r"[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?"),
+            ("merge", r"<<"),
+            ("value", r"="),
+            ("yaml", r"!|&|\*"),
+        ]
+        .into_iter()
+        .filter_map(|(tag, pattern)| {
+            Regex::new(&format!(r"\A(?:{pattern})\n?\z"))
+                .ok()
+                .map(|r| (tag, r))
+        })
+        .collect()
+    });
+
+    /// The YAML 1.1 type a plain scalar would be read as, `None` for str.
+    pub fn plain_type(text: &str) -> Option<&'static str> {
+        RESOLVERS
+            .iter()
+            .find(|(_, r)| r.is_match(text))
+            .map(|(tag, _)| *tag)
+    }
+
+    /// Reads the file `extra_vars_yaml` writes: `"name": [!unsafe ]"text"`
+    /// lines. Each value is the string Ansible gets, or `None` when
+    /// Ansible would get something else (a re-resolved `!unsafe` scalar,
+    /// a number, a bool, null), or when the line is not of that form.
+    /// Panics when an untagged string could be a template.
+    pub fn read_extra_vars(yaml: &str) -> Vec<(String, Option<String>)> {
+        yaml.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|line| {
+                let (name, rest) = quoted(line).unwrap_or_default();
+                let rest = rest.strip_prefix(": ").unwrap_or_default();
+                let (tagged, rest) = match rest.strip_prefix("!unsafe ") {
+                    Some(rest) => (true, rest),
+                    None => (false, rest),
+                };
+                let value =
+                    quoted(rest)
+                        .filter(|(_, tail)| tail.is_empty())
+                        .and_then(|(text, _)| {
+                            if tagged {
+                                plain_type(&text).is_none().then_some(text)
+                            } else {
+                                assert!(
+                                    !text.contains(['{', '%', '#']),
+                                    "untagged string that could be a template: {text:?}"
+                                );
+                                Some(text)
+                            }
+                        });
+                (name, value)
+            })
+            .collect()
+    }
+
+    /// A YAML double-quoted scalar at the start of `text` (the escapes
+    /// `extra_vars_yaml` writes), and what follows it.
+    fn quoted(text: &str) -> Option<(String, &str)> {
+        let mut chars = text.strip_prefix('"')?.char_indices();
+        let mut out = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => return Some((out, text.get(i + 2..)?)),
+                '\\' => {
+                    let (_, e) = chars.next()?;
+                    let digits = match e {
+                        '"' | '\\' => {
+                            out.push(e);
+                            continue;
+                        }
+                        'u' => 4,
+                        'U' => 8,
+                        _ => return None,
+                    };
+                    let hex: String = chars.by_ref().take(digits).map(|(_, c)| c).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                c => out.push(c),
+            }
+        }
+        None
+    }
+}

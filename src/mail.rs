@@ -79,13 +79,13 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Mail::default();
     };
-    let subject = message.subject().unwrap_or_default().trim().to_owned();
+    let subject = header_text(message.subject().unwrap_or_default());
     let (text, body_source) = body_text(&message);
     Mail {
         sender: sender(&message, sender_header),
         topic: strip_subject_prefixes(&subject).to_owned(),
         subject,
-        message_id: message.message_id().map(str::to_owned),
+        message_id: message.message_id().and_then(message_id),
         body: strip_quotes_and_signature(&text),
         body_source,
         references: references(&message),
@@ -93,6 +93,40 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
         trace: trace(&message),
         truncated: false,
     }
+}
+
+/// A header's decoded text as the rest of the program sees it: control
+/// characters (C0, DEL, C1; an encoded word can carry any of them) are
+/// gone, tabs and line breaks become one space, and the ends are trimmed.
+/// Nothing downstream ever sees a line break from a header.
+pub fn header_text(decoded: &str) -> String {
+    let mut out = String::with_capacity(decoded.len());
+    for c in decoded.chars() {
+        if c.is_whitespace() {
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.trim().to_owned()
+}
+
+/// The longest Message-ID kept (RFC 5322's line length); a longer one is
+/// treated as none, so it can neither fill the journal nor be cut into a
+/// collision.
+const MAX_MESSAGE_ID: usize = 998;
+
+/// A Message-ID as helpdesk keeps it: folding white space and control
+/// characters removed (an identifier has none), `None` when nothing or too
+/// much is left.
+fn message_id(decoded: &str) -> Option<String> {
+    let id: String = decoded
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect();
+    (!id.is_empty() && id.len() <= MAX_MESSAGE_ID).then_some(id)
 }
 
 fn trace(message: &Message<'_>) -> Vec<Trace> {
@@ -373,6 +407,64 @@ fn starts_attribution(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_never_carry_control_characters_or_line_breaks() {
+        // Every C0 and C1 control, DEL, and the Unicode line breaks, smuggled
+        // in through RFC 2047 encoded words (base64 and Q) in the subject and
+        // through folding in the Message-ID.
+        let controls: Vec<char> = (0u32..0x20)
+            .chain(0x7F..0xA0)
+            .filter_map(char::from_u32)
+            .chain(['\u{2028}', '\u{2029}', '\u{85}'])
+            .collect();
+        for c in controls {
+            let text = format!("storage{c}#jinja2:x{c}{c}done");
+            let b64 = base64(text.as_bytes());
+            let raw = format!(
+                "From: a@example.com\r\nSubject: =?utf-8?B?{b64}?=\r\nMessage-ID: <a{c}b\r\n\t{c}@x>\r\n\r\nhi\r\n"
+            );
+            let mail = read(raw.as_bytes(), "From");
+            for value in [&mail.subject, &mail.topic] {
+                assert!(
+                    !value
+                        .chars()
+                        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'),
+                    "{c:?}: {value:?}"
+                );
+                assert!(
+                    value.starts_with("storage") && value.ends_with("done"),
+                    "{value:?}"
+                );
+            }
+            if let Some(id) = &mail.message_id {
+                assert!(id.chars().all(|c| c.is_ascii_graphic()), "{c:?}: {id:?}");
+            }
+        }
+        assert_eq!(header_text(" a\t\r\n b\u{1b}[2J\u{9b}c "), "a b[2Jc");
+        assert_eq!(message_id("a\r\n b@x"), Some("ab@x".into()));
+        assert_eq!(message_id(" \r\n"), None);
+        assert_eq!(message_id(&"x".repeat(999)), None);
+    }
+
+    fn base64(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
 
     #[test]
     fn subject_prefixes() {

@@ -9,11 +9,12 @@ type Target = (&'static str, fn(&[u8]));
 
 #[test]
 fn every_saved_fuzz_case_runs_without_panicking() {
-    let targets: [Target; 4] = [
+    let targets: [Target; 5] = [
         ("mail_read", helpdesk::fuzzing::mail_read),
         ("keywords", helpdesk::fuzzing::keywords),
         ("phrasebook", helpdesk::fuzzing::phrasebook),
         ("authres", helpdesk::fuzzing::authres),
+        ("vars_round_trip", helpdesk::fuzzing::vars_round_trip),
     ];
     for (target, run) in targets {
         let dir = repo().join("fuzz/regressions").join(target);

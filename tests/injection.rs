@@ -1,0 +1,538 @@
+//! Issue 11: no value from a mail is ever code. A generated corpus of
+//! hostile and tricky strings (every template syntax ansible-core 2.19
+//! knows, override headers, unicode look-alikes, YAML specials, numbers
+//! as strings, shell and option syntax) is placed in every kind of value
+//! and run through the real `ansible-playbook` with a careless playbook
+//! that prints each variable, uses it in a module argument and in a
+//! `template` task, and writes it out as JSON. Each string that tries to
+//! run something tries to create its own marker file.
+//!
+//! Passing means: no marker exists (0 executed), and every value arrives
+//! byte-identical and as a string (0 altered). A control run hands the
+//! same corpus over as plain JSON and shows that the payloads are live.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Map, Value, json};
+
+use crate::support::{Helpdesk, LOCAL_INVENTORY, ansible_playbook, exec, unique_id};
+
+/// Separates the values in the careless playbook's output; no corpus
+/// string contains it.
+const SEP: char = '\u{241E}';
+
+/// One generated string, and whether it tries to run a command.
+#[derive(Debug, Clone)]
+struct Hostile {
+    text: String,
+    /// The marker file this string's payload would create.
+    marker: Option<PathBuf>,
+}
+
+/// The corpus. `markers` is the folder the payloads write into; `mail`
+/// leaves out what a mail cannot carry as a captured value (line breaks).
+fn corpus(markers: &Path, mail: bool) -> Vec<Hostile> {
+    let mut out: Vec<Hostile> = Vec::new();
+    let mut n = 0;
+    let mut payload = |out: &mut Vec<Hostile>, make: &dyn Fn(&str) -> String| {
+        n += 1;
+        let marker = markers.join(format!("pwned-{n}"));
+        let command = format!("touch {}", marker.display());
+        out.push(Hostile {
+            text: make(&command),
+            marker: Some(marker),
+        });
+    };
+    // Expressions that run a command, in every spelling of the lookup.
+    let expressions: [&dyn Fn(&str) -> String; 7] = [
+        &|c| format!("lookup('pipe', '{c}')"),
+        &|c| format!("lookup(\"ansible.builtin.pipe\", \"{c}\")"),
+        &|c| format!("query('pipe', '{c}')"),
+        &|c| format!("q('ansible.builtin.pipe','{c}')"),
+        &|c| format!("'x' ~ lookup('pipe', '{c}')"),
+        &|c| format!("lookup('pipe', '{c}') | default('')"),
+        &|c| format!("[lookup('pipe', '{c}')] | first"),
+    ];
+    // Every way Jinja2 and Ansible turn text into a template.
+    let syntaxes: [&dyn Fn(&str) -> String; 12] = [
+        &|e| format!("{{{{ {e} }}}}"),
+        &|e| format!("{{{{{e}}}}}"),
+        &|e| format!("{{{{- {e} -}}}}"),
+        &|e| format!("{{% set x = {e} %}}{{{{ x }}}}"),
+        &|e| format!("{{%- if {e} -%}}{{%- endif -%}}"),
+        &|e| format!("{{% for x in [{e}] %}}{{{{ x }}}}{{% endfor %}}"),
+        &|e| format!("{{# comment #}}{{{{ {e} }}}}"),
+        &|e| format!("{{% raw %}}{{% endraw %}}{{{{ {e} }}}}"),
+        // Override headers: other delimiters, then the expression in them.
+        &|e| format!("#jinja2:variable_start_string:'[[', variable_end_string:']]'\n[[ {e} ]]"),
+        &|e| {
+            format!("#jinja2: variable_start_string: \"<<\", variable_end_string: \">>\" << {e} >>")
+        },
+        &|e| {
+            format!(
+                "#jinja2:block_start_string:'<%',block_end_string:'%>'\n<% if {e} %><% endif %>"
+            )
+        },
+        &|e| format!("#jinja2:variable_start_string:'((' , variable_end_string:'))' (( {e} ))"),
+    ];
+    let wrappers: [&dyn Fn(&str) -> String; 3] =
+        [&|s| s.to_owned(), &|s| format!("please {s} thanks"), &|s| {
+            format!("=?utf-8?q?{s}?=")
+        }];
+    for syntax in syntaxes {
+        for expression in expressions {
+            for wrap in wrappers {
+                payload(&mut out, &|c| wrap(&syntax(&expression(c))));
+            }
+        }
+    }
+    // Ansible's own markers for unsafe and vaulted values, and shells.
+    let others: [&dyn Fn(&str) -> String; 8] = [
+        &|c| format!("{{\"__ansible_unsafe\": \"{{{{ lookup('pipe', '{c}') }}}}\"}}"),
+        &|c| format!("$({c})"),
+        &|c| format!("`{c}`"),
+        &|c| format!("; {c}"),
+        &|c| format!("| {c}"),
+        &|c| format!("&& {c} &&"),
+        &|c| format!("!!python/object/apply:os.system ['{c}']"),
+        &|c| {
+            format!(
+                "{{{{ ''.__class__.__mro__[1].__subclasses__() }}}}{{{{ lookup('pipe','{c}') }}}}"
+            )
+        },
+    ];
+    for other in others {
+        payload(&mut out, other);
+    }
+    // Strings that are not attacks but must arrive exactly: templates that
+    // would compute something, look-alikes, YAML and Ansible specials.
+    let long = "ü".repeat(200);
+    let plain = [
+        "{{ 7*7 }}",
+        "{{7*7}}",
+        "{% if true %}yes{% endif %}",
+        "{# x #}",
+        "{{ ansible_playbook_python }}",
+        "{{ lookup('env', 'HOME') }}",
+        "{{ lookup('file', '/etc/hostname') }}",
+        "{{ range(3) | list }}",
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{#",
+        "#}",
+        "{",
+        "}",
+        "#jinja2:",
+        "#jinja2:trim_blocks:True",
+        "\u{FF5B}\u{FF5B} 7*7 \u{FF5D}\u{FF5D}",
+        "\u{2774}\u{2774} 7*7 \u{2775}\u{2775}",
+        "\u{FE5B}\u{FE5B} 7*7 \u{FE5C}\u{FE5C}",
+        "{\u{200B}{ 7*7 }\u{200B}}",
+        "{\u{301}{ 7*7 }}",
+        "1234",
+        "0",
+        "-0",
+        "+1",
+        "017",
+        "0o17",
+        "0x1F",
+        "0b101",
+        "1_000",
+        "1:20",
+        "1e3",
+        "1.5e+3",
+        "1.",
+        ".5",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        "190:20:30.15",
+        "no",
+        "No",
+        "NO",
+        "yes",
+        "Yes",
+        "on",
+        "ON",
+        "off",
+        "y",
+        "n",
+        "true",
+        "False",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        "None",
+        "2001-12-14",
+        "2001-12-14t21:59:43.10-05:00",
+        "2001-12-14 21:59:43.10 -5",
+        "<<",
+        "=",
+        "!",
+        "&",
+        "*",
+        "&anchor",
+        "*alias",
+        "!unsafe x",
+        "!vault x",
+        "$ANSIBLE_VAULT;1.1;AES256",
+        "%YAML 1.1",
+        "---",
+        "...",
+        "- item",
+        "? key",
+        "key: value",
+        "'single'",
+        "[1, 2]",
+        "{a: 1}",
+        "|",
+        "> folded",
+        "@at",
+        "`backtick`",
+        "# comment",
+        "--extra-vars=@/etc/passwd",
+        "-e x=1",
+        "--check",
+        "-",
+        "C:\\Windows\\System32",
+        "a\\nb",
+        "\\u0041",
+        "\u{202E}txt.exe",
+        "Müller",
+        "日本語",
+        "😀",
+        "\u{2028}",
+        "\u{A0}",
+        &long,
+    ];
+    out.extend(plain.iter().map(|s| Hostile {
+        text: (*s).to_owned(),
+        marker: None,
+    }));
+    if mail {
+        // A mail's captured values are single lines without quotes that a
+        // label would stop at; header text never has line breaks.
+        out.retain(|h| !h.text.contains(['\n', '"', '\u{2028}']));
+    }
+    assert!(out.iter().all(|h| !h.text.contains(SEP)));
+    out
+}
+
+/// The careless playbook: every variable printed, used in a module
+/// argument and in a template, and written out as JSON to `out`.
+/// With `defaulted`, a variable the mail did not fill is `''`.
+fn careless_playbook(dir: &Path, names: &[String], out: &Path, defaulted: bool) -> PathBuf {
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| {
+            if defaulted {
+                format!("{n} | default('')")
+            } else {
+                n.clone()
+            }
+        })
+        .collect();
+    let joined: Vec<String> = names.iter().map(|n| format!("{{{{ {n} }}}}")).collect();
+    let joined = joined.join(&SEP.to_string());
+    let list = format!("{{{{ [{}] | to_json }}}}", names.join(", "));
+    fs::write(dir.join("careless.j2"), &joined).unwrap();
+    let playbook = json!([{
+        "name": "A careless playbook",
+        "hosts": "all",
+        "gather_facts": false,
+        "tasks": [
+            {"name": "Print them", "ansible.builtin.debug": {"msg": joined}},
+            {"name": "Use them in a module argument",
+             "ansible.builtin.copy": {"content": joined, "dest": out.join("argument.txt").display().to_string(), "mode": "0600"}},
+            {"name": "Use them in a template",
+             "ansible.builtin.template": {"src": dir.join("careless.j2").display().to_string(), "dest": out.join("template.txt").display().to_string(), "mode": "0600"}},
+            {"name": "Write them as JSON",
+             "ansible.builtin.copy": {"content": list, "dest": out.join("values.json").display().to_string(), "mode": "0600"}},
+        ],
+    }]);
+    let path = dir.join("careless.yaml");
+    fs::write(&path, serde_json::to_string_pretty(&playbook).unwrap()).unwrap();
+    path
+}
+
+/// What the careless playbook wrote: the values as the argument, the
+/// template and the JSON list saw them. `None` when it did not write.
+fn arrived(out: &Path, count: usize) -> Option<[Vec<Value>; 3]> {
+    let split = |file: &str| -> Option<Vec<Value>> {
+        let text = fs::read_to_string(out.join(file)).ok()?;
+        Some(
+            text.split(SEP)
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        )
+    };
+    let json: Vec<Value> =
+        serde_json::from_str(&fs::read_to_string(out.join("values.json")).ok()?).ok()?;
+    let all = [split("argument.txt")?, split("template.txt")?, json];
+    assert!(all.iter().all(|a| a.len() == count), "{all:?}");
+    Some(all)
+}
+
+fn fired(corpus: &[Hostile]) -> Vec<&str> {
+    corpus
+        .iter()
+        .filter(|h| h.marker.as_ref().is_some_and(|m| m.exists()))
+        .map(|h| h.text.as_str())
+        .collect()
+}
+
+fn run_ansible(dir: &Path, playbook: &Path, vars_file: &Path) -> std::process::Output {
+    Command::new(ansible_playbook())
+        .arg("-i")
+        .arg(dir.join("inventory"))
+        .arg("--extra-vars")
+        .arg(format!("@{}", vars_file.display()))
+        .arg(playbook)
+        .current_dir(dir)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn issue_11_every_hostile_string_reaches_ansible_verbatim_and_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let markers = dir.path().join("markers");
+    let out = dir.path().join("out");
+    fs::create_dir_all(&markers).unwrap();
+    fs::create_dir_all(&out).unwrap();
+    fs::write(dir.path().join("inventory"), LOCAL_INVENTORY).unwrap();
+    let corpus = corpus(&markers, false);
+    let names: Vec<String> = (0..corpus.len()).map(|i| format!("v{i}")).collect();
+    let vars: Map<String, Value> = names
+        .iter()
+        .zip(&corpus)
+        .map(|(n, h)| (n.clone(), Value::String(h.text.clone())))
+        .collect();
+    let playbook = careless_playbook(dir.path(), &names, &out, false);
+
+    // The control: as plain JSON, the payloads are live on this Ansible.
+    let json_file = dir.path().join("vars.json");
+    fs::write(&json_file, Value::Object(vars.clone()).to_string()).unwrap();
+    let _ = run_ansible(dir.path(), &playbook, &json_file);
+    let live = fired(&corpus).len();
+    assert!(
+        fired(&corpus).iter().any(|t| t.starts_with("#jinja2:")),
+        "no override header fired as JSON: the corpus lost its teeth"
+    );
+    assert!(live >= 100, "only {live} payloads fired as plain JSON");
+    fs::remove_dir_all(&markers).unwrap();
+    fs::create_dir_all(&markers).unwrap();
+    for file in ["argument.txt", "template.txt", "values.json"] {
+        let _ = fs::remove_file(out.join(file));
+    }
+
+    // helpdesk's vars file.
+    let yaml_file = dir.path().join("vars.yaml");
+    fs::write(&yaml_file, helpdesk::ansible::extra_vars_yaml(&vars)).unwrap();
+    let result = run_ansible(dir.path(), &playbook, &yaml_file);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stdout)
+    );
+    let executed = fired(&corpus);
+    let arrived = arrived(&out, corpus.len()).expect("the careless playbook wrote nothing");
+    let expected: Vec<Value> = vars.values().cloned().collect();
+    let mut altered = Vec::new();
+    for (how, values) in ["module argument", "template", "JSON"].iter().zip(&arrived) {
+        for (want, got) in expected.iter().zip(values) {
+            if want != got {
+                altered.push(format!("{how}: {want} arrived as {got}"));
+            }
+        }
+    }
+    eprintln!(
+        "injection corpus through the vars file: {} strings ({} payloads live as JSON), {} placements, {} executed, {} altered",
+        corpus.len(),
+        live,
+        corpus.len() * 4,
+        executed.len(),
+        altered.len()
+    );
+    assert_eq!(executed, Vec::<&str>::new(), "payloads ran");
+    assert_eq!(altered, Vec::<String>::new());
+}
+
+/// A helpdesk folder whose one request type `careless` captures `count`
+/// labels (`v0:` …) and runs the careless playbook.
+fn careless_desk(count: usize) -> (Helpdesk, PathBuf) {
+    let desk = Helpdesk::from_defaults();
+    let keywords = fs::read_to_string(desk.path().join("keywords.txt")).unwrap();
+    let labels: Vec<String> = (0..count).map(|i| format!("v{i}:")).collect();
+    let mut names = vec!["subject".to_owned(), "message_id".to_owned()];
+    names.extend((0..count).map(|i| format!("v{i}")));
+    let out = desk.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let playbook = careless_playbook(desk.path(), &names, &out, true);
+    let desk = desk
+        .file("keywords.txt", &format!("*careless*\ncareless\n{keywords}"))
+        .file(
+            "phrasebooks/careless_phrases.txt",
+            &format!("*fields*\n{}\n", labels.join(" ")),
+        )
+        .file("help_templates/careless_help.txt", "Careless.\n")
+        .file(
+            "playbooks/careless.yaml",
+            &fs::read_to_string(playbook).unwrap(),
+        );
+    (desk, out)
+}
+
+/// RFC 2047 for a subject: raw UTF-8, base64 or Q encoding.
+fn encoded_subject(text: &str, style: usize) -> String {
+    match style % 3 {
+        0 => text.to_owned(),
+        1 => format!("=?utf-8?B?{}?=", base64(text.as_bytes())),
+        _ => {
+            let q: String = text
+                .bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => char::from(b).to_string(),
+                    b' ' => "_".to_owned(),
+                    _ => format!("={b:02X}"),
+                })
+                .collect();
+            format!("=?utf-8?Q?{q}?=")
+        }
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn issue_11_hostile_mail_values_subjects_and_message_ids_reach_the_playbook_verbatim() {
+    const PER_MAIL: usize = 8;
+    let scratch = tempfile::tempdir().unwrap();
+    let markers = scratch.path().join("markers");
+    fs::create_dir_all(&markers).unwrap();
+    let corpus = corpus(&markers, true);
+    let mails: Vec<&[Hostile]> = corpus.chunks(PER_MAIL).collect();
+    // Two workers, each with its own helpdesk folder, share the mails.
+    let results: Vec<(usize, usize, usize, Vec<String>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|worker| {
+                let mails = &mails;
+                let corpus = &corpus;
+                scope.spawn(move || {
+                    let (desk, out) = careless_desk(PER_MAIL);
+                    let (mut placements, mut exact, mut ran) = (0, 0, 0);
+                    let mut altered = Vec::new();
+                    for (index, values) in mails.iter().enumerate().skip(worker).step_by(2) {
+                        let subject = &corpus[(index * 7) % corpus.len()].text;
+                        let id_from = &corpus[(index * 11 + 3) % corpus.len()].text;
+                        let id: String = id_from.chars().filter(|c| !c.is_whitespace() && !"<>\"()\\".contains(*c)).collect();
+                        let id = if index % 2 == 0 {
+                            format!("<{id}.{}>", unique_id())
+                        } else {
+                            // Folded in the middle.
+                            format!("<{id}\r\n .{}>", unique_id())
+                        };
+                        let body: Vec<String> = values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, h)| format!("v{i}: \"{}\"", h.text))
+                            .collect();
+                        let raw = format!(
+                            "From: alice@example.com\r\nTo: helpdesk@example.com\r\nSubject: {}\r\nMessage-ID: {id}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+                            encoded_subject(&format!("careless {subject}"), index),
+                            body.join("\r\n")
+                        )
+                        .into_bytes();
+                        let decided = desk.parse(&raw);
+                        assert_eq!(decided["request_type"], "careless", "{decided}");
+                        let vars = &decided["vars"];
+                        let want: Vec<Value> = ["subject".to_owned(), "message_id".to_owned()]
+                            .into_iter()
+                            .chain((0..PER_MAIL).map(|i| format!("v{i}")))
+                            .map(|n| vars[&n].clone())
+                            .collect();
+                        // How many values were captured exactly as sent
+                        // (the rest are still compared with what
+                        // helpdesk decided).
+                        exact += values
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, h)| vars[format!("v{i}")] == Value::String(h.text.clone()))
+                            .count();
+                        assert!(
+                            vars["subject"] == Value::String(format!("careless {subject}")),
+                            "subject {subject:?} decided as {}",
+                            vars["subject"]
+                        );
+                        for file in ["argument.txt", "template.txt", "values.json"] {
+                            let _ = fs::remove_file(out.join(file));
+                        }
+                        let result = exec(desk.command(&["run"]), &raw);
+                        assert_eq!(result.code, 0, "{}", result.stderr);
+                        let Some(got) = arrived(&out, want.len()) else {
+                            panic!("the playbook did not run for {decided}: {}", result.stderr);
+                        };
+                        ran += 1;
+                        for (how, values) in ["module argument", "template", "JSON"].iter().zip(&got) {
+                            for (w, g) in want.iter().zip(values) {
+                                placements += 1;
+                                // A value the mail did not fill is absent,
+                                // and the playbook's default is ''.
+                                let expected = if w.is_null() { json!("") } else { w.clone() };
+                                if &expected != g {
+                                    altered.push(format!("{how}: {w} arrived as {g}"));
+                                }
+                            }
+                        }
+                    }
+                    (placements, exact, ran, altered)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let placements: usize = results.iter().map(|r| r.0).sum();
+    let exact: usize = results.iter().map(|r| r.1).sum();
+    let ran: usize = results.iter().map(|r| r.2).sum();
+    let altered: Vec<&String> = results.iter().flat_map(|r| &r.3).collect();
+    let executed = fired(&corpus);
+    eprintln!(
+        "injection corpus through mail: {} strings in {} mails ({ran} playbook runs), {} values captured exactly as sent, {placements} placements, {} executed, {} altered",
+        corpus.len(),
+        mails.len(),
+        exact,
+        executed.len(),
+        altered.len()
+    );
+    assert_eq!(ran, mails.len());
+    assert!(
+        exact * 10 >= corpus.len() * 9,
+        "only {exact} of {} captured as sent",
+        corpus.len()
+    );
+    assert_eq!(executed, Vec::<&str>::new(), "payloads ran");
+    assert!(altered.is_empty(), "{altered:#?}");
+}
