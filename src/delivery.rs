@@ -138,12 +138,18 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
 }
 
 fn open(config: &Config) -> anyhow::Result<Journal> {
-    std::fs::create_dir_all(&config.state_dir).with_context(|| {
-        format!(
-            "{}: cannot create the state folder",
-            config.state_dir.display()
-        )
-    })?;
+    // Not listable by others, whatever the umask (an existing folder is
+    // left as it is; `check` reports one that is looser).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.state_dir)
+        .with_context(|| {
+            format!(
+                "{}: cannot create the state folder",
+                config.state_dir.display()
+            )
+        })?;
     Ok(Journal::open(&config.state_dir, config.journal_timeout)?)
 }
 
@@ -220,11 +226,8 @@ fn release(
 }
 
 fn write_metrics(config: &Config, journal: &Journal) {
-    if let Err(e) = metrics::write(&config.state_dir, journal) {
-        tracing::warn!(
-            "cannot write {}: {e:#}",
-            config.state_dir.join("metrics.prom").display()
-        );
+    if let Err(e) = metrics::write(&config.metrics_file, journal) {
+        tracing::warn!("cannot write {}: {e:#}", config.metrics_file.display());
     }
 }
 
@@ -263,4 +266,5 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::process::CommandExt as _;
