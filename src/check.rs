@@ -86,6 +86,7 @@ pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
         }
     };
     check_permissions(&mut report, config_path, &config);
+    check_state_modes(&mut report, &config);
     let keywords = match config.desk.keywords() {
         Ok(keywords) => Some(keywords),
         Err(e) => {
@@ -378,6 +379,62 @@ fn check_permissions(report: &mut Report, config_path: &Path, config: &Config) {
     }
 }
 
+/// Loose paths reported one by one before the rest are summed up.
+const LOOSE_SHOWN: usize = 20;
+
+/// The state folder holds senders, subjects, run logs and raw mail: no
+/// folder in it may be listable and no file readable by anyone but its
+/// owner (0700 and 0600), except the metrics file, which is for others.
+/// Symbolic links are not followed.
+fn check_state_modes(report: &mut Report, config: &Config) {
+    let mut loose = 0usize;
+    let mut pending = vec![config.state_dir.clone()];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        let is_dir = meta.is_dir();
+        if is_dir && let Ok(entries) = std::fs::read_dir(&path) {
+            pending.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+        }
+        if !(is_dir || meta.is_file()) || path == config.metrics_file || mode & 0o077 == 0 {
+            continue;
+        }
+        loose += 1;
+        if loose > LOOSE_SHOWN {
+            continue;
+        }
+        let shown = path.display().to_string();
+        let (what, fix) = if is_dir {
+            ("listable", "chmod 700")
+        } else {
+            ("readable", "chmod 600")
+        };
+        if mode & 0o022 != 0 {
+            report.error(&shown, None, format!("writable by group or others (mode {mode:o}): they could change what the helpdesk journals and runs; {fix} {shown}"));
+        } else {
+            let metrics = if path == config.state_dir {
+                " (for the metrics collector, set metrics_file to a path outside it)"
+            } else {
+                ""
+            };
+            report.warning(&shown, None, format!("{what} by group or others (mode {mode:o}): the state folder holds senders, subjects and raw mail{metrics}; {fix} {shown}"));
+        }
+    }
+    if loose > LOOSE_SHOWN {
+        report.warning(
+            config.state_dir.display().to_string(),
+            None,
+            format!(
+                "{} more files or folders in it are readable by group or others; chmod -R go= {}",
+                loose - LOOSE_SHOWN,
+                config.state_dir.display()
+            ),
+        );
+    }
+}
+
 fn check_smtp(report: &mut Report, shown: &str, config: &Config) {
     let Some(mail) = &config.mail else { return };
     let Transport::Smtp(smtp) = &mail.transport else {
@@ -402,4 +459,94 @@ fn check_smtp(report: &mut Report, shown: &str, config: &Config) {
 /// Whether the problems include an error (not only warnings).
 pub fn has_errors(problems: &[Problem]) -> bool {
     problems.iter().any(|p| p.severity == Severity::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Every looser mode in the state folder is reported (the folder and
+    /// a file in a subfolder), with the chmod that fixes it; the metrics
+    /// file and private paths are not.
+    #[test]
+    fn state_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(state.join("archive/2026-12-01")).unwrap();
+        let mail = state.join("archive/2026-12-01/1.eml");
+        let journal = state.join("journal.sqlite");
+        let metrics = state.join("metrics.prom");
+        for file in [&mail, &journal, &metrics] {
+            std::fs::write(file, "x").unwrap();
+            chmod(file, 0o600);
+        }
+        for folder in [
+            &state,
+            &state.join("archive"),
+            &state.join("archive/2026-12-01"),
+        ] {
+            chmod(folder, 0o700);
+        }
+        chmod(&metrics, 0o644);
+        let mut config = Config::builtin();
+        config.state_dir.clone_from(&state);
+        config.metrics_file.clone_from(&metrics);
+        let problems = |config: &Config| {
+            let mut report = Report::default();
+            check_state_modes(&mut report, config);
+            report.problems
+        };
+        assert_eq!(problems(&config), vec![], "all private");
+
+        chmod(&state, 0o755);
+        chmod(&mail, 0o644);
+        chmod(&journal, 0o666);
+        let found: Vec<String> = problems(&config).iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        let expect = |path: &Path, head: &str, fix: &str| {
+            let shown = path.display().to_string();
+            assert!(
+                found
+                    .iter()
+                    .any(|line| line.starts_with(&format!("{shown}: {head}"))
+                        && line.ends_with(&format!("{fix} {shown}"))),
+                "no {shown}: {head} ... {fix}: {found:#?}"
+            );
+        };
+        expect(
+            &state,
+            "warning: listable by group or others (mode 755)",
+            "chmod 700",
+        );
+        expect(
+            &mail,
+            "warning: readable by group or others (mode 644)",
+            "chmod 600",
+        );
+        expect(
+            &journal,
+            "error: writable by group or others (mode 666)",
+            "chmod 600",
+        );
+
+        // Many: the first ones by name, then one line for the rest.
+        for n in 0..LOOSE_SHOWN + 5 {
+            let file = state.join(format!("run-{n}.log"));
+            std::fs::write(&file, "x").unwrap();
+            chmod(&file, 0o640);
+        }
+        let found = problems(&config);
+        assert_eq!(found.len(), LOOSE_SHOWN + 1);
+        assert!(
+            found[LOOSE_SHOWN]
+                .message
+                .starts_with("8 more files or folders"),
+            "{:?}",
+            found[LOOSE_SHOWN]
+        );
+    }
 }

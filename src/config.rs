@@ -22,6 +22,10 @@ pub struct Config {
     pub ansible: Ansible,
     /// Run logs and temporary vars files live here.
     pub state_dir: PathBuf,
+    /// `metrics_file:` the Prometheus text file, the one file helpdesk
+    /// writes for others to read (0644); by default `state_dir/metrics.prom`,
+    /// which the 0700 state folder keeps from everyone but its owner.
+    pub metrics_file: PathBuf,
     /// The helpdesk's own address: From of replies, and its X-Loop mark.
     pub helpdesk_address: Option<String>,
     /// How replies leave; `None` when config.yaml has no `mail:`.
@@ -204,6 +208,7 @@ struct RawConfig {
     helpdesk_dir: Option<PathBuf>,
     sender_header: Option<String>,
     state_dir: Option<PathBuf>,
+    metrics_file: Option<PathBuf>,
     #[serde(default)]
     ansible: RawAnsible,
     helpdesk_address: Option<String>,
@@ -311,6 +316,8 @@ const DEFAULT_INVENTORY: &str = "inventory";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_SENDER_HEADER: &str = "From";
 const DEFAULT_JOURNAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// `metrics_file` unless set: in the state folder.
+const METRICS_FILE: &str = "metrics.prom";
 const DEFAULT_ARCHIVE: Archive = Archive {
     max_size: 10 * 1024 * 1024,
     keep: Duration::from_secs(30 * 86400),
@@ -332,6 +339,7 @@ impl Config {
                 environment: Vec::new(),
             },
             state_dir: PathBuf::from("state"),
+            metrics_file: PathBuf::from("state").join(METRICS_FILE),
             helpdesk_address: None,
             mail: None,
             // The built-in defaults are a demonstration for `parse`: every
@@ -479,6 +487,8 @@ impl Config {
                 .map_err(invalid)?,
         };
 
+        let state_dir =
+            normalize(&base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from("state"))));
         Ok(Self {
             file: None,
             helpdesk_address,
@@ -499,9 +509,11 @@ impl Config {
                 extra_args: ansible.extra_args.unwrap_or_default(),
                 environment: ansible.environment.into_iter().collect(),
             },
-            state_dir: normalize(
-                &base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
-            ),
+            metrics_file: normalize(&match raw.metrics_file {
+                Some(path) => base.join(path),
+                None => state_dir.join(METRICS_FILE),
+            }),
+            state_dir,
         })
     }
 }
@@ -712,6 +724,20 @@ mod tests {
         assert_eq!(config.ansible.timeout, Duration::from_secs(1800));
         assert_eq!(config.sender_header, "From");
         assert_eq!(config.state_dir, base.join("state"));
+        assert_eq!(config.metrics_file, base.join("state/metrics.prom"));
+    }
+
+    #[test]
+    fn metrics_file_resolves_against_the_config_folder() {
+        let base = normalize(&std::env::temp_dir());
+        let config = load("state_dir: /var/lib/helpdesk\nmetrics_file: metrics/helpdesk.prom\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.metrics_file, base.join("metrics/helpdesk.prom"));
+        let config = load("state_dir: /var/lib/helpdesk\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.metrics_file,
+            PathBuf::from("/var/lib/helpdesk/metrics.prom")
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! `run` turns it into exit status 75, so the MTA keeps the message.
 //!
 //! `run` writes the raw message into the spool (fsync'd) before deciding
-//! anything, claims it in the journal (one claim per Message-ID, or per
+//! anything, decides it (so that the journal gets its subject redacted),
+//! claims it in the journal (one claim per Message-ID, or per
 //! SHA-256 of the bytes when there is none; later deliveries are recorded
 //! as duplicates), handles it, journals the outcome, and only then moves it
 //! out of the spool. Whatever stops that before the claim exits 75 so the
@@ -42,13 +43,21 @@ pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> a
     let mut journal = open(config)?;
     let mut mail = mail::read(raw, &config.sender_header);
     mail.truncated = truncated;
+    // Before the claim, so the journal only ever gets the redacted subject.
+    let decided = match pipeline::decide(config, &mut mail) {
+        Ok(decided) => decided,
+        Err(e) => {
+            let _ = std::fs::remove_file(&stored.path);
+            return Err(e);
+        }
+    };
     let claimer = match config.delivery {
         Delivery::Inline => spool::process_token(),
         Delivery::Queue => QUEUED.to_owned(),
     };
     match claim(&mut journal, &mail, raw, &stored.path, &claimer) {
         Ok(Claim::Claimed(id)) => match config.delivery {
-            Delivery::Inline => process(config, &mut journal, id, stored, &mail, binary)?,
+            Delivery::Inline => process(config, &mut journal, id, stored, &mail, &decided, binary)?,
             Delivery::Queue => {
                 tracing::info!("row {id}: queued for a worker");
                 drop(stored);
@@ -89,6 +98,7 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
         };
         let mut mail = mail::read(&raw, &config.sender_header);
         mail.truncated = path.to_string_lossy().ends_with(TRUNCATED);
+        let decided = pipeline::decide(config, &mut mail)?;
         let id = match journal.by_spool_path(&path)? {
             None => match claim(&mut journal, &mail, &raw, &path, &me)? {
                 Claim::Claimed(id) => id,
@@ -99,7 +109,7 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
             },
             Some(row) if row.state == journal::FINISHED => {
                 // Journaled but not yet moved out when its handler died.
-                let archived = spool::release(&config.state_dir, spooled, config.archive.max_size)
+                let archived = release(config, spooled, &decided)
                     .context("cannot move a handled message out of the spool")?;
                 journal.set_spool_path(row.id, archived.as_deref())?;
                 continue;
@@ -118,7 +128,7 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
                 row.id
             }
         };
-        process(config, &mut journal, id, spooled, &mail, binary)?;
+        process(config, &mut journal, id, spooled, &mail, &decided, binary)?;
         handled += 1;
     }
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
@@ -128,12 +138,18 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
 }
 
 fn open(config: &Config) -> anyhow::Result<Journal> {
-    std::fs::create_dir_all(&config.state_dir).with_context(|| {
-        format!(
-            "{}: cannot create the state folder",
-            config.state_dir.display()
-        )
-    })?;
+    // Not listable by others, whatever the umask (an existing folder is
+    // left as it is; `check` reports one that is looser).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.state_dir)
+        .with_context(|| {
+            format!(
+                "{}: cannot create the state folder",
+                config.state_dir.display()
+            )
+        })?;
     Ok(Journal::open(&config.state_dir, config.journal_timeout)?)
 }
 
@@ -167,6 +183,7 @@ fn process(
     id: i64,
     spooled: spool::Spooled,
     mail: &Mail,
+    decided: &pipeline::Decided,
     binary: &Path,
 ) -> anyhow::Result<()> {
     let mut mark_running = |record: &Record| {
@@ -174,7 +191,7 @@ fn process(
             tracing::warn!("row {id}: {e}");
         }
     };
-    let record = match pipeline::handle(config, mail, Some(binary), &mut mark_running) {
+    let record = match pipeline::handle(config, mail, decided, Some(binary), &mut mark_running) {
         Ok(record) => record,
         Err(e) => {
             journal.abandon(id)?;
@@ -184,7 +201,7 @@ fn process(
     };
     journal.record(id, &record, journal::FINISHED)?;
     let shown = spooled.path.display().to_string();
-    match spool::release(&config.state_dir, spooled, config.archive.max_size) {
+    match release(config, spooled, decided) {
         Ok(archived) => journal.set_spool_path(id, archived.as_deref())?,
         Err(e) => {
             tracing::warn!("row {id}: handled, but cannot move {shown} out of the spool: {e}")
@@ -194,12 +211,23 @@ fn process(
     Ok(())
 }
 
+/// Moves a handled message out of the spool: into the archive, unless it
+/// gave a secret value (see `Decided::has_secrets`), which is deleted.
+fn release(
+    config: &Config,
+    spooled: spool::Spooled,
+    decided: &pipeline::Decided,
+) -> std::io::Result<Option<std::path::PathBuf>> {
+    if decided.has_secrets() {
+        spool::discard(spooled)?;
+        return Ok(None);
+    }
+    spool::release(&config.state_dir, spooled, config.archive.max_size)
+}
+
 fn write_metrics(config: &Config, journal: &Journal) {
-    if let Err(e) = metrics::write(&config.state_dir, journal) {
-        tracing::warn!(
-            "cannot write {}: {e:#}",
-            config.state_dir.join("metrics.prom").display()
-        );
+    if let Err(e) = metrics::write(&config.metrics_file, journal) {
+        tracing::warn!("cannot write {}: {e:#}", config.metrics_file.display());
     }
 }
 
@@ -238,4 +266,5 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::process::CommandExt as _;

@@ -137,6 +137,47 @@ pub enum JournalError {
         path: String,
         cause: rusqlite::Error,
     },
+    #[error("{path}: cannot create the journal: {cause}")]
+    Create { path: String, cause: std::io::Error },
+}
+
+/// The journal holds senders and subjects, so it and the `-wal` and `-shm`
+/// files SQLite keeps next to it are 0600 whatever the umask. SQLite gives
+/// those two the database's own mode (and would create the database 0644),
+/// so the database is created here first, 0600; one an earlier version
+/// made 0644 is tightened, with its companions. Tightening is best effort:
+/// someone other than its owner (an operator running `log`) cannot, and
+/// `check` reports it.
+fn make_private(path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(cause) => {
+            return Err(JournalError::Create {
+                path: path.display().to_string(),
+                cause,
+            });
+        }
+    }
+    let companion = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    for file in [path.to_path_buf(), companion("-wal"), companion("-shm")] {
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -235,6 +276,7 @@ impl Journal {
             path: path.display().to_string(),
             cause,
         };
+        make_private(&path)?;
         let connection = Connection::open(&path).map_err(error)?;
         connection.busy_timeout(busy).map_err(error)?;
         connection
@@ -657,6 +699,62 @@ mod tests {
         );
         assert_eq!(totals.buckets, vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(totals.sum_ms, 1500);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn journal_files(dir: &Path) -> Vec<PathBuf> {
+        ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"]
+            .iter()
+            .map(|name| dir.join(name))
+            .collect()
+    }
+
+    /// A new journal and the WAL and SHM files SQLite makes beside it are
+    /// 0600 (SQLite alone would make them 0644); one an earlier version
+    /// left 0644 is tightened, companions included.
+    #[test]
+    fn journal_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let arrival = Arrival {
+            key: "k",
+            message_id: None,
+            sender: None,
+            subject: "quota",
+            spool_path: Path::new("/spool/1.eml"),
+            claimed_by: "1:1",
+        };
+        journal.claim(&arrival).unwrap();
+        for file in journal_files(dir.path()) {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        drop(journal);
+
+        let old = tempfile::tempdir().unwrap();
+        let connection = Connection::open(old.path().join("journal.sqlite")).unwrap();
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .unwrap();
+        connection
+            .file_control(
+                Some(rusqlite::MAIN_DB),
+                rusqlite::FileControl::PersistWal(&mut 1),
+            )
+            .unwrap();
+        connection.execute_batch("CREATE TABLE t (x)").unwrap();
+        drop(connection);
+        use std::os::unix::fs::PermissionsExt;
+        for file in journal_files(old.path()) {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        drop(Journal::open(old.path(), Duration::from_secs(5)).unwrap());
+        for file in journal_files(old.path()) {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
     }
 
     /// A journal written before the totals tables (user_version 0) gets

@@ -1,6 +1,7 @@
 //! The `helpdesk` binary: parse arguments, set up logging, run a command,
 //! turn the result into an exit status.
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -66,9 +67,11 @@ fn init_logging(verbose: u8, format: LogFormat, file: Option<&std::path::Path>) 
         ansi,
     )];
     if let Some(path) = file {
+        // 0600: it names senders and what they asked for.
         match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
         {
             Ok(file) => layers.push(layer(

@@ -1,7 +1,8 @@
 //! A Prometheus text-format file for node_exporter's textfile collector,
 //! rebuilt after every message from the totals the journal keeps (they
 //! are updated in the same commit that finishes a row, so they stay right
-//! however many deliveries run at once) and replaced atomically.
+//! however many deliveries run at once) and replaced atomically, at
+//! `metrics_file` (by default in the state folder).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -64,18 +65,29 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Writes `state_dir/metrics.prom` via a temporary file and a rename, so a
-/// scraper never reads half a file.
-pub fn write(state_dir: &Path, journal: &Journal) -> anyhow::Result<()> {
+/// Writes `path` (`metrics_file`) via a temporary file and a rename, so a
+/// scraper never reads half a file. It holds only counts, and it is the one
+/// file helpdesk writes for others: 0644 whatever the umask (a folder made
+/// for it 0755), so a collector running as another user can read it.
+pub fn write(path: &Path, journal: &Journal) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let text = render(journal)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)?;
+    }
     let mut file = tempfile::Builder::new()
         .prefix(".metrics-")
-        .tempfile_in(state_dir)?;
+        .tempfile_in(dir)?;
     file.write_all(text.as_bytes())?;
-    let mut permissions = file.as_file().metadata()?.permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
-    file.as_file().set_permissions(permissions)?;
-    file.persist(state_dir.join("metrics.prom"))
-        .map_err(|e| e.error)?;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

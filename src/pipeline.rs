@@ -20,16 +20,58 @@ use crate::request::{self, Decision};
 use crate::slots;
 use crate::transport;
 
-/// Handles one message. An error means it could not be handled now and
-/// should be retried (nothing has run); a failed playbook or an unsent
-/// reply is an outcome, in the returned record. `on_running` is told the
-/// record just before the playbook starts.
+/// A mail decided before the journal sees it.
+#[derive(Debug)]
+pub struct Decided {
+    keywords: Keywords,
+    decision: Decision,
+    secrets: Secrets,
+}
+
+impl Decided {
+    /// Whether the mail gave a secret value. Its raw bytes then hold the
+    /// secret, perhaps encoded (base64, quoted-printable, RFC 2047), where
+    /// no redaction could be sure to find every copy: such a mail is not
+    /// archived.
+    pub fn has_secrets(&self) -> bool {
+        self.secrets.any()
+    }
+}
+
+/// Decides `mail` (every mail, even one that will be ignored, so that its
+/// secrets are known), and leaves `mail.subject` redacted: from here on
+/// the journal, the logs and the reply only ever see the subject with the
+/// secret values it gave replaced by `[redacted]`, and the raw subject is
+/// never written to disk (not even to the journal's WAL). An error means
+/// the helpdesk folder cannot be read: nothing can be handled now.
+pub fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
+    let keywords = config.desk.keywords()?;
+    let decision = request::decide(config, &keywords, mail)?;
+    let secrets = Secrets::new(&decision.vars, &decision.secret_names);
+    decision.subject().clone_into(&mut mail.subject);
+    Ok(Decided {
+        keywords,
+        decision,
+        secrets,
+    })
+}
+
+/// Handles one message, decided by `decide`. An error means it could not
+/// be handled now and should be retried (nothing has run); a failed
+/// playbook or an unsent reply is an outcome, in the returned record.
+/// `on_running` is told the record just before the playbook starts.
 pub fn handle(
     config: &Config,
     mail: &Mail,
+    decided: &Decided,
     guard: Option<&Path>,
     on_running: &mut dyn FnMut(&Record),
 ) -> anyhow::Result<Record> {
+    let Decided {
+        keywords,
+        decision,
+        secrets,
+    } = decided;
     let id = mail
         .message_id
         .clone()
@@ -42,15 +84,12 @@ pub fn handle(
         record.reply = Some(format!("none: {reason}"));
         return Ok(record);
     }
-    let keywords = config.desk.keywords()?;
-    let decision = request::decide(config, &keywords, mail)?;
-    let secrets = Secrets::new(&decision.vars, &decision.secret_names);
     record.request_type.clone_from(&decision.request_type);
     record.vars = Some(serde_json::Value::Object(secrets.redact_vars(&decision.vars)).to_string());
     record.authentication = Some(decision.authentication.to_string());
     record.access = decision.access.as_ref().map(ToString::to_string);
 
-    let Some(mut answer) = reply::answer(&config.desk, &keywords, &decision)? else {
+    let Some(mut answer) = reply::answer(&config.desk, keywords, decision)? else {
         tracing::warn!(
             "{id}: from {}: {}; nothing run, no reply",
             mail.sender.as_deref().unwrap_or("(no sender)"),
@@ -65,7 +104,7 @@ pub fn handle(
         match &answer {
             Answer::Pending => {
                 on_running(&record);
-                let run = dispatch(config, &decision, request_type, guard)?;
+                let run = dispatch(config, decision, request_type, guard)?;
                 let summary = format!(
                     "{id}: {request_type}: playbook {} in {:.1}s (log: {})",
                     ansible::describe(&run.outcome),
@@ -148,12 +187,12 @@ pub fn handle(
     );
     record.reply = Some(send_reply(
         config,
-        &keywords,
+        keywords,
         mail,
-        &decision,
+        decision,
         &answer,
         silence.as_ref(),
-        &secrets,
+        secrets,
         &id,
     ));
     Ok(record)
@@ -256,6 +295,76 @@ fn send_reply(
                 reply.to
             );
             format!("not sent: {} reply to {}: {e}", reply.template, reply.to)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(subject: &str, body: &str) -> Mail {
+        let raw = format!(
+            "From: alice@example.com\r\nSubject: {subject}\r\nMessage-ID: <1@example.com>\r\n\r\n{body}\r\n"
+        );
+        crate::mail::read(raw.as_bytes(), "From")
+    }
+
+    /// A secret given in the subject is redacted in the subject the
+    /// journal, the reply and the playbook get; the playbook still gets it
+    /// in its own variable; a mail without one keeps its subject.
+    #[test]
+    fn decide_redacts_the_subject() {
+        let config = Config::builtin();
+        for (subject, body, shown, secret) in [
+            (
+                "reset password: Hunter2x",
+                "username: alice",
+                "reset password: [redacted]",
+                Some("Hunter2x"),
+            ),
+            (
+                "Re: reset password: Hunter2x",
+                "username: alice",
+                "Re: reset password: [redacted]",
+                Some("Hunter2x"),
+            ),
+            (
+                "reset password",
+                "username: alice\npassword: Hunter2x",
+                "reset password",
+                Some("Hunter2x"),
+            ),
+            (
+                "reset my password Hunter2x",
+                "password: Hunter2x",
+                "reset my password [redacted]",
+                Some("Hunter2x"),
+            ),
+            ("quota", "increase my storage quota by 2 GB", "quota", None),
+        ] {
+            let mut mail = mail(subject, body);
+            let decided = decide(&config, &mut mail).unwrap();
+            assert_eq!(mail.subject, shown, "{subject}");
+            assert_eq!(decided.decision.subject(), shown, "{subject}");
+            assert_eq!(decided.decision.vars["subject"], shown, "{subject}");
+            assert_eq!(decided.has_secrets(), secret.is_some(), "{subject}");
+            if let Some(secret) = secret {
+                assert_eq!(decided.decision.vars["password"], secret, "{subject}");
+            }
+            let answer = reply::answer(&config.desk, &decided.keywords, &decided.decision)
+                .unwrap()
+                .unwrap();
+            let reply = reply::compose(
+                &config,
+                &decided.keywords,
+                &mail,
+                &decided.decision,
+                &answer,
+                &decided.secrets,
+            )
+            .unwrap();
+            assert_eq!(reply.subject, reply::reply_subject(shown), "{subject}");
         }
     }
 }

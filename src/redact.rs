@@ -3,7 +3,10 @@
 //! A variable is secret when its name contains `password`, `secret` or
 //! `token`, or when its phrasebook lists it under `*secret*`. Its value
 //! only ever sits in the 0600 extra-vars file; everything people read gets
-//! `[redacted]` instead, including Ansible messages that echo it back.
+//! `[redacted]` instead, including Ansible messages that echo it back and
+//! the subject, wherever it is stored or shown (the journal, `log`, `show`,
+//! the playbook's `subject` variable, the reply's `Subject:`). A mail that
+//! gave a secret value is not archived (see `delivery`).
 
 use serde_json::{Map, Value};
 
@@ -56,6 +59,11 @@ impl Secrets {
             .collect()
     }
 
+    /// Whether the request gave any secret value (an empty one is none).
+    pub fn any(&self) -> bool {
+        !self.values.is_empty()
+    }
+
     /// Text with every occurrence of a secret value replaced.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
@@ -87,5 +95,17 @@ mod tests {
             secrets.scrub("set hunter22 (was hunter2), pin 4711 for john"),
             "set [redacted] (was [redacted]), pin [redacted] for john"
         );
+        assert!(secrets.any());
+    }
+
+    /// A secret name without a value (null or empty) hides nothing and
+    /// does not count as a secret the mail gave.
+    #[test]
+    fn names_without_values() {
+        let vars = json!({"password": "", "api_token": null, "subject": "reset password"});
+        let vars = vars.as_object().cloned().unwrap_or_default();
+        let secrets = Secrets::new(&vars, &[]);
+        assert!(!secrets.any());
+        assert_eq!(secrets.scrub("reset password"), "reset password");
     }
 }

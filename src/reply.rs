@@ -156,7 +156,9 @@ pub fn compose(
     };
     Ok(Reply {
         to: mail.sender.clone().unwrap_or_default(),
-        subject: reply_subject(&mail.subject),
+        // Redacted by `decide`, and scrubbed again: a reply's Subject is
+        // the one line the body's scrubbing would not reach.
+        subject: reply_subject(&secrets.scrub(decision.subject())),
         template: if matches!(answer, Answer::Pending) {
             "success, failure or timeout (after the playbook)".into()
         } else {
@@ -216,7 +218,7 @@ impl TemplateData {
         let mut data = Self {
             helpdesk_address: config.helpdesk_address.clone(),
             sender: mail.sender.clone(),
-            subject: mail.subject.clone(),
+            subject: secrets.scrub(decision.subject()),
             request_type: decision.request_type.clone(),
             capabilities,
             topic: None,

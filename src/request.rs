@@ -14,6 +14,7 @@ use crate::desk::{DeskError, HELP, Playbook};
 use crate::keywords::{Classification, Keywords};
 use crate::mail::Mail;
 use crate::phrasebook::{Evidence, Input, Invalid, Missing, Phrasebook};
+use crate::redact::Secrets;
 use crate::trust::{self, Access, Authenticated};
 
 /// What the helpdesk will do with a mail.
@@ -173,6 +174,13 @@ impl<'a> Decider<'a> {
             });
         }
         decision.secret_names = phrasebook.secret_names().to_vec();
+        // The subject is stored and shown everywhere (the journal, the
+        // reply's Subject, the playbook's `subject`): a secret given in it
+        // reaches the playbook through its own variable only.
+        let secrets = Secrets::new(&decision.vars, &decision.secret_names);
+        if let Some(Value::String(subject)) = decision.vars.get_mut("subject") {
+            *subject = secrets.scrub(subject);
+        }
         decision.evidence = extraction.evidence;
         decision.access = Some(match (&decision.authentication, mail.sender.as_deref()) {
             (Authenticated::Yes(_), Some(sender)) => trust::access(
@@ -190,6 +198,15 @@ impl<'a> Decider<'a> {
 }
 
 impl Decision {
+    /// The subject as it may be stored and shown: every secret value the
+    /// mail gave replaced by `[redacted]`.
+    pub fn subject(&self) -> &str {
+        self.vars
+            .get("subject")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
     /// True when `run` would start the playbook.
     pub fn runs_playbook(&self) -> bool {
         self.playbook.is_some()

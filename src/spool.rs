@@ -1,7 +1,9 @@
 //! The spool: every raw message is written and fsync'd under
 //! `state_dir/spool/` before anything is decided, and leaves it only once
 //! its outcome is journaled (to `state_dir/archive/<date>/`, within a size
-//! cap, kept for a number of days). A crash leaves the message there for
+//! cap, kept for a number of days; a message that gave a secret value is
+//! discarded instead). Every file here is 0600 and every folder 0700,
+//! whatever the umask. A crash leaves the message there for
 //! `helpdesk retry` or the next `helpdesk run`.
 //!
 //! Whoever handles a spooled message holds an exclusive `flock` on it, so
@@ -108,6 +110,11 @@ pub fn release(state_dir: &Path, spooled: Spooled, max_size: u64) -> io::Result<
     let target = dir.join(path.file_name().unwrap_or_default());
     fs::rename(path, &target)?;
     Ok(Some(target))
+}
+
+/// Deletes a handled message instead of archiving it.
+pub fn discard(spooled: Spooled) -> io::Result<()> {
+    fs::remove_file(&spooled.path)
 }
 
 /// Deletes archive days older than `keep`.

@@ -19,4 +19,5 @@ mod operator;
 mod replay;
 mod replies;
 mod run;
+mod secrets;
 mod shipped;

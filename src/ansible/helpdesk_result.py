@@ -33,7 +33,11 @@ class CallbackModule(CallbackBase):
         if not self._path:
             return
         tmp = self._path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        # 0600 whatever the umask, like everything in the state folder
+        # (fchmod: a leftover from a killed run keeps its old mode).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(self._data, f)
         os.replace(tmp, self._path)
 
