@@ -12,6 +12,7 @@ mod errors;
 mod fixtures;
 mod fuzz_regressions;
 mod hostile;
+mod milters;
 mod mta;
 mod must_show;
 mod operator;
