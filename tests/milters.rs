@@ -18,7 +18,8 @@
 //!   listener has no milters (a skipped milter, or local submission: the MX
 //!   writes no `Authentication-Results`); a third is the sender's outgoing
 //!   server, `out.example.com`, whose own OpenDKIM signs for example.com
-//!   before Postfix relays the mail to the MX listener.
+//!   before Postfix relays the mail to the MX listener; a fourth passes mail
+//!   through an OpenDKIM that strips nothing, then the same OpenDMARC.
 //! - Mail is sent over SMTP by swaks; the MX's alias pipe writes each
 //!   delivered message to a file, and the test feeds those bytes, as
 //!   delivered, to the built `helpdesk` (`parse --format json`, and `run`
@@ -32,8 +33,9 @@
 //! which no header position can tell apart. With them, everything claiming
 //! mx.example.com that came with the mail is gone before OpenDMARC looks
 //! (the forgery test checks this). Neither milter knows `RemoveOldHeaders`.
-//! OpenDMARC's own SPF check (`SPFSelfValidate`) passes every client on
-//! 127.0.0.1, so it is off here: DMARC rests on the DKIM result alone.
+//! OpenDMARC's own SPF check (`SPFSelfValidate`) said `spf=pass` for mail
+//! from 127.0.0.1 against a record that does not list it, so it is off
+//! here: DMARC rests on the DKIM result alone.
 //!
 //! One MX is shared by the module's tests (it takes a few seconds to
 //! start); it stops when the test binary exits, however it exits: the script
@@ -57,6 +59,14 @@ const SELECTOR: &str = "helpdesk2026";
 /// The trust settings of the README's Postfix + OpenDKIM/OpenDMARC layout.
 const TRUST: &str = "authentication: {authserv_id: [mx.example.com], received_by: [mx.example.com], position: above, require: dmarc}\naccess:\n  - {requests: ['*'], senders: ['*@example.com']}\n";
 
+/// Also forged SPF and DKIM passes: OpenDMARC takes those results from
+/// Authentication-Results headers with its own authserv-id.
+fn input_forgeries() -> String {
+    format!(
+        "{FORGED}\nAuthentication-Results: mx.example.com; spf=pass smtp.mailfrom=example.com\nAuthentication-Results: mx.example.com; dkim=pass header.d=example.com header.s={SELECTOR}\n"
+    )
+}
+
 const FORGED: &str = "Authentication-Results: mx.example.com; dmarc=pass header.from=example.com";
 
 fn need(tool: &str) -> PathBuf {
@@ -71,9 +81,10 @@ fn need(tool: &str) -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+/// `N` distinct free ports (all held until all are known).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let sockets = [(); N].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    sockets.map(|s| s.local_addr().unwrap().port())
 }
 
 /// The running MX and its DNS server.
@@ -85,6 +96,8 @@ struct Mx {
     bare_port: u16,
     /// The sender's signing server, relaying to `port`.
     submit_port: u16,
+    /// Through an OpenDKIM that strips nothing, then OpenDMARC.
+    lax_port: u16,
     /// Holds the script's stdin: it stops everything when this closes.
     _script: Mutex<Child>,
 }
@@ -111,11 +124,11 @@ impl Mx {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let pid = std::process::id();
         let dns = format!("127.53.{}.{}", (pid >> 8) & 0xff, (pid & 0xff).max(1));
-        let (port, bare_port, submit_port) = (free_port(), free_port(), free_port());
+        let [port, bare_port, submit_port, lax_port] = free_ports();
         let stderr = fs::File::create(dir.join("mx-instance.err")).unwrap();
         let mut child = Command::new(repo().join("tests/milters/mx-instance"))
             .arg(&dir)
-            .args([port, bare_port, submit_port].map(|p| p.to_string()))
+            .args([port, bare_port, submit_port, lax_port].map(|p| p.to_string()))
             .arg(&dns)
             .arg(SELECTOR)
             .stdin(Stdio::piped())
@@ -138,9 +151,10 @@ impl Mx {
             port,
             bare_port,
             submit_port,
+            lax_port,
             _script: Mutex::new(child),
         };
-        for p in [port, bare_port, submit_port] {
+        for p in [port, bare_port, submit_port, lax_port] {
             wait_for("postfix to listen", Duration::from_secs(20), &|| {
                 std::net::TcpStream::connect(("127.0.0.1", p)).is_ok()
             });
@@ -376,11 +390,7 @@ fn issue_11_a_forged_dmarc_pass_sent_with_the_mail_loses_to_the_real_milters() {
     let sink = SmtpServer::plain();
     let desk = desk(&sink);
     let id = unique_id();
-    // Also a forged dkim=pass: OpenDMARC takes DKIM results from
-    // Authentication-Results headers with its own authserv-id.
-    let forged = format!(
-        "{FORGED}\nAuthentication-Results: mx.example.com; dkim=pass header.d=example.com header.s={SELECTOR}\n"
-    );
+    let forged = input_forgeries();
     let message = mx.deliver(mx.port, &id, &request(&id, &forged));
 
     let (above, below) = results(&message);
@@ -426,4 +436,34 @@ fn issue_11_a_forged_dmarc_pass_counts_for_nothing_when_the_mx_writes_none() {
     let said = verdict(&desk, &message);
     assert!(said.starts_with("not authenticated: "), "{said}");
     assert_refused_silently(&desk, &sink, &message);
+}
+
+/// Why the README's OpenDKIM settings matter: with an OpenDKIM in front
+/// that strips nothing, OpenDMARC believes the forged `spf=pass` and the MX
+/// itself writes `dmarc=pass`, where a real one would be. No rule about
+/// header positions can catch this; only the MX's configuration can.
+#[test]
+fn issue_11_without_remove_ar_the_real_opendmarc_turns_a_forged_spf_pass_into_dmarc_pass() {
+    let mx = mx();
+    let sink = SmtpServer::plain();
+    let desk = desk(&sink);
+    let id = unique_id();
+    let message = mx.deliver(mx.lax_port, &id, &request(&id, &input_forgeries()));
+
+    let (above, below) = results(&message);
+    assert!(
+        above
+            .iter()
+            .any(|h| h.contains("mx.example.com; dmarc=pass")
+                && h.contains("header.from=example.com")),
+        "OpenDMARC was not fooled this time (then the README can say less):\n{message}"
+    );
+    assert!(
+        below
+            .iter()
+            .any(|h| h.contains("spf=pass smtp.mailfrom=example.com")),
+        "{message}"
+    );
+    let said = verdict(&desk, &message);
+    assert!(said.starts_with("authenticated: "), "{said}");
 }
