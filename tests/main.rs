@@ -13,6 +13,7 @@ mod fixtures;
 mod fuzz_regressions;
 mod hostile;
 mod injection;
+mod milters;
 mod mta;
 mod must_show;
 mod operator;
