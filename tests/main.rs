@@ -19,3 +19,4 @@ mod replay;
 mod replies;
 mod run;
 mod shipped;
+mod trust_journal;
