@@ -14,6 +14,7 @@ use crate::journal::{self, Journal};
 use crate::mail;
 use crate::report;
 use crate::request;
+use crate::terminal;
 use crate::{ansible, delivery};
 
 pub fn execute(cli: Cli) -> Result<Status, Failure> {
@@ -93,7 +94,8 @@ fn parse(
         .map_err(|e| config_error(e.into()))?;
     let output = match format {
         Format::Json => {
-            report::json(&config, &mail, &decision, &preview, explain).to_string() + "\n"
+            let json = report::json(&config, &mail, &decision, &preview, explain).to_string();
+            terminal::escape_json(&json).into_owned() + "\n"
         }
         Format::Text => report::text(&config, &mail, &decision, &preview, explain),
     };
@@ -208,7 +210,10 @@ fn log(
     let output = match format {
         Format::Json => rows
             .iter()
-            .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
+            .map(|r| {
+                let json = serde_json::to_string(r).unwrap_or_default();
+                terminal::escape_json(&json).into_owned() + "\n"
+            })
             .collect(),
         Format::Text => report::log_table(&rows),
     };
@@ -284,7 +289,8 @@ fn replay(
     let mut out = String::new();
     if jsonl {
         for line in &lines {
-            out.push_str(&line.line);
+            // Its vars and Message-ID come from the mails.
+            out.push_str(&terminal::escape_json(&line.line));
             out.push('\n');
         }
         for change in changes.iter().flatten() {

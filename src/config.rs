@@ -116,6 +116,9 @@ pub struct Limits {
     pub value_length: usize,
     /// Variables handed to a playbook.
     pub variables: usize,
+    /// Playbook runs one authenticated sender may start in an hour; more
+    /// are refused (outcome `limited`).
+    pub runs_per_sender_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -124,6 +127,7 @@ impl Default for Limits {
             message_size: 10 * 1024 * 1024,
             value_length: 1024,
             variables: 100,
+            runs_per_sender_per_hour: 20,
         }
     }
 }
@@ -271,6 +275,7 @@ struct RawLimits {
     message_size: Option<String>,
     value_length: Option<usize>,
     variables: Option<usize>,
+    runs_per_sender_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -641,10 +646,20 @@ fn limits(raw: RawLimits) -> Result<Limits, String> {
             )
         })?,
     };
+    let runs_per_sender_per_hour = raw
+        .runs_per_sender_per_hour
+        .unwrap_or(defaults.runs_per_sender_per_hour);
+    if runs_per_sender_per_hour == 0 {
+        return Err(
+            "limits.runs_per_sender_per_hour is 0, which would refuse every request: give at least 1 (to stop all runs, remove the access: grants)"
+                .into(),
+        );
+    }
     Ok(Limits {
         message_size,
         value_length: raw.value_length.unwrap_or(defaults.value_length),
         variables: raw.variables.unwrap_or(defaults.variables),
+        runs_per_sender_per_hour,
     })
 }
 
@@ -823,6 +838,25 @@ mod tests {
         assert_eq!(parse_size("10MiB"), Some(10 * 1024 * 1024));
         assert_eq!(parse_size("10 kb"), Some(10 * 1024));
         assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn runs_per_sender_per_hour_is_validated() {
+        let default = load("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(default.limits.runs_per_sender_per_hour, 20);
+        let two = load("limits: {runs_per_sender_per_hour: 2}\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(two.limits.runs_per_sender_per_hour, 2);
+        assert_eq!(two.limits.value_length, Limits::default().value_length);
+        let err = load("limits: {runs_per_sender_per_hour: 0}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give at least 1"), "{err}");
+        for bad in ["-1", "lots", "1.5"] {
+            assert!(
+                load(&format!("limits: {{runs_per_sender_per_hour: {bad}}}\n")).is_err(),
+                "{bad} was accepted"
+            );
+        }
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //!
 //! `run` writes the raw message into the spool (fsync'd) before deciding
 //! anything, decides it (so that the journal gets its subject redacted),
-//! claims it in the journal (one claim per Message-ID, or per
-//! SHA-256 of the bytes when there is none; later deliveries are recorded
-//! as duplicates), handles it, journals the outcome, and only then moves it
-//! out of the spool. Whatever stops that before the claim exits 75 so the
+//! claims it in the journal (see `claim_key`: one claim per authenticated
+//! sender and Message-ID, or per SHA-256 of the bytes; later deliveries
+//! are recorded as duplicates), handles it, journals the outcome, and only
+//! then moves it out of the spool. Whatever stops that before the claim exits 75 so the
 //! MTA keeps the message; a crash after it leaves the message in the spool
 //! for `retry`.
 
@@ -20,9 +20,9 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Delivery};
-use crate::journal::{self, Arrival, Claim, Journal, Record};
+use crate::journal::{self, Arrival, Claim, Journal, Record, Start};
 use crate::mail::{self, Mail};
-use crate::{metrics, pipeline, spool};
+use crate::{metrics, pipeline, spool, trust};
 
 /// Claims made by a `run` in queue mode: no process holds them, so the
 /// next `retry` takes them over at once.
@@ -55,7 +55,7 @@ pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> a
         Delivery::Inline => spool::process_token(),
         Delivery::Queue => QUEUED.to_owned(),
     };
-    match claim(&mut journal, &mail, raw, &stored.path, &claimer) {
+    match claim(config, &mut journal, &mail, raw, &stored.path, &claimer) {
         Ok(Claim::Claimed(id)) => match config.delivery {
             Delivery::Inline => process(config, &mut journal, id, stored, &mail, &decided, binary)?,
             Delivery::Queue => {
@@ -100,7 +100,7 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
         mail.truncated = path.to_string_lossy().ends_with(TRUNCATED);
         let decided = pipeline::decide(config, &mut mail)?;
         let id = match journal.by_spool_path(&path)? {
-            None => match claim(&mut journal, &mail, &raw, &path, &me)? {
+            None => match claim(config, &mut journal, &mail, &raw, &path, &me)? {
                 Claim::Claimed(id) => id,
                 Claim::Duplicate { .. } => {
                     let _ = std::fs::remove_file(&path);
@@ -153,17 +153,44 @@ fn open(config: &Config) -> anyhow::Result<Journal> {
     Ok(Journal::open(&config.state_dir, config.journal_timeout)?)
 }
 
+/// The key a message is claimed by. Only authenticated mail claims its
+/// Message-ID, and together with its (lower-cased) sender: an
+/// unauthenticated mail, or another sender's, that reuses a Message-ID can
+/// never pre-empt a request. Unauthenticated mail is keyed by its bytes in
+/// a namespace of its own (it runs nothing, but it is journaled, and a
+/// redelivery of it is a duplicate). Authentication is decided here exactly
+/// as the pipeline decides it (`trust::authenticate`), from the same mail.
+///
+/// The sender has no white space (`mail::read` drops such addresses), so
+/// `from:<sender> message-id:<id>` reads back one way only.
+///
+/// Journals written before these keys hold `message-id:<id>` and
+/// `sha256:<hex>`: no key made here starts like either, so old rows never
+/// collide with new ones. (A message delivered before the upgrade and again
+/// after it is therefore not recognised as a duplicate.)
+fn claim_key(config: &Config, mail: &Mail, raw: &[u8]) -> String {
+    let authenticated = trust::authenticate(config.authentication.as_ref(), mail).is_yes();
+    match (authenticated, mail.sender.as_deref()) {
+        (true, Some(sender)) => {
+            let sender = sender.to_lowercase();
+            match mail.message_id.as_deref().map(str::trim) {
+                Some(id) if !id.is_empty() => format!("from:{sender} message-id:{id}"),
+                _ => format!("from:{sender} sha256:{}", hex(&Sha256::digest(raw))),
+            }
+        }
+        _ => format!("unauthenticated sha256:{}", hex(&Sha256::digest(raw))),
+    }
+}
+
 fn claim(
+    config: &Config,
     journal: &mut Journal,
     mail: &Mail,
     raw: &[u8],
     path: &Path,
     claimer: &str,
 ) -> Result<Claim, journal::JournalError> {
-    let key = match &mail.message_id {
-        Some(id) if !id.trim().is_empty() => format!("message-id:{}", id.trim()),
-        _ => format!("sha256:{}", hex(&Sha256::digest(raw))),
-    };
+    let key = claim_key(config, mail, raw);
     journal.claim(&Arrival {
         key: &key,
         message_id: mail.message_id.as_deref(),
@@ -186,10 +213,16 @@ fn process(
     decided: &pipeline::Decided,
     binary: &Path,
 ) -> anyhow::Result<()> {
-    let mut mark_running = |record: &Record| {
-        if let Err(e) = journal.record(id, record, journal::RUNNING) {
-            tracing::warn!("row {id}: {e}");
-        }
+    // The run cap is checked and the run counted in one journal
+    // transaction; when the journal cannot say, nothing runs and the MTA
+    // retries (failing open would lift the cap whenever the journal is busy).
+    let limit = config.limits.runs_per_sender_per_hour;
+    let mut mark_running = |record: &Record| -> anyhow::Result<Start> {
+        let sender = mail
+            .sender
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("row {id}: no sender to count the run against"))?;
+        Ok(journal.start_run(id, record, sender, limit)?)
     };
     let record = match pipeline::handle(config, mail, decided, Some(binary), &mut mark_running) {
         Ok(record) => record,
@@ -268,3 +301,143 @@ fn hex(bytes: &[u8]) -> String {
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::process::CommandExt as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MX: &str = "Authentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\nReceived: from out.example.com by mx.example.com; Sun, 22 Nov 2026 09:00:00 +0000\r\n";
+
+    fn config() -> Config {
+        Config::from_yaml(
+            "authentication: {authserv_id: [mx.example.com], require: dmarc}\n",
+            "config.yaml",
+            &std::env::temp_dir(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn key(raw: &str) -> String {
+        let mail = mail::read(raw.as_bytes(), "From");
+        claim_key(&config(), &mail, raw.as_bytes())
+    }
+
+    fn message(authenticated: bool, from: &str, id: Option<&str>, body: &str) -> String {
+        format!(
+            "{}From: {from}\r\nSubject: quota\r\n{}\r\n{body}\r\n",
+            if authenticated { MX } else { "" },
+            id.map(|id| format!("Message-ID: <{id}>\r\n"))
+                .unwrap_or_default()
+        )
+    }
+
+    #[test]
+    fn only_authenticated_mail_claims_a_message_id_and_with_its_sender() {
+        let alice = key(&message(
+            true,
+            "Alice@Example.com",
+            Some("x@example.com"),
+            "a",
+        ));
+        assert_eq!(alice, "from:alice@example.com message-id:x@example.com");
+        // The same request again (other bytes, a resend): the same key.
+        assert_eq!(
+            key(&message(
+                true,
+                "alice@example.com",
+                Some("x@example.com"),
+                "b"
+            )),
+            alice
+        );
+        // Bob reusing Alice's Message-ID claims a key of his own.
+        let bob = key(&message(
+            true,
+            "bob@example.com",
+            Some("x@example.com"),
+            "a",
+        ));
+        assert_eq!(bob, "from:bob@example.com message-id:x@example.com");
+        // Unauthenticated mail with that Message-ID and that From: neither.
+        let forged = message(false, "alice@example.com", Some("x@example.com"), "a");
+        let forged_key = key(&forged);
+        assert_eq!(
+            forged_key,
+            format!(
+                "unauthenticated sha256:{}",
+                hex(&Sha256::digest(forged.as_bytes()))
+            )
+        );
+        // A mail with the right Authentication-Results but no trusted MX
+        // Received header below it is not authenticated either.
+        let no_mx = format!(
+            "Authentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\n{}",
+            message(false, "alice@example.com", Some("x@example.com"), "a")
+        );
+        assert!(key(&no_mx).starts_with("unauthenticated sha256:"));
+        // No Message-ID: the bytes, still under the sender.
+        let anonymous = message(true, "alice@example.com", None, "a");
+        assert_eq!(
+            key(&anonymous),
+            format!(
+                "from:alice@example.com sha256:{}",
+                hex(&Sha256::digest(anonymous.as_bytes()))
+            )
+        );
+        // Blank Message-ID: the same as none.
+        assert!(key(&message(true, "alice@example.com", Some(" "), "a")).contains(" sha256:"));
+        // No new key looks like a key of an older journal.
+        for k in [alice, bob, forged_key, key(&anonymous)] {
+            assert!(
+                !k.starts_with("message-id:") && !k.starts_with("sha256:"),
+                "{k}"
+            );
+        }
+    }
+
+    /// Through the journal: the forged mail claims first, the real
+    /// request still claims; Alice and Bob both claim; the same
+    /// authenticated request twice is a duplicate.
+    #[test]
+    fn claims_by_the_new_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config();
+        let mut journal = Journal::open(dir.path(), std::time::Duration::from_secs(5)).unwrap();
+        let mut outcome = |raw: &str| {
+            let mail = mail::read(raw.as_bytes(), "From");
+            match claim(
+                &config,
+                &mut journal,
+                &mail,
+                raw.as_bytes(),
+                Path::new("/s"),
+                "1:1",
+            ) {
+                Ok(Claim::Claimed(_)) => "claimed",
+                Ok(Claim::Duplicate { .. }) => "duplicate",
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let id = Some("x@example.com");
+        assert_eq!(
+            outcome(&message(false, "alice@example.com", id, "a")),
+            "claimed"
+        );
+        assert_eq!(
+            outcome(&message(false, "alice@example.com", id, "a")),
+            "duplicate"
+        );
+        assert_eq!(
+            outcome(&message(true, "alice@example.com", id, "a")),
+            "claimed"
+        );
+        assert_eq!(
+            outcome(&message(true, "bob@example.com", id, "a")),
+            "claimed"
+        );
+        assert_eq!(
+            outcome(&message(true, "alice@example.com", id, "b")),
+            "duplicate"
+        );
+    }
+}

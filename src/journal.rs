@@ -3,6 +3,10 @@
 //! (its Message-ID, or the SHA-256 of its bytes when it has none) may be
 //! claimed by one delivery only; later deliveries of it are recorded as
 //! `duplicate` rows and run nothing.
+//!
+//! It also counts playbook runs per sender for
+//! `limits.runs_per_sender_per_hour`: a row's `started_at` is set, in the
+//! same transaction that checks the count, when its playbook starts.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,7 +36,8 @@ CREATE TABLE IF NOT EXISTS messages (
     claimed_by     TEXT,
     attempts       INTEGER NOT NULL DEFAULT 1,
     duplicate_of   INTEGER,
-    updated_at     TEXT NOT NULL
+    updated_at     TEXT NOT NULL,
+    started_at     TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS claim ON messages(key) WHERE duplicate_of IS NULL;
 CREATE INDEX IF NOT EXISTS by_time ON messages(received_at);
@@ -49,10 +54,26 @@ CREATE TABLE IF NOT EXISTS duration_totals (
 );
 ";
 
+/// The indexes `start_run` counts with. Separate from `SCHEMA` because a
+/// journal from before version 3 gets `started_at` only after `SCHEMA` ran.
+const RUN_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS runs_by_sender ON messages(sender COLLATE NOCASE, started_at)
+    WHERE started_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, updated_at)
+    WHERE outcome = 'limited';
+";
+
 /// `PRAGMA user_version` of a journal with everything in `SCHEMA`. Version
 /// 2 added the totals tables, which keep the metrics' counters as rows are
 /// finished (counting every row for every message grew with the journal).
-const SCHEMA_VERSION: i64 = 2;
+/// Version 3 added `started_at`, for the cap on runs per sender.
+const SCHEMA_VERSION: i64 = 3;
+
+/// The outcome of a request refused by `limits.runs_per_sender_per_hour`.
+pub const LIMITED: &str = "limited";
+
+/// The window of `limits.runs_per_sender_per_hour`.
+const RUN_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Upper bounds of the run-duration histogram's buckets, in milliseconds;
 /// longer runs fall in the `+Inf` bucket.
@@ -123,6 +144,17 @@ fn backfill_totals(connection: &Connection) -> rusqlite::Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn has_column(connection: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut statement = connection.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = statement.query_map([], |r| r.get::<_, String>(1))?;
+    for name in names {
+        if name? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Where a row is in its life.
@@ -196,6 +228,18 @@ pub enum Claim {
     Duplicate { original: i64, row: i64 },
 }
 
+/// Whether a request's playbook may start (`Journal::start_run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The row is marked running; the run counts against the sender.
+    Run,
+    /// The sender already started `limit` runs in the past hour: nothing
+    /// runs. `reply`: this is the first request refused since the sender's
+    /// latest run started, so it gets the one reply saying so; later ones
+    /// are journaled without a reply.
+    Limited { limit: u32, reply: bool },
+}
+
 /// What a claim records up front.
 #[derive(Debug, Clone)]
 pub struct Arrival<'a> {
@@ -236,6 +280,9 @@ pub struct Row {
     pub duplicate_of: Option<i64>,
     pub spool_path: Option<String>,
     pub claimed_by: Option<String>,
+    /// When its playbook started (what `limits.runs_per_sender_per_hour`
+    /// counts); `None` when none did.
+    pub started_at: Option<String>,
     #[serde(flatten)]
     pub record: Record,
 }
@@ -322,9 +369,21 @@ impl Journal {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error)?;
         // Another delivery may have migrated it while this one waited.
-        if version(&tx).map_err(error)? < SCHEMA_VERSION {
+        let found = version(&tx).map_err(error)?;
+        if found < SCHEMA_VERSION {
             tx.execute_batch(SCHEMA).map_err(error)?;
-            backfill_totals(&tx).map_err(error)?;
+            // Only a journal without the totals tables (the CREATE above
+            // just made them) is counted from its rows: filling them again
+            // would count every row twice.
+            if found < 2 {
+                backfill_totals(&tx).map_err(error)?;
+            }
+            if !has_column(&tx, "messages", "started_at").map_err(error)? {
+                // Older rows have no start time: they count as no runs.
+                tx.execute("ALTER TABLE messages ADD COLUMN started_at TEXT", [])
+                    .map_err(error)?;
+            }
+            tx.execute_batch(RUN_INDEXES).map_err(error)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(error)?;
         }
@@ -482,6 +541,90 @@ impl Journal {
         tx.commit().map_err(self.error())
     }
 
+    /// Starts row `id`'s playbook run for `sender` (authenticated), unless
+    /// the sender already started `limit` runs in the past hour, counted
+    /// from the journal's `started_at` (so across processes; rows of every
+    /// state count, a run whose handler died included). The count and the
+    /// mark are one IMMEDIATE transaction, so of any number of concurrent
+    /// deliveries at most `limit` start. `Run` writes `record` and the
+    /// `RUNNING` state, as `record` does; `Limited` sets the row's outcome
+    /// to `limited` right away, so that a concurrent refusal sees it and
+    /// only one of them gets the reply. Committed relaxed, like the
+    /// `RUNNING` mark (see `relaxed`).
+    pub fn start_run(
+        &mut self,
+        id: i64,
+        record: &Record,
+        sender: &str,
+        limit: u32,
+    ) -> Result<Start, JournalError> {
+        let error = |cause| JournalError::Sqlite {
+            path: self.path.display().to_string(),
+            cause,
+        };
+        let stamp = now();
+        let since = humantime::format_rfc3339_millis(
+            std::time::SystemTime::now()
+                .checked_sub(RUN_WINDOW)
+                .unwrap_or(std::time::UNIX_EPOCH),
+        )
+        .to_string();
+        self.connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(error)?;
+        let started = (|| {
+            let tx = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (runs, latest): (i64, Option<String>) = tx.query_row(
+                "SELECT COUNT(*), MAX(started_at) FROM messages
+                 WHERE sender = ?1 COLLATE NOCASE AND started_at >= ?2 AND id != ?3",
+                params![sender, since, id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let start = if runs < i64::from(limit) {
+                tx.execute(
+                    "UPDATE messages SET request_type = ?1, vars = ?2, authentication = ?3,
+                       access = ?4, outcome = NULL, state = ?5, started_at = ?6, updated_at = ?6
+                     WHERE id = ?7",
+                    params![
+                        record.request_type,
+                        record.vars,
+                        record.authentication,
+                        record.access,
+                        RUNNING,
+                        stamp,
+                        id
+                    ],
+                )?;
+                Start::Run
+            } else {
+                // Refused since the latest run started: then one was told.
+                let told: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM messages
+                     WHERE sender = ?1 COLLATE NOCASE AND outcome = ?2 AND updated_at >= ?3
+                       AND id != ?4",
+                    params![sender, LIMITED, latest.as_deref().unwrap_or(&since), id],
+                    |r| r.get(0),
+                )?;
+                tx.execute(
+                    "UPDATE messages SET outcome = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![LIMITED, stamp, id],
+                )?;
+                Start::Limited {
+                    limit,
+                    reply: told == 0,
+                }
+            };
+            tx.commit()?;
+            Ok(start)
+        })();
+        self.connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(error)?;
+        started.map_err(error)
+    }
+
     /// Where a handled message went (relaxed: `retry` only looks for
     /// messages still in the spool).
     pub fn set_spool_path(&self, id: i64, path: Option<&Path>) -> Result<(), JournalError> {
@@ -540,7 +683,8 @@ impl Journal {
     ) -> Result<Vec<Row>, JournalError> {
         let sql = format!(
             "SELECT id, key, message_id, received_at, sender, subject, state, attempts, duplicate_of, spool_path, claimed_by,
-                    request_type, vars, authentication, access, outcome, exit_code, duration_ms, run_log, reply
+                    request_type, vars, authentication, access, outcome, exit_code, duration_ms, run_log, reply,
+                    started_at
              FROM messages {filter_sql} ORDER BY id DESC LIMIT {limit}"
         );
         let mut statement = self.connection.prepare(&sql).map_err(self.error())?;
@@ -558,6 +702,7 @@ impl Journal {
                     duplicate_of: r.get(8)?,
                     spool_path: r.get(9)?,
                     claimed_by: r.get(10)?,
+                    started_at: r.get(20)?,
                     record: Record {
                         request_type: r.get(11)?,
                         vars: r.get(12)?,
@@ -832,5 +977,233 @@ mod tests {
         let after = journal.totals().unwrap();
         assert_eq!(after.counts[1], ("storage".into(), "done".into(), 3));
         assert_eq!(after.buckets, vec![1, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
+    }
+
+    fn arrive(journal: &mut Journal, n: usize, sender: &str) -> i64 {
+        let key = format!("k{n}");
+        let path = PathBuf::from(format!("/spool/{n}.eml"));
+        let arrival = Arrival {
+            key: &key,
+            message_id: None,
+            sender: Some(sender),
+            subject: "quota",
+            spool_path: &path,
+            claimed_by: "1:1",
+        };
+        match journal.claim(&arrival).unwrap() {
+            Claim::Claimed(id) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Over the cap a request is refused; only the first refusal since
+    /// the sender's latest run is told; help and refusals are no runs;
+    /// another sender has a count of its own; a run an hour old no longer
+    /// counts, and the next refusal after a new run is told again.
+    #[test]
+    fn runs_per_sender_are_capped_and_told_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let record = Record {
+            request_type: Some("storage".into()),
+            ..Record::default()
+        };
+        let mut starts = Vec::new();
+        for n in 0..5 {
+            let id = arrive(
+                &mut journal,
+                n,
+                if n % 2 == 0 {
+                    "alice@example.com"
+                } else {
+                    "ALICE@Example.com"
+                },
+            );
+            starts.push(
+                journal
+                    .start_run(id, &record, "Alice@example.com", 2)
+                    .unwrap(),
+            );
+            let outcome = match starts[n] {
+                Start::Run => "done",
+                Start::Limited { .. } => LIMITED,
+            };
+            let done = Record {
+                outcome: Some(outcome.into()),
+                ..record.clone()
+            };
+            journal.record(id, &done, FINISHED).unwrap();
+        }
+        assert_eq!(
+            starts,
+            [
+                Start::Run,
+                Start::Run,
+                Start::Limited {
+                    limit: 2,
+                    reply: true
+                },
+                Start::Limited {
+                    limit: 2,
+                    reply: false
+                },
+                Start::Limited {
+                    limit: 2,
+                    reply: false
+                },
+            ]
+        );
+        // A row that never asked to start (help, a refusal) is no run.
+        let help = arrive(&mut journal, 5, "bob@example.com");
+        journal
+            .record(
+                help,
+                &Record {
+                    outcome: Some("done".into()),
+                    ..Record::default()
+                },
+                FINISHED,
+            )
+            .unwrap();
+        for n in 6..8 {
+            let id = arrive(&mut journal, n, "bob@example.com");
+            assert_eq!(
+                journal
+                    .start_run(id, &record, "bob@example.com", 2)
+                    .unwrap(),
+                Start::Run
+            );
+        }
+        let id = arrive(&mut journal, 8, "bob@example.com");
+        assert_eq!(
+            journal
+                .start_run(id, &record, "bob@example.com", 2)
+                .unwrap(),
+            Start::Limited {
+                limit: 2,
+                reply: true
+            }
+        );
+
+        // Alice's first run is now more than an hour old.
+        let old = humantime::format_rfc3339_millis(
+            std::time::SystemTime::now() - RUN_WINDOW - Duration::from_secs(60),
+        )
+        .to_string();
+        journal
+            .connection
+            .execute(
+                "UPDATE messages SET started_at = ?1 WHERE key = 'k0'",
+                params![old],
+            )
+            .unwrap();
+        let id = arrive(&mut journal, 9, "alice@example.com");
+        assert_eq!(
+            journal
+                .start_run(id, &record, "alice@example.com", 2)
+                .unwrap(),
+            Start::Run
+        );
+        let row = journal.get(id).unwrap().unwrap();
+        assert_eq!(row.state, RUNNING);
+        assert!(row.started_at.is_some());
+        assert_eq!(row.record.request_type.as_deref(), Some("storage"));
+        let id = arrive(&mut journal, 10, "alice@example.com");
+        assert_eq!(
+            journal
+                .start_run(id, &record, "alice@example.com", 2)
+                .unwrap(),
+            Start::Limited {
+                limit: 2,
+                reply: true
+            },
+            "a new stretch over the limit is told again"
+        );
+        let row = journal.get(id).unwrap().unwrap();
+        assert_eq!(row.record.outcome.as_deref(), Some(LIMITED));
+        assert_eq!(row.started_at, None);
+        assert_eq!(row.state, CLAIMED);
+    }
+
+    /// Deliveries in processes of their own, at once: at most `limit` start.
+    #[test]
+    fn concurrent_starts_never_pass_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let ids: Vec<i64> = (0..12)
+            .map(|n| arrive(&mut journal, n, "carol@example.com"))
+            .collect();
+        let starts: Vec<Start> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .iter()
+                .map(|&id| {
+                    let path = dir.path();
+                    scope.spawn(move || {
+                        let mut journal = Journal::open(path, Duration::from_secs(30)).unwrap();
+                        journal
+                            .start_run(id, &Record::default(), "carol@example.com", 5)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(starts.iter().filter(|s| **s == Start::Run).count(), 5);
+        let told = starts
+            .iter()
+            .filter(|s| matches!(s, Start::Limited { reply: true, .. }))
+            .count();
+        assert_eq!(told, 1, "{starts:?}");
+    }
+
+    /// A version-2 journal (no `started_at`) gets the column and the
+    /// indexes; its totals are not counted again; its rows are no runs.
+    #[test]
+    fn a_version_2_journal_is_upgraded_without_counting_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+        let v2 = SCHEMA.replace(",\n    started_at     TEXT\n", "\n");
+        assert_ne!(v2, SCHEMA);
+        old.execute_batch(&v2).unwrap();
+        old.execute(
+            "INSERT INTO messages (key, message_id, received_at, sender, request_type, state, outcome, updated_at)
+             VALUES ('message-id:a@example.com', 'a@example.com', 'now', 'dave@example.com', 'storage', 'finished', 'done', 'now')",
+            [],
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO outcome_totals (request_type, outcome, count) VALUES ('storage', 'done', 1)",
+            [],
+        )
+        .unwrap();
+        old.pragma_update(None, "user_version", 2).unwrap();
+        drop(old);
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            journal.totals().unwrap().counts,
+            vec![("storage".into(), "done".into(), 1)]
+        );
+        let id = arrive(&mut journal, 1, "dave@example.com");
+        assert_eq!(
+            journal
+                .start_run(id, &Record::default(), "dave@example.com", 1)
+                .unwrap(),
+            Start::Run
+        );
+        let indexes: i64 = journal
+            .connection
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('runs_by_sender', 'limited_by_sender')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2);
+        drop(journal);
+        let journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            journal.get(1).unwrap().unwrap().key,
+            "message-id:a@example.com"
+        );
     }
 }

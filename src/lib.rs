@@ -36,5 +36,6 @@ pub mod sections;
 pub mod setup;
 pub mod slots;
 pub mod spool;
+pub mod terminal;
 pub mod transport;
 pub mod trust;

@@ -9,7 +9,7 @@ use anyhow::anyhow;
 
 use crate::ansible::{self, Outcome};
 use crate::config::Config;
-use crate::journal::Record;
+use crate::journal::{self, Record, Start};
 use crate::keywords::Keywords;
 use crate::loops::{self, Silence};
 use crate::mail::Mail;
@@ -59,13 +59,15 @@ pub fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
 /// Handles one message, decided by `decide`. An error means it could not
 /// be handled now and should be retried (nothing has run); a failed
 /// playbook or an unsent reply is an outcome, in the returned record.
-/// `on_running` is told the record just before the playbook starts.
+/// `on_running` is asked, with the record, just before the playbook starts
+/// whether it may start (`limits.runs_per_sender_per_hour`); its error is
+/// this one's.
 pub fn handle(
     config: &Config,
     mail: &Mail,
     decided: &Decided,
     guard: Option<&Path>,
-    on_running: &mut dyn FnMut(&Record),
+    on_running: &mut dyn FnMut(&Record) -> anyhow::Result<Start>,
 ) -> anyhow::Result<Record> {
     let Decided {
         keywords,
@@ -100,10 +102,27 @@ pub fn handle(
         return Ok(record);
     };
     let request_type = decision.request_type.as_deref().unwrap_or("-");
+    if matches!(answer, Answer::Pending)
+        && let Start::Limited { limit, reply } = on_running(&record)?
+    {
+        tracing::warn!(
+            "{id}: {request_type}: refused: {} already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)",
+            mail.sender.as_deref().unwrap_or("(no sender)")
+        );
+        if !reply {
+            // One reply per stretch over the limit, not one per mail: a
+            // sender (or a robot) that keeps asking is not answered each
+            // time.
+            record.outcome = Some(journal::LIMITED.into());
+            record.reply =
+                Some("none: the sender was already told of limits.runs_per_sender_per_hour".into());
+            return Ok(record);
+        }
+        answer = Answer::Limited(limit);
+    }
     record.outcome = Some(
         match &answer {
             Answer::Pending => {
-                on_running(&record);
                 let run = dispatch(config, decision, request_type, guard)?;
                 let summary = format!(
                     "{id}: {request_type}: playbook {} in {:.1}s (log: {})",
@@ -181,6 +200,7 @@ pub fn handle(
                 tracing::info!("{id}: help request");
                 "done"
             }
+            Answer::Limited(_) => journal::LIMITED,
             Answer::Result(_) => "done",
         }
         .to_owned(),

@@ -40,6 +40,9 @@ pub enum Answer {
     Invalid(Vec<Invalid>),
     TooLarge,
     Missing(Vec<Missing>),
+    /// The sender already started limits.runs_per_sender_per_hour runs in
+    /// the past hour (this many): nothing ran.
+    Limited(u32),
     /// After a playbook ran.
     Result(Run),
     /// Before a playbook runs (the dry run): the result reply comes later.
@@ -135,6 +138,7 @@ pub fn compose(
         Answer::Invalid(_) => "invalid",
         Answer::TooLarge => "too_large",
         Answer::Missing(_) => "missing",
+        Answer::Limited(_) => "limited",
         Answer::Result(run) => match run.outcome {
             Outcome::Succeeded => "success",
             Outcome::Failed { .. } => "failure",
@@ -188,6 +192,8 @@ struct TemplateData {
     missing: Vec<Missing>,
     invalid: Vec<Invalid>,
     refusal: Option<String>,
+    /// limits.runs_per_sender_per_hour, for the `limited` reply.
+    run_limit: Option<u32>,
     /// limits.message_size for people: `10 MiB`.
     message_size_limit: String,
     failures: Vec<crate::ansible::Failure>,
@@ -227,6 +233,7 @@ impl TemplateData {
             missing: Vec::new(),
             invalid: Vec::new(),
             refusal: None,
+            run_limit: None,
             message_size_limit: human_size(config.limits.message_size),
             failures: Vec::new(),
             stats: Vec::new(),
@@ -245,6 +252,7 @@ impl TemplateData {
             Answer::Missing(missing) => data.missing.clone_from(missing),
             Answer::Invalid(invalid) => data.invalid.clone_from(invalid),
             Answer::Refused(why) => data.refusal = Some(why.clone()),
+            Answer::Limited(limit) => data.run_limit = Some(*limit),
             Answer::Result(run) => {
                 let report = run.report.clone().unwrap_or_default();
                 let Report {

@@ -1,4 +1,6 @@
-//! How `parse` shows a decision: one JSON object, or text for people.
+//! How `parse` shows a decision: one JSON object, or text for people; and
+//! how `log` and `show` show journal rows. Every text that came from a mail
+//! goes through `terminal::escape` on its way to the screen.
 
 use std::fmt::Write as _;
 
@@ -12,6 +14,7 @@ use crate::mail::Mail;
 use crate::redact::Secrets;
 use crate::reply::{self, Reply, ReplyError};
 use crate::request::Decision;
+use crate::terminal::{escape, escape_lines};
 
 /// The reply `run` would send, or why it would send none.
 #[derive(Debug, Clone)]
@@ -100,7 +103,7 @@ pub fn text(
         decision.request_type.as_ref().unwrap_or(&none)
     );
     if let Some(reason) = &decision.reason {
-        let _ = writeln!(out, "reason        {reason}");
+        let _ = writeln!(out, "reason        {}", escape(reason));
     }
     let playbook = decision.playbook.as_ref().map(|p| p.display.clone());
     let _ = writeln!(out, "playbook      {}", playbook.as_ref().unwrap_or(&none));
@@ -108,35 +111,47 @@ pub fn text(
     let _ = writeln!(out, "command       {}", command.as_ref().unwrap_or(&none));
     let _ = writeln!(out, "vars");
     for (name, value) in &decision.vars {
-        let _ = writeln!(out, "  {name}: {value}");
+        let _ = writeln!(out, "  {}: {}", escape(name), escape(&value.to_string()));
     }
-    let _ = writeln!(out, "trust         {}", decision.authentication);
+    let _ = writeln!(
+        out,
+        "trust         {}",
+        escape(&decision.authentication.to_string())
+    );
     if let Some(access) = &decision.access {
-        let _ = writeln!(out, "              {access}");
+        let _ = writeln!(out, "              {}", escape(&access.to_string()));
     }
     for invalid in &decision.invalid {
-        let _ = writeln!(out, "invalid       {} {}", invalid.var, invalid.why);
+        let _ = writeln!(
+            out,
+            "invalid       {} {}",
+            escape(&invalid.var),
+            escape(&invalid.why)
+        );
     }
     for missing in &decision.missing {
         let _ = writeln!(
             out,
             "missing       {} (write: {})",
-            missing.var, missing.form
+            escape(&missing.var),
+            escape(&missing.form)
         );
     }
     match preview {
         Preview::None(why) => {
-            let _ = writeln!(out, "reply         none: {why}");
+            let _ = writeln!(out, "reply         none: {}", escape(why));
         }
         Preview::Reply(reply) => {
             let _ = writeln!(
                 out,
-                "reply         to {}, {:?}, from template {}",
-                reply.to, reply.subject, reply.template
+                "reply         to {}, {}, from template {}",
+                escape(&reply.to),
+                escape(&format!("{:?}", reply.subject)),
+                escape(&reply.template)
             );
             if let Some(body) = &reply.body {
                 for line in body.lines() {
-                    let _ = writeln!(out, "  | {line}");
+                    let _ = writeln!(out, "  | {}", escape(line));
                 }
             }
         }
@@ -144,7 +159,7 @@ pub fn text(
     if explain {
         let _ = writeln!(out, "explain");
         for line in explanation(config, mail, decision) {
-            let _ = writeln!(out, "  {line}");
+            let _ = writeln!(out, "  {}", escape(&line));
         }
     }
     out
@@ -254,11 +269,7 @@ pub fn log_table(rows: &[crate::journal::Row]) -> String {
                     + "…"
             }
         };
-        let outcome = row
-            .record
-            .outcome
-            .clone()
-            .unwrap_or_else(|| row.state.clone());
+        let outcome = row.record.outcome.as_ref().unwrap_or(&row.state);
         let secs = row
             .record
             .duration_ms
@@ -267,12 +278,15 @@ pub fn log_table(rows: &[crate::journal::Row]) -> String {
             out,
             "{:>6}  {:<24}  {:<28}  {:<16}  {:<15}  {:>7}  {}",
             row.id,
-            cut(&row.received_at, 24),
-            cut(row.sender.as_deref().unwrap_or("-"), 28),
-            cut(row.record.request_type.as_deref().unwrap_or("-"), 16),
-            cut(&outcome, 15),
+            cut(&escape(&row.received_at), 24),
+            cut(&escape(row.sender.as_deref().unwrap_or("-")), 28),
+            cut(
+                &escape(row.record.request_type.as_deref().unwrap_or("-")),
+                16
+            ),
+            cut(&escape(outcome), 15),
             secs,
-            cut(row.subject.as_deref().unwrap_or(""), 60).replace(['\r', '\n'], " ")
+            cut(&escape(row.subject.as_deref().unwrap_or("")), 60)
         );
     }
     out
@@ -282,7 +296,8 @@ pub fn log_table(rows: &[crate::journal::Row]) -> String {
 pub fn show_row(row: &crate::journal::Row) -> String {
     let mut out = String::new();
     let line = |out: &mut String, name: &str, value: Option<String>| {
-        let _ = writeln!(out, "{name:<15} {}", value.unwrap_or_else(|| "-".into()));
+        let value = value.unwrap_or_else(|| "-".into());
+        let _ = writeln!(out, "{name:<15} {}", escape(&value));
     };
     let r = &row.record;
     line(&mut out, "id", Some(row.id.to_string()));
@@ -302,6 +317,7 @@ pub fn show_row(row: &crate::journal::Row) -> String {
     );
     line(&mut out, "attempts", Some(row.attempts.to_string()));
     line(&mut out, "exit code", r.exit_code.map(|c| c.to_string()));
+    line(&mut out, "run started", row.started_at.clone());
     line(
         &mut out,
         "duration",
@@ -318,7 +334,8 @@ pub fn show_row(row: &crate::journal::Row) -> String {
         .and_then(|p| std::fs::read_to_string(p).ok())
     {
         let _ = writeln!(out);
-        out.push_str(&log);
+        // The run log holds what the playbook printed of the mail's values.
+        out.push_str(&escape_lines(&log));
     }
     out
 }

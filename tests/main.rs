@@ -22,3 +22,4 @@ mod replies;
 mod run;
 mod secrets;
 mod shipped;
+mod trust_journal;
