@@ -422,11 +422,13 @@ fn nothing_from_a_mail_reaches_the_terminal_raw() {
     );
     run_ok(&desk, &refused);
 
-    let shown = ["\\u{1b}[2J", "\\u{202e}"];
+    // The subject lost its control characters when the mail was read
+    // (mail::header_text); the format characters it kept must show.
+    let shown = ["\\u{202e}"];
     let log = stdout_bytes(desk.command(&["log"]), b"");
-    assert_clean("log", &log, &["\\u{1b}[2J"]);
+    assert_clean("log", &log, &shown);
     let log_json = stdout_bytes(desk.command(&["log", "--format", "json"]), b"");
-    assert_clean("log --format json", &log_json, &["\\u001b[2J", "\\u202e"]);
+    assert_clean("log --format json", &log_json, &["\\u202e"]);
     // Escaped, the JSON still says what the mail said.
     let parsed = desk.parse(&mail);
     let newest: Value =
@@ -453,7 +455,7 @@ fn nothing_from_a_mail_reaches_the_terminal_raw() {
         ] {
             let out = stdout_bytes(desk.command(args), message);
             let must: &[&str] = if args.contains(&"json") {
-                &["\\u001b[2J", "\\u202e"]
+                &["\\u202e"]
             } else {
                 &shown
             };
