@@ -18,4 +18,5 @@ mod operator;
 mod replay;
 mod replies;
 mod run;
+mod self_service;
 mod shipped;
