@@ -21,6 +21,10 @@
 //!   for that label or variable must match the whole regex, or the request
 //!   is refused. `targets` always has a default pattern (no leading `-`,
 //!   no white space or control characters, at most 128 characters).
+//! - `*self*` (an extension) names what a sender under a `scope: self`
+//!   grant may set for their own account: label variables, flags,
+//!   `modifiers`, `amount`, `unit`. Without the section the request type is
+//!   not self-service at all (see `trust::access`).
 //! - Every other section is a flag, true when one of its phrases appears.
 
 use regex::Regex;
@@ -34,6 +38,7 @@ const FIELDS: &str = "fields";
 const REQUIRED: &str = "required";
 const SECRET: &str = "secret";
 const PATTERNS: &str = "patterns";
+const SELF: &str = "self";
 /// What `targets` must look like unless `*patterns*` says otherwise: it is
 /// usually an account or host name that playbooks hand to modules.
 const DEFAULT_TARGETS_RULE: &str = "no leading '-', no white space, at most 128 characters";
@@ -56,6 +61,7 @@ const SPECIAL: &[&str] = &[
     UNIT,
     REQUIRED,
     SECRET,
+    SELF,
 ];
 const SELFTARGETS: &str = "selftargets";
 const MODIFIERS: &str = "modifiers";
@@ -74,6 +80,33 @@ const BUILT_IN: &[&str] = &[
     "amount",
     UNIT,
 ];
+
+/// Variables that are not fields a request sets: helpdesk's own, and the
+/// account it is about (which `scope: self` checks on its own). Every other
+/// variable is a field (see `fields_set`).
+const NOT_FIELDS: &[&str] = &[
+    "request_type",
+    "from",
+    "subject",
+    "message_id",
+    TARGETS,
+    SELFTARGETS,
+];
+
+/// The fields a request's variables set (in the map's order): every variable
+/// but helpdesk's own, `targets` and `selftargets`, unless it is null or
+/// `false` (a label that was not found, a flag whose words are absent, no
+/// quantity). An empty string or a zero counts as set: the allow-list
+/// decides, not what a playbook might make of the value.
+pub fn fields_set(vars: &Map<String, Value>) -> Vec<String> {
+    vars.iter()
+        .filter(|(var, value)| {
+            !NOT_FIELDS.contains(&var.as_str())
+                && !matches!(value, Value::Null | Value::Bool(false))
+        })
+        .map(|(var, _)| var.clone())
+        .collect()
+}
 
 /// Names Ansible gives meaning to: as extra-vars (the highest precedence)
 /// they would let a mail steer connections, privilege escalation or facts.
@@ -111,6 +144,9 @@ pub struct Phrasebook {
     phrase_texts: Vec<Vec<(String, usize)>>,
     required: Vec<String>,
     secret: Vec<String>,
+    /// `*self*`: what a user may set for their own account; `None` when
+    /// the section is absent.
+    self_service: Option<Vec<String>>,
     /// Per variable (label variable or `targets`): the compiled whole-value
     /// pattern and its text.
     patterns: Vec<(String, Regex, String)>,
@@ -299,6 +335,7 @@ impl Phrasebook {
             ),
             required: Vec::new(),
             secret: Vec::new(),
+            self_service: None,
             patterns: Vec::new(),
         };
         book.patterns = patterns(find(PATTERNS), &error)?;
@@ -315,7 +352,49 @@ impl Phrasebook {
             book.required.push(var);
         }
         book.secret = names(SECRET).into_iter().map(|(var, _)| var).collect();
+        if find(SELF).is_some() {
+            let mut allowed = Vec::new();
+            for (var, line) in names(SELF) {
+                book.check_self_name(&var)
+                    .map_err(|why| error(line, SyntaxErrorKind::BadVariable(var.clone(), why)))?;
+                allowed.push(var);
+            }
+            book.self_service = Some(allowed);
+        }
         Ok(book)
+    }
+
+    /// A `*self*` entry must be something this phrasebook sets; `targets`
+    /// and `selftargets` are not listed, because `scope: self` checks the
+    /// account on its own.
+    fn check_self_name(&self, var: &str) -> Result<(), String> {
+        if var == TARGETS || var == SELFTARGETS {
+            return Err("need not be listed under *self*: under scope: self a request may always name the sender's own account, and only that; list only the labels' variables and flags a user may set".to_owned());
+        }
+        if self.form(var).is_some() {
+            return Ok(());
+        }
+        let mut known: Vec<&str> = self.labels.iter().map(|l| l.var.as_str()).collect();
+        known.extend(self.flags.iter().map(|f| f.name.as_str()));
+        if let Some(q) = &self.quantity {
+            known.extend(q.has_modifiers.then_some(MODIFIERS));
+            known.push("amount");
+            known.extend(q.has_unit.then_some(UNIT));
+        }
+        Err(format!(
+            "is under *self* but nothing in this phrasebook sets it: name a label's variable (without the colon) or a flag of this phrasebook ({})",
+            if known.is_empty() {
+                "it has none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    }
+
+    /// What `*self*` lets a user set for their own account, or `None`
+    /// when the phrasebook has no `*self*` section.
+    pub fn self_service(&self) -> Option<&[String]> {
+        self.self_service.as_deref()
     }
 
     /// Variables named in `*secret*`.
@@ -1090,6 +1169,81 @@ mod tests {
         let vars = extract(STORAGE, "add 10 GB", "a@example.com");
         assert_eq!(vars["amount"], Value::Null);
         assert_eq!(vars["modifiers"], Value::Null);
+    }
+
+    #[test]
+    fn self_section_lists_labels_flags_and_quantity_parts() {
+        let book = format!("{STORAGE}*fields*\npin:\n*self*\nqueries pin\namount\n");
+        let book = Phrasebook::parse("p.txt", &book).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            book.self_service(),
+            Some(["queries".to_owned(), "pin".to_owned(), "amount".to_owned()].as_slice())
+        );
+        // Absent section: None, which is not the same as an empty one.
+        assert_eq!(
+            Phrasebook::parse("p.txt", STORAGE).unwrap().self_service(),
+            None
+        );
+        let empty = format!("{STORAGE}*self*\n");
+        assert_eq!(
+            Phrasebook::parse("p.txt", &empty).unwrap().self_service(),
+            Some([].as_slice())
+        );
+        // Anything the book does not set is an error at file:line.
+        for (entry, want) in [
+            (
+                "nope",
+                "'nope' is under *self* but nothing in this phrasebook sets it",
+            ),
+            ("user:", "'user:' is under *self* but nothing"),
+            ("targets", "'targets' need not be listed under *self*"),
+            ("selftargets", "'selftargets' need not be listed"),
+        ] {
+            let text = format!("{STORAGE}*self*\nqueries\n{entry}\n");
+            let line = text.lines().count();
+            let err = Phrasebook::parse("p.txt", &text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("p.txt:{line}: {want}")),
+                "{entry}: {err}"
+            );
+        }
+        let err = Phrasebook::parse("p.txt", "*targets*\nuser:\n*self*\nunit\n").unwrap_err();
+        assert!(err.to_string().contains("(user)"), "{err}");
+    }
+
+    #[test]
+    fn what_counts_as_a_set_field() {
+        let vars = extract(
+            STORAGE,
+            "quota\nhow much have i left, user: alice account: bob",
+            "alice@example.com",
+        );
+        // targets, selftargets and false flags are not fields; a second label is.
+        let mut got = fields_set(&vars);
+        got.sort();
+        assert_eq!(got, ["account", "queries"]);
+        let vars = extract(STORAGE, "quota\nadd to me by 2 gb", "alice@example.com");
+        let mut got = fields_set(&vars);
+        got.sort();
+        assert_eq!(got, ["amount", "modifiers", "unit", "verbs_positive"]);
+        let mut vars = Map::new();
+        for (var, value) in [
+            ("from", Value::from("a@example.com")),
+            ("subject", Value::from("x")),
+            ("message_id", Value::from("x@y")),
+            ("request_type", Value::from("storage")),
+            ("targets", Value::from("a")),
+            ("selftargets", Value::Bool(true)),
+            ("off", Value::Bool(false)),
+            ("absent", Value::Null),
+            ("empty", Value::from("")),
+            ("zero", Value::from(0)),
+        ] {
+            vars.insert(var.into(), value);
+        }
+        let mut got = fields_set(&vars);
+        got.sort();
+        assert_eq!(got, ["empty", "zero"]);
     }
 
     #[test]

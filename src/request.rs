@@ -182,12 +182,17 @@ impl<'a> Decider<'a> {
             *subject = secrets.scrub(subject);
         }
         decision.evidence = extraction.evidence;
+        let fields = crate::phrasebook::fields_set(&decision.vars);
         decision.access = Some(match (&decision.authentication, mail.sender.as_deref()) {
             (Authenticated::Yes(_), Some(sender)) => trust::access(
                 config.access.as_deref(),
                 &request_type,
                 sender,
-                decision.vars.get("targets").and_then(Value::as_str),
+                trust::Asked {
+                    targets: decision.vars.get("targets").and_then(Value::as_str),
+                    fields: &fields,
+                    self_service: phrasebook.self_service(),
+                },
             ),
             _ => Access::Denied("the sender is not authenticated".into()),
         });

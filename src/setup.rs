@@ -296,7 +296,9 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
         .interact_text()?;
     answers.senders = senders.split_whitespace().map(str::to_owned).collect();
     answers.own_account_only = Confirm::with_theme(&theme)
-        .with_prompt("Only for their own account (scope: self)?")
+        .with_prompt(
+            "Only self-service on their own account: password reset, failed logins, quota and account info (scope: self)?",
+        )
         .default(true)
         .interact()?;
     let admins: String = Input::with_theme(&theme)
@@ -538,7 +540,14 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
     out.push_str("  reply_limit_per_hour: 10\n\n");
     out.push_str("# The From address counts only with this MX's Authentication-Results verdict.\nauthentication:\n");
     out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n\n", q(&answers.authserv_id()), answers.require()));
-    out.push_str("# Who may ask for what (default deny).\naccess:\n");
+    out.push_str("# Who may ask for what (default deny). A sender gets what the most generous\n# grant that matches them gives.\naccess:\n");
+    if answers.own_account_only {
+        out.push_str(SELF_SERVICE_COMMENT);
+    } else {
+        out.push_str(
+            "  # These senders may ask for anything, about any account (no scope: self).\n",
+        );
+    }
     out.push_str(&format!(
         "  - requests: [\"*\"]\n    senders: {}\n",
         list(&answers.senders())
@@ -547,7 +556,7 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
         out.push_str("    scope: self\n");
     }
     out.push_str(&format!(
-        "  - requests: [\"*\"]\n    senders: {}\n\n",
+        "  # Administrators: every request, about any account.\n  - requests: [\"*\"]\n    senders: {}\n\n",
         list(&answers.admins())
     ));
     out.push_str(&format!(
@@ -556,6 +565,17 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
     ));
     out
 }
+
+/// What the written `scope: self` grant allows, in the config's own words:
+/// an operator reading config.yaml should not need the README to know it.
+const SELF_SERVICE_COMMENT: &str = concat!(
+    "  # Self-service: a request must be about the sender's own account (their\n",
+    "  # address's local part) and may set only what its phrasebook lists under\n",
+    "  # *self*. With the shipped phrasebooks: reset their own password, clear\n",
+    "  # their own failed logins, check their own quota, look up their own\n",
+    "  # account. Groups, shell, lock/unlock, rename, quota changes and\n",
+    "  # creating or deleting accounts are refused (only administrators).\n",
+);
 
 /// The snippets to paste into the MTA or fetcher, for this install.
 pub fn snippets(binary: &Path, config: &Path) -> String {

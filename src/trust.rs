@@ -185,12 +185,32 @@ impl fmt::Display for Access {
     }
 }
 
-/// Checks the grants for `sender` asking for `request_type` on `targets`.
+/// What a request asks for, as far as the grants care.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    /// The account the request is about (`targets`), when it names one.
+    pub targets: Option<&'a str>,
+    /// The fields it sets (`phrasebook::fields_set`).
+    pub fields: &'a [String],
+    /// What its phrasebook's `*self*` lets a user set for their own
+    /// account; `None` when there is no `*self*`.
+    pub self_service: Option<&'a [String]>,
+}
+
+/// Checks the grants for `sender` asking for `request_type`.
+///
+/// A `scope: any` grant allows the request as it is. A `scope: self` grant
+/// allows it only when it names the sender's own account (`targets` is
+/// their local part; a request naming no account is refused too, so no
+/// playbook is ever started about nobody in particular), its phrasebook
+/// has a `*self*` section, and every field it sets is listed there. A type
+/// without `*self*` is for administrators only. `help` runs nothing, so no
+/// scope restricts it.
 pub fn access(
     grants: Option<&[Grant]>,
     request_type: &str,
     sender: &str,
-    targets: Option<&str>,
+    asked: Asked<'_>,
 ) -> Access {
     let Some(grants) = grants else {
         return Access::Denied(
@@ -212,19 +232,47 @@ pub fn access(
     if request_type == HELP && !grants.iter().any(|g| g.requests.iter().any(|r| r == HELP)) {
         return Access::Allowed("help is open to every authenticated sender".into());
     }
-    let local = sender.rsplit_once('@').map_or(sender, |(l, _)| l);
-    match (own_account_only, targets) {
-        (Some(number), None) => Access::Allowed(format!("grant {number} (scope: self)")),
-        (Some(number), Some(t)) if t.eq_ignore_ascii_case(local) => {
-            Access::Allowed(format!("grant {number} (scope: self)"))
-        }
-        (Some(number), Some(_)) => Access::Denied(format!(
-            "grant {number} lets {sender} act only on their own account ({local}), and the request names another"
-        )),
-        (None, _) => Access::Denied(format!(
+    let Some(number) = own_account_only else {
+        return Access::Denied(format!(
             "no access grant lets {sender} ask for {request_type}"
-        )),
+        ));
+    };
+    if request_type == HELP {
+        return Access::Allowed(format!("grant {number} (help runs nothing)"));
     }
+    let Some(self_service) = asked.self_service else {
+        return Access::Denied(format!(
+            "only an administrator may ask for {request_type} (grant {number} lets {sender} act only on their own account, and {request_type} is not self-service: its phrasebook has no *self* section)"
+        ));
+    };
+    let local = sender.rsplit_once('@').map_or(sender, |(l, _)| l);
+    match asked.targets {
+        None => {
+            return Access::Denied(format!(
+                "grant {number} lets {sender} act only on their own account ({local}), and the request names no account: write \"my\" or your user name after the label"
+            ));
+        }
+        Some(t) if !t.eq_ignore_ascii_case(local) => {
+            return Access::Denied(format!(
+                "grant {number} lets {sender} act only on their own account ({local}), and the request names another"
+            ));
+        }
+        Some(_) => {}
+    }
+    let refused: Vec<&str> = asked
+        .fields
+        .iter()
+        .filter(|f| !self_service.contains(f))
+        .map(String::as_str)
+        .collect();
+    if refused.is_empty() {
+        return Access::Allowed(format!("grant {number} (scope: self)"));
+    }
+    Access::Denied(format!(
+        "{}: you may not set {} for your own account; ask an administrator (grant {number} has scope: self)",
+        refused.join(", "),
+        if refused.len() == 1 { "this" } else { "these" }
+    ))
 }
 
 fn sender_matches(pattern: &str, sender: &str) -> bool {
@@ -357,6 +405,15 @@ mod tests {
             .collect()
     }
 
+    /// A request naming `targets`, setting nothing, of a self-service type.
+    fn bare(targets: Option<&str>) -> Asked<'_> {
+        Asked {
+            targets,
+            fields: &[],
+            self_service: Some(&[]),
+        }
+    }
+
     #[test]
     fn grants_default_deny() {
         let g = grants(&[
@@ -364,15 +421,104 @@ mod tests {
             (&["manage_users"], &["admin@example.com"], Scope::Any),
         ]);
         let g = Some(g.as_slice());
-        assert!(access(g, "storage", "alice@example.com", Some("alice")).is_allowed());
-        assert!(access(g, "storage", "alice@EXAMPLE.com", None).is_allowed());
-        assert!(!access(g, "storage", "alice@example.com", Some("bob")).is_allowed());
-        assert!(!access(g, "storage", "mallory@evil.example", Some("mallory")).is_allowed());
-        assert!(access(g, "manage_users", "admin@example.com", Some("bob")).is_allowed());
-        assert!(!access(g, "manage_users", "alice@example.com", Some("bob")).is_allowed());
-        assert!(access(g, HELP, "anyone@evil.example", None).is_allowed());
-        assert!(!access(None, "storage", "alice@example.com", None).is_allowed());
+        assert!(access(g, "storage", "alice@example.com", bare(Some("alice"))).is_allowed());
+        assert!(access(g, "storage", "alice@EXAMPLE.com", bare(Some("Alice"))).is_allowed());
+        assert!(!access(g, "storage", "alice@example.com", bare(Some("bob"))).is_allowed());
+        assert!(!access(g, "storage", "mallory@evil.example", bare(Some("mallory"))).is_allowed());
+        assert!(access(g, "manage_users", "admin@example.com", bare(Some("bob"))).is_allowed());
+        assert!(!access(g, "manage_users", "alice@example.com", bare(Some("bob"))).is_allowed());
+        assert!(access(g, HELP, "anyone@evil.example", bare(None)).is_allowed());
+        assert!(!access(None, "storage", "alice@example.com", bare(None)).is_allowed());
         let only_staff_help = grants(&[(&["help"], &["*@example.com"], Scope::Any)]);
-        assert!(!access(Some(&only_staff_help), HELP, "anyone@evil.example", None).is_allowed());
+        assert!(
+            !access(
+                Some(&only_staff_help),
+                HELP,
+                "anyone@evil.example",
+                bare(None)
+            )
+            .is_allowed()
+        );
+    }
+
+    #[test]
+    fn scope_self_allows_only_what_star_self_lists() {
+        let g = grants(&[
+            (&["*"], &["*@example.com"], Scope::OwnAccount),
+            (&["*"], &["admin@example.com"], Scope::Any),
+        ]);
+        let g = Some(g.as_slice());
+        let allowed = ["password".to_owned(), "reset".to_owned()];
+        let ask = |fields: &'static [&'static str]| -> Vec<String> {
+            fields.iter().map(|f| (*f).to_owned()).collect()
+        };
+        let verdict =
+            |sender: &str, targets: Option<&str>, fields: &[String], book: Option<&[String]>| {
+                access(
+                    g,
+                    "manage_account",
+                    sender,
+                    Asked {
+                        targets,
+                        fields,
+                        self_service: book,
+                    },
+                )
+            };
+        let fine = ask(&["password", "reset"]);
+        assert!(verdict("alice@example.com", Some("alice"), &fine, Some(&allowed)).is_allowed());
+        // Every field outside *self*, alone or with allowed ones, is named.
+        for extra in [
+            "group",
+            "new_username",
+            "unlock",
+            "shell",
+            "modifiers",
+            "amount",
+        ] {
+            let mut fields = fine.clone();
+            fields.push(extra.to_owned());
+            let got = verdict("alice@example.com", Some("alice"), &fields, Some(&allowed));
+            assert_eq!(
+                got,
+                Access::Denied(format!(
+                    "{extra}: you may not set this for your own account; ask an administrator (grant 1 has scope: self)"
+                )),
+            );
+        }
+        let got = verdict(
+            "alice@example.com",
+            Some("alice"),
+            &ask(&["group", "leave", "password"]),
+            Some(&allowed),
+        );
+        assert!(
+            got.to_string()
+                .starts_with("denied: group, leave: you may not set these"),
+            "{got}"
+        );
+        // No *self*: the type is for administrators only, even bare.
+        let got = verdict("alice@example.com", Some("alice"), &[], None);
+        assert!(
+            got.to_string()
+                .contains("only an administrator may ask for manage_account"),
+            "{got}"
+        );
+        // Under scope: self the request must name the sender's account.
+        let got = verdict("alice@example.com", None, &fine, Some(&allowed));
+        assert!(got.to_string().contains("names no account"), "{got}");
+        assert!(!verdict("alice@example.com", Some("bob"), &fine, Some(&allowed)).is_allowed());
+        // scope: any is unaffected, whatever the fields and the phrasebook.
+        let all = ask(&["group", "new_username", "unlock", "shell"]);
+        assert!(verdict("admin@example.com", Some("bob"), &all, None).is_allowed());
+        assert!(verdict("admin@example.com", None, &all, Some(&allowed)).is_allowed());
+        // help runs nothing: a scope: self grant naming it does not restrict it.
+        let help_self = grants(&[(&["help"], &["*@example.com"], Scope::OwnAccount)]);
+        let asked = Asked {
+            targets: Some("storage"),
+            fields: &[],
+            self_service: None,
+        };
+        assert!(access(Some(&help_self), HELP, "alice@example.com", asked).is_allowed());
     }
 }

@@ -125,7 +125,7 @@ fn jinja_payloads_in_every_kind_of_value_reach_the_playbook_as_literal_text() {
     let out = desk.run(&authenticated_mail(
         "{{7*7}}@example.com",
         "quota",
-        "more space for me by 1 gb",
+        "how much space is left for me",
     ));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let received = desk
@@ -238,7 +238,7 @@ fn scope_self_may_not_name_someone_else() {
     let out = desk.run(&authenticated_mail(
         "alice@example.com",
         "quota",
-        "please add 5 gb to my quota",
+        "how much is left of my quota",
     ));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(desk.received().unwrap()["targets"], "alice");

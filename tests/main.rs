@@ -21,5 +21,6 @@ mod replay;
 mod replies;
 mod run;
 mod secrets;
+mod self_service;
 mod shipped;
 mod trust_journal;
