@@ -199,3 +199,29 @@ fn an_ambiguous_sender_is_not_authenticated_and_gets_no_reply() {
     );
     assert_eq!(server.received().len(), 1);
 }
+
+#[test]
+fn check_explains_the_layout_and_warns_when_position_is_not_set() {
+    let check = |desk: &Helpdesk| {
+        let out = crate::support::exec(desk.command(&["check"]), b"");
+        out.stdout
+    };
+    let unset = check(&desk("{authserv_id: [mx.example.com], require: dmarc}"));
+    assert!(
+        unset.lines().any(|l| l
+            .contains(": warning: authentication.position is not set, so above is assumed")
+            && l.contains("set position: above or position: below")),
+        "{unset}"
+    );
+    let below = check(&gmail());
+    assert!(
+        below.lines().any(|l| l.contains(": note: authentication.position: below: only the Authentication-Results directly below mx.google.com's own Received header counts")),
+        "{below}"
+    );
+    assert!(!below.contains("position is not set"), "{below}");
+    let above = check(&postfix());
+    assert!(
+        above.contains(": note: authentication.position: above: only Authentication-Results above mx.example.com's own Received header count"),
+        "{above}"
+    );
+}
