@@ -19,6 +19,8 @@ use crate::keywords::Keywords;
 pub enum Severity {
     Error,
     Warning,
+    /// Not a problem: what the configuration means.
+    Note,
 }
 
 /// One problem, located.
@@ -35,6 +37,7 @@ impl fmt::Display for Problem {
         let severity = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         };
         match self.line {
             Some(line) => write!(f, "{}:{line}: {severity}: {}", self.file, self.message),
@@ -108,6 +111,11 @@ pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
             "no authentication: section, so no sender is ever trusted (see config.example.yaml)",
         );
     }
+    if let Some(auth) = &config.authentication
+        && auth.require != crate::config::Require::None
+    {
+        check_position(&mut report, &shown, auth);
+    }
     if config.mail.is_none() {
         report.warning(&shown, None, "no mail: section, so nobody gets a reply");
     }
@@ -118,6 +126,39 @@ pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
         .problems
         .sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
     report.problems
+}
+
+/// Says which layout of Authentication-Results is in effect; a warning
+/// when config.yaml leaves it to the default.
+fn check_position(report: &mut Report, shown: &str, auth: &crate::config::Authentication) {
+    let mx = auth.received_by.join("/");
+    let layout = match auth.position() {
+        crate::config::Position::Above => format!(
+            "only Authentication-Results above {mx}'s own Received header count (Postfix with OpenDKIM/OpenDMARC, rspamd)"
+        ),
+        crate::config::Position::Below => format!(
+            "only the Authentication-Results directly below {mx}'s own Received header counts (Gmail, Microsoft 365)"
+        ),
+    };
+    if auth.position.is_none() {
+        report.warning(
+            shown,
+            None,
+            format!(
+                "authentication.position is not set, so above is assumed: {layout}; set position: above or position: below to say where your MX writes them (look at a delivered mail), or mail will not authenticate"
+            ),
+        );
+    } else {
+        report.add(
+            Severity::Note,
+            shown,
+            None,
+            format!(
+                "authentication.position: {}: {layout}",
+                auth.position().as_str()
+            ),
+        );
+    }
 }
 
 fn config_problem(error: &crate::config::ConfigError) -> Problem {

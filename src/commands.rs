@@ -350,7 +350,11 @@ fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
         .iter()
         .filter(|p| p.severity == crate::check::Severity::Error)
         .count();
-    eprintln!("{errors} error(s), {} warning(s)", problems.len() - errors);
+    let warnings = problems
+        .iter()
+        .filter(|p| p.severity == crate::check::Severity::Warning)
+        .count();
+    eprintln!("{errors} error(s), {warnings} warning(s)");
     Ok(if errors > 0 {
         Status::Config
     } else {
@@ -385,6 +389,7 @@ fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
             admins: args.admins.clone(),
             authserv_id: args.authserv_id.clone(),
             require: args.require.clone(),
+            position: args.position.clone(),
             ansible: args.ansible.clone(),
             ..Answers::new(dir, &domain)
         }

@@ -72,6 +72,40 @@ pub struct Authentication {
     /// default the authserv-ids.
     pub received_by: Vec<String>,
     pub require: Require,
+    /// Where the trusted MX writes its own Authentication-Results; `None`:
+    /// not set in config.yaml, [`Position::Above`] is assumed (`check`
+    /// says so).
+    pub position: Option<Position>,
+}
+
+impl Authentication {
+    /// The layout in effect.
+    pub fn position(&self) -> Position {
+        self.position.unwrap_or_default()
+    }
+}
+
+/// `authentication.position`: where the trusted MX puts its own
+/// Authentication-Results relative to its own `Received` header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Position {
+    /// Above it (RFC 8601 section 4): Postfix with OpenDKIM/OpenDMARC at
+    /// index 0, rspamd.
+    #[default]
+    Above,
+    /// Directly below it, above the headers that came with the mail:
+    /// Gmail, Microsoft 365.
+    Below,
+}
+
+impl Position {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Above => "above",
+            Self::Below => "below",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -243,6 +277,7 @@ struct RawAuthentication {
     #[serde(default)]
     received_by: OneOrMany,
     require: Option<Require>,
+    position: Option<Position>,
 }
 
 /// `key: value` or `key: [value, ...]`.
@@ -353,6 +388,7 @@ impl Config {
                 authserv_id: Vec::new(),
                 received_by: Vec::new(),
                 require: Require::None,
+                position: None,
             }),
             access: Some(vec![Grant {
                 requests: vec!["*".into()],
@@ -607,6 +643,7 @@ fn authentication(raw: RawAuthentication) -> Result<Authentication, String> {
         authserv_id,
         received_by,
         require,
+        position: raw.position,
     })
 }
 
@@ -818,6 +855,19 @@ mod tests {
         assert_eq!(auth.authserv_id, vec!["mx.example.com".to_owned()]);
         assert_eq!(auth.received_by, auth.authserv_id);
         assert_eq!(auth.require, Require::Dkim);
+        assert_eq!(auth.position, None);
+        assert_eq!(auth.position(), Position::Above);
+        for (text, position) in [("above", Position::Above), ("below", Position::Below)] {
+            let config = load(&format!(
+                "authentication: {{authserv_id: mx.google.com, position: {text}}}\n"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config.authentication.unwrap().position, Some(position));
+        }
+        let err = load("authentication: {authserv_id: mx.example.com, position: sideways}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("above") && err.contains("below"), "{err}");
         let access = config.access.unwrap();
         assert_eq!(access[0].scope, Scope::OwnAccount);
         assert_eq!(access[1].scope, Scope::Any);

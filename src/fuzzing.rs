@@ -10,14 +10,20 @@ pub fn mail_read(data: &[u8]) {
     for header in ["From", "X-Original-Sender"] {
         let mail = crate::mail::read(data, header);
         let _ = crate::loops::silence(&mail, Some("helpdesk@example.com"));
-        let _ = crate::trust::authenticate(
-            Some(&crate::config::Authentication {
-                authserv_id: vec!["mx.example.com".into()],
-                received_by: vec!["mx.example.com".into()],
-                require: crate::config::Require::Dmarc,
-            }),
-            &mail,
-        );
+        for position in [
+            crate::config::Position::Above,
+            crate::config::Position::Below,
+        ] {
+            let _ = crate::trust::authenticate(
+                Some(&crate::config::Authentication {
+                    authserv_id: vec!["mx.example.com".into()],
+                    received_by: vec!["mx.example.com".into()],
+                    require: crate::config::Require::Dmarc,
+                    position: Some(position),
+                }),
+                &mail,
+            );
+        }
     }
 }
 

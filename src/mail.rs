@@ -11,8 +11,11 @@ use mail_parser::{Message, MessageParser, PartType};
 /// The parts of a message the helpdesk reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mail {
-    /// Address from the configured sender header (From by default).
+    /// Address from the configured sender header (From by default);
+    /// `None` when there is none or it is ambiguous (`sender_problem`).
     pub sender: Option<String>,
+    /// Why `sender` is `None`, when the mail says more than "no sender".
+    pub sender_problem: Option<SenderProblem>,
     /// The subject, RFC 2047 words decoded.
     pub subject: String,
     /// The subject without reply and forward prefixes, for classification.
@@ -30,6 +33,47 @@ pub struct Mail {
     pub trace: Vec<Trace>,
     /// Only the start of a larger message was read (limits.message_size).
     pub truncated: bool,
+}
+
+/// Why a mail has no one sender. Each makes it unauthenticated: with two
+/// candidates, the MX may have checked one and helpdesk would read the
+/// other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderProblem {
+    /// The header is not there (`Sender` is never taken instead of From).
+    Missing { header: String },
+    /// The header appears more than once.
+    Repeated { header: String, count: usize },
+    /// The header holds a list of addresses or a group.
+    SeveralAddresses { header: String, count: usize },
+    /// A group (`Team: a@example.com;`), even of one: RFC 5322 From is a
+    /// list of mailboxes.
+    Group { header: String },
+    /// The header holds no address with a local part and a domain.
+    Unusable { header: String },
+}
+
+impl std::fmt::Display for SenderProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing { header } => write!(f, "the mail has no {header} header"),
+            Self::Repeated { header, count } => write!(
+                f,
+                "the mail has {count} {header} headers: the sender is ambiguous"
+            ),
+            Self::SeveralAddresses { header, count } => write!(
+                f,
+                "the {header} header holds {count} addresses: the sender is ambiguous"
+            ),
+            Self::Group { header } => write!(
+                f,
+                "the {header} header is a group (name: addresses;), not one mailbox"
+            ),
+            Self::Unusable { header } => {
+                write!(f, "the {header} header holds no usable address")
+            }
+        }
+    }
 }
 
 /// A header that records the message's path or its authentication.
@@ -81,8 +125,13 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
     };
     let subject = header_text(message.subject().unwrap_or_default());
     let (text, body_source) = body_text(&message);
+    let (sender, sender_problem) = match sender(&message, sender_header) {
+        Ok(address) => (Some(address), None),
+        Err(problem) => (None, Some(problem)),
+    };
     Mail {
-        sender: sender(&message, sender_header),
+        sender,
+        sender_problem,
         topic: strip_subject_prefixes(&subject).to_owned(),
         subject,
         message_id: message.message_id().and_then(message_id),
@@ -204,18 +253,79 @@ fn markers(message: &Message<'_>) -> Markers {
     }
 }
 
-fn sender(message: &Message<'_>, header: &str) -> Option<String> {
-    let address = if header.eq_ignore_ascii_case("from") {
-        message.from()?.first()?.address()?.to_owned()
-    } else {
-        // Parse the other header's value as if it were a From header, so
-        // that `"List" <a@b>`, comments and encoded words are handled by the
-        // real address parser.
-        let value = message.header_raw(header)?;
-        let synthetic = format!("From:{value}\r\n\r\n");
-        let parsed = MessageParser::default().parse(synthetic.as_bytes())?;
-        parsed.from()?.first()?.address()?.to_owned()
-    };
+/// The one address of the sender header, or why there is not one. The
+/// From header must be unambiguous too when another header names the
+/// sender: the MX's DMARC verdict is about From.
+fn sender(message: &Message<'_>, header: &str) -> Result<String, SenderProblem> {
+    let from = one_address(message, "From");
+    if header.eq_ignore_ascii_case("from") {
+        return from;
+    }
+    if let Err(
+        problem @ (SenderProblem::Repeated { .. }
+        | SenderProblem::SeveralAddresses { .. }
+        | SenderProblem::Group { .. }),
+    ) = from
+    {
+        return Err(problem);
+    }
+    one_address(message, header)
+}
+
+fn one_address(message: &Message<'_>, header: &str) -> Result<String, SenderProblem> {
+    let name = || header.to_owned();
+    let raws: Vec<&str> = message
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(header))
+        .filter_map(|h| {
+            let start = usize::try_from(h.offset_start()).ok()?;
+            let end = usize::try_from(h.offset_end()).ok()?;
+            std::str::from_utf8(message.raw_message().get(start..end)?).ok()
+        })
+        .collect();
+    let count = message
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(header))
+        .count();
+    match count {
+        0 => return Err(SenderProblem::Missing { header: name() }),
+        1 => {}
+        count => {
+            return Err(SenderProblem::Repeated {
+                header: name(),
+                count,
+            });
+        }
+    }
+    // Parse the value as if it were a From header (for From itself too,
+    // so both take one path): `"List" <a@b>`, comments and encoded words
+    // are handled by the real address parser.
+    let value = raws
+        .first()
+        .ok_or_else(|| SenderProblem::Unusable { header: name() })?;
+    let synthetic = format!("From:{value}\r\n\r\n");
+    let parsed = MessageParser::default()
+        .parse(synthetic.as_bytes())
+        .ok_or_else(|| SenderProblem::Unusable { header: name() })?;
+    let address = parsed
+        .from()
+        .ok_or_else(|| SenderProblem::Unusable { header: name() })?;
+    if address.as_group().is_some() {
+        return Err(SenderProblem::Group { header: name() });
+    }
+    let count = address.iter().count();
+    if count > 1 {
+        return Err(SenderProblem::SeveralAddresses {
+            header: name(),
+            count,
+        });
+    }
+    let address = address
+        .first()
+        .and_then(|a| a.address())
+        .ok_or_else(|| SenderProblem::Unusable { header: name() })?;
     // A usable address has a local part and a domain; mail-parser reads a
     // quoted local part ("x"@example.com) as a display name and "@domain".
     let address = address.trim();
@@ -223,7 +333,11 @@ fn sender(message: &Message<'_>, header: &str) -> Option<String> {
         .rsplit_once('@')
         .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
         && !address.chars().any(|c| c.is_control() || c.is_whitespace());
-    usable.then(|| address.to_owned())
+    if usable {
+        Ok(address.to_owned())
+    } else {
+        Err(SenderProblem::Unusable { header: name() })
+    }
 }
 
 /// The inline text parts, in order; HTML parts converted when there is no

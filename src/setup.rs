@@ -55,6 +55,9 @@ pub struct Answers {
     pub authserv_id: Option<String>,
     #[serde(default)]
     pub require: Option<String>,
+    /// `above` or `below`: where the MX writes its Authentication-Results.
+    #[serde(default)]
+    pub position: Option<String>,
     #[serde(default)]
     pub ansible: Option<String>,
 }
@@ -92,6 +95,7 @@ impl Answers {
             admins: Vec::new(),
             authserv_id: None,
             require: None,
+            position: None,
             ansible: None,
         }
     }
@@ -123,6 +127,9 @@ impl Answers {
     fn require(&self) -> String {
         self.require.clone().unwrap_or_else(|| "dmarc".into())
     }
+    fn position(&self) -> String {
+        self.position.clone().unwrap_or_else(|| "above".into())
+    }
     fn security(&self) -> String {
         self.smtp_security
             .clone()
@@ -151,6 +158,12 @@ impl Answers {
         }
         if !["dmarc", "dkim", "spf", "none"].contains(&self.require().as_str()) {
             bail!("require {:?}: use dmarc, dkim, spf or none", self.require());
+        }
+        if !["above", "below"].contains(&self.position().as_str()) {
+            bail!(
+                "position {:?}: use above (Postfix with OpenDKIM/OpenDMARC, rspamd) or below (Gmail, Microsoft 365)",
+                self.position()
+            );
         }
         if !["starttls", "tls", "none"].contains(&self.security().as_str()) {
             bail!(
@@ -330,6 +343,18 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
         ["dmarc", "dkim", "spf", "none"][Select::with_theme(&theme)
             .with_prompt("Require")
             .items(requires)
+            .default(0)
+            .interact()?]
+        .to_owned(),
+    );
+    let positions = [
+        "above: the MX writes Authentication-Results above its own Received header (Postfix with OpenDKIM/OpenDMARC, rspamd)",
+        "below: directly below its Received header (Gmail or Microsoft 365, mail fetched by fdm)",
+    ];
+    answers.position = Some(
+        ["above", "below"][Select::with_theme(&theme)
+            .with_prompt("Where does your MX write its Authentication-Results?")
+            .items(positions)
             .default(0)
             .interact()?]
         .to_owned(),
@@ -539,7 +564,7 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
     }
     out.push_str("  reply_limit_per_hour: 10\n\n");
     out.push_str("# The From address counts only with this MX's Authentication-Results verdict.\nauthentication:\n");
-    out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n\n", q(&answers.authserv_id()), answers.require()));
+    out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n  # where the MX writes its Authentication-Results: above its own Received\n  # header (Postfix with OpenDKIM/OpenDMARC, rspamd) or below it (Gmail,\n  # Microsoft 365); results anywhere else never count\n  position: {}\n\n", q(&answers.authserv_id()), answers.require(), answers.position()));
     out.push_str("# Who may ask for what (default deny). A sender gets what the most generous\n# grant that matches them gives.\naccess:\n");
     if answers.own_account_only {
         out.push_str(SELF_SERVICE_COMMENT);

@@ -2,20 +2,48 @@
 //! this request?
 //!
 //! Authentication reads only `Authentication-Results` headers (RFC 8601)
-//! written by a trusted authserv-id, and only the newest one the trusted MX
-//! added when the message entered it: the region above the lowest
-//! `Received: ... by <trusted MX>` header, down to the next `Received`.
-//! Headers are prepended on every hop, so a forged result the sender put in
-//! the message sits below the MX's own; the topmost trusted one wins. No
-//! such `Received` header means the mail never passed the trusted MX.
+//! that the trusted MX wrote, and it finds them by position. Every hop
+//! prepends its headers, so the message as the sender wrote it sits below
+//! the `Received` header the MX added on entry, and everything above that
+//! header was added by the MX or by hops after it. The sender can put
+//! anything below, including fake `Received: ... by <trusted MX>` and
+//! `Authentication-Results: <trusted id>; dmarc=pass` headers, but nothing
+//! above. So:
+//!
+//! - **The MX's entry is its topmost `Received` header**, not its lowest:
+//!   the lowest is whatever the sender chose to put at the bottom, and a
+//!   fake one there would move the counted region into the sender's own
+//!   headers. (The price: a mail that passes the MX twice, e.g. through a
+//!   content filter that re-injects it, is judged by the second pass.)
+//!   No such header: the mail never passed the trusted MX.
+//! - **`position: above`** (RFC 8601 section 4; Postfix with milters that
+//!   insert at the top, rspamd): only results between that header and the
+//!   next newer `Received` (or the top) count. That region holds nothing
+//!   the sender wrote, so each trusted result in it is the MX's own; a
+//!   result below the MX's `Received` never counts, also when the MX wrote
+//!   none (a milter skipped, `milter_default_action = accept`, locally
+//!   submitted mail).
+//! - **`position: below`** (Gmail, Microsoft 365): the MX writes one header
+//!   directly below its `Received`, so the region runs from there down to
+//!   the next `Received` — and that region also holds the headers the
+//!   sender put at the top of the message. The MX's own header is the
+//!   first one below its `Received`; only that one can give the verdict
+//!   (and only with a trusted authserv-id). The others in the region may
+//!   only take trust away.
+//!
+//! In both layouts only trusted authserv-ids count, and the results for
+//! the required method in every trusted header of the region must agree:
+//! `dmarc=pass` next to `dmarc=fail`, or a pass for another domain, is a
+//! conflict and the mail is not authenticated. A trusted header in the
+//! region that does not parse makes it unauthenticated too.
 //!
 //! Access is default deny: a list of grants (request types × senders,
 //! optionally only for the sender's own account).
 
 use std::fmt;
 
-use crate::authres;
-use crate::config::{Authentication, Grant, Require, Scope};
+use crate::authres::{self, AuthResults, MethodResult};
+use crate::config::{Authentication, Grant, Position, Require, Scope};
 use crate::desk::HELP;
 use crate::mail::{Mail, Trace};
 
@@ -47,6 +75,9 @@ pub fn authenticate(settings: Option<&Authentication>, mail: &Mail) -> Authentic
             "config.yaml has no authentication: section, so no sender is trusted (see config.example.yaml)".into(),
         );
     };
+    if let Some(problem) = &mail.sender_problem {
+        return Authenticated::No(problem.to_string());
+    }
     let Some(sender) = mail.sender.as_deref() else {
         return Authenticated::No("the mail has no usable sender address".into());
     };
@@ -59,13 +90,9 @@ pub fn authenticate(settings: Option<&Authentication>, mail: &Mail) -> Authentic
         return Authenticated::No(format!("{sender} has no domain"));
     };
     let from_domain = from_domain.to_ascii_lowercase();
-
-    let Some(results) = trusted_results(settings, &mail.trace) else {
-        return Authenticated::No(format!(
-            "no Received header by {} and Authentication-Results from {} at the top of the mail: it did not come through the trusted MX",
-            settings.received_by.join("/"),
-            settings.authserv_id.join("/")
-        ));
+    let region = match region(settings, &mail.trace) {
+        Ok(region) => region,
+        Err(why) => return Authenticated::No(why),
     };
     let method = match settings.require {
         Require::Dmarc => "dmarc",
@@ -73,60 +100,139 @@ pub fn authenticate(settings: Option<&Authentication>, mail: &Mail) -> Authentic
         Require::Spf => "spf",
         Require::None => "none",
     };
-    let verdicts: Vec<&authres::MethodResult> = results
-        .results
-        .iter()
-        .filter(|r| r.method == method)
-        .collect();
-    let aligned = |r: &authres::MethodResult| -> Option<String> {
-        match settings.require {
-            Require::Dmarc => r
-                .property("header.from")
-                .filter(|d| d.eq_ignore_ascii_case(&from_domain))
-                .map(|d| format!("header.from={d}")),
-            Require::Dkim => {
-                let d = r.property("header.d").or_else(|| {
-                    r.property("header.i")
-                        .map(|i| i.rsplit('@').next().unwrap_or(i))
-                })?;
-                aligned_domain(d, &from_domain).then(|| format!("header.d={d}"))
-            }
-            Require::Spf => {
-                let from = r.property("smtp.mailfrom")?;
-                let d = from.rsplit('@').next().unwrap_or(from);
-                aligned_domain(d, &from_domain).then(|| format!("smtp.mailfrom={from}"))
-            }
-            Require::None => None,
-        }
+    let of_method = |headers: &[AuthResults]| -> Vec<(String, MethodResult)> {
+        headers
+            .iter()
+            .flat_map(|h| {
+                h.results
+                    .iter()
+                    .filter(|r| r.method == method)
+                    .map(|r| (h.authserv_id.clone(), r.clone()))
+            })
+            .collect()
     };
-    if let Some((r, how)) = verdicts.iter().find_map(|r| {
-        (r.result == "pass")
-            .then(|| aligned(r).map(|how| (r, how)))
-            .flatten()
-    }) {
-        return Authenticated::Yes(format!(
-            "{}={} {how} ({})",
-            r.method, r.result, results.authserv_id
+    let all = of_method(&region.headers);
+    if let Some(conflict) = conflict(settings.require, &all) {
+        return Authenticated::No(format!(
+            "the trusted Authentication-Results {} disagree: {conflict}",
+            region.place
         ));
     }
-    let seen: Vec<String> = verdicts
+    let deciding = of_method(region.headers.get(..region.deciding).unwrap_or_default());
+    if let Some((id, r, how)) = deciding.iter().find_map(|(id, r)| {
+        (r.result == "pass")
+            .then(|| aligned(settings.require, r, &from_domain).map(|how| (id, r, how)))
+            .flatten()
+    }) {
+        return Authenticated::Yes(format!("{}={} {how} ({id})", r.method, r.result));
+    }
+    let seen: Vec<String> = deciding
         .iter()
-        .map(|r| format!("{}={}", r.method, r.result))
+        .map(|(_, r)| format!("{}={}", r.method, r.result))
         .collect();
-    Authenticated::No(if seen.is_empty() {
-        format!("{} recorded no {method} result", results.authserv_id)
+    Authenticated::No(if region.deciding == 0 {
+        region.why_none
+    } else if seen.is_empty() {
+        format!(
+            "the trusted MX's Authentication-Results {} record no {method} result",
+            region.place
+        )
     } else {
         format!(
-            "{} says {} (needed: {method}=pass aligned with {from_domain})",
-            results.authserv_id,
+            "the trusted MX's Authentication-Results {} say {} (needed: {method}=pass aligned with {from_domain})",
+            region.place,
             seen.join(", ")
         )
     })
 }
 
-/// The topmost Authentication-Results with a trusted authserv-id inside
-/// the trusted MX's region (see the module comment).
-fn trusted_results(settings: &Authentication, trace: &[Trace]) -> Option<authres::AuthResults> {
+/// Why a pass counts, or `None` when it is not about the From domain.
+fn aligned(require: Require, r: &MethodResult, from_domain: &str) -> Option<String> {
+    match require {
+        Require::Dmarc => r
+            .property("header.from")
+            .filter(|d| d.eq_ignore_ascii_case(from_domain))
+            .map(|d| format!("header.from={d}")),
+        Require::Dkim => {
+            let d = dkim_domain(r)?;
+            aligned_domain(d, from_domain).then(|| format!("header.d={d}"))
+        }
+        Require::Spf => {
+            let from = r.property("smtp.mailfrom")?;
+            let d = from.rsplit('@').next().unwrap_or(from);
+            aligned_domain(d, from_domain).then(|| format!("smtp.mailfrom={from}"))
+        }
+        Require::None => None,
+    }
+}
+
+fn dkim_domain(r: &MethodResult) -> Option<&str> {
+    r.property("header.d").or_else(|| {
+        r.property("header.i")
+            .map(|i| i.rsplit('@').next().unwrap_or(i))
+    })
+}
+
+/// Two results for the required method that cannot both be true: distinct
+/// verdicts (`pass` and `fail`), or, for DMARC and SPF, which judge the
+/// message once, verdicts about different domains. (DKIM judges each
+/// signature, and a mail may carry several that pass.)
+fn conflict(require: Require, results: &[(String, MethodResult)]) -> Option<String> {
+    let describe = |r: &MethodResult| {
+        let about = match require {
+            Require::Dmarc => r.property("header.from"),
+            Require::Spf => r.property("smtp.mailfrom"),
+            _ => dkim_domain(r),
+        };
+        match about {
+            // The value may come from a forged header: nothing of it may
+            // reach a terminal as a control sequence.
+            Some(d) => format!(
+                "{}={} for {}",
+                r.method,
+                r.result,
+                d.chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect::<String>()
+            ),
+            None => format!("{}={}", r.method, r.result),
+        }
+    };
+    let (_, first) = results.first()?;
+    let identity = |r: &MethodResult| -> Option<String> {
+        match require {
+            Require::Dmarc => r.property("header.from").map(str::to_ascii_lowercase),
+            Require::Spf => r.property("smtp.mailfrom").map(|m| {
+                m.rsplit('@')
+                    .next()
+                    .unwrap_or(m)
+                    .trim()
+                    .to_ascii_lowercase()
+            }),
+            _ => None,
+        }
+    };
+    results.iter().skip(1).find_map(|(_, r)| {
+        (r.result != first.result || identity(r) != identity(first))
+            .then(|| format!("{} and {}", describe(first), describe(r)))
+    })
+}
+
+/// The trusted Authentication-Results the layout lets count.
+#[derive(Debug)]
+struct Region {
+    /// Trusted headers in the region, top first.
+    headers: Vec<AuthResults>,
+    /// How many of `headers`, from the top, may give the verdict: all of
+    /// them `above`, the MX's own one `below`.
+    deciding: usize,
+    /// Why nothing may decide, when `deciding` is 0.
+    why_none: String,
+    /// "above mx.example.com's Received header", for reasons.
+    place: String,
+}
+
+fn region(settings: &Authentication, trace: &[Trace]) -> Result<Region, String> {
     let is_mx = |by: &Option<String>| {
         by.as_deref().is_some_and(|by| {
             settings
@@ -135,22 +241,89 @@ fn trusted_results(settings: &Authentication, trace: &[Trace]) -> Option<authres
                 .any(|h| h.eq_ignore_ascii_case(by))
         })
     };
-    let entry = trace
+    let is_received = |t: &Trace| matches!(t, Trace::Received { .. });
+    let ids = settings.authserv_id.join("/");
+    let mx = settings.received_by.join("/");
+    let Some(entry) = trace
         .iter()
-        .rposition(|t| matches!(t, Trace::Received { by } if is_mx(by)))?;
-    let end = trace
-        .iter()
-        .skip(entry + 1)
-        .position(|t| matches!(t, Trace::Received { .. }))
-        .map_or(trace.len(), |offset| entry + 1 + offset);
-    trace.get(..end)?.iter().find_map(|t| match t {
-        Trace::AuthResults(value) => authres::parse(value).filter(|r| {
-            settings
-                .authserv_id
-                .iter()
-                .any(|id| id.eq_ignore_ascii_case(&r.authserv_id))
-        }),
+        .position(|t| matches!(t, Trace::Received { by } if is_mx(by)))
+    else {
+        return Err(format!(
+            "no Received header by {mx}: the mail did not come through the trusted MX"
+        ));
+    };
+    let position = settings.position();
+    let (slice, place) = match position {
+        Position::Above => {
+            let start = trace
+                .get(..entry)
+                .and_then(|above| above.iter().rposition(is_received))
+                .map_or(0, |i| i + 1);
+            (
+                trace.get(start..entry).unwrap_or_default(),
+                format!("above {mx}'s Received header (position: above)"),
+            )
+        }
+        Position::Below => {
+            let below = trace.get(entry + 1..).unwrap_or_default();
+            let end = below.iter().position(is_received).unwrap_or(below.len());
+            (
+                below.get(..end).unwrap_or_default(),
+                format!("directly below {mx}'s Received header (position: below)"),
+            )
+        }
+    };
+    let trusted = |id: &str| {
+        settings
+            .authserv_id
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(id))
+    };
+    let mut headers = Vec::new();
+    let mut first_is_trusted = None;
+    for value in slice.iter().filter_map(|t| match t {
+        Trace::AuthResults(value) => Some(value),
         Trace::Received { .. } => None,
+    }) {
+        let parsed = authres::parse(value);
+        let id = match &parsed {
+            Ok(r) => Some(r.authserv_id.clone()),
+            Err(e) => e.authserv_id.clone(),
+        };
+        let is_trusted = id.as_deref().is_some_and(trusted);
+        first_is_trusted.get_or_insert(is_trusted);
+        if !is_trusted {
+            continue;
+        }
+        match parsed {
+            Ok(r) => headers.push(r),
+            Err(e) => {
+                return Err(format!(
+                    "an Authentication-Results header of {} {place} is malformed ({e}), so none of them is read",
+                    id.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let (deciding, why_none) = match (position, first_is_trusted) {
+        (_, None) => (0, format!("{mx} wrote no Authentication-Results {place}")),
+        (Position::Above, Some(_)) if headers.is_empty() => {
+            (0, format!("no Authentication-Results from {ids} {place}"))
+        }
+        (Position::Above, Some(_)) => (headers.len(), String::new()),
+        (Position::Below, Some(false)) => (
+            0,
+            format!(
+                "the first Authentication-Results {place} is not from {ids}; results further down came with the mail"
+            ),
+        ),
+        (Position::Below, Some(true)) => (1, String::new()),
+    };
+    Ok(Region {
+        headers,
+        deciding,
+        why_none,
+        place,
     })
 }
 
@@ -297,6 +470,7 @@ mod tests {
             authserv_id: vec!["mx.example.com".into()],
             received_by: vec!["mx.example.com".into()],
             require,
+            position: None,
         }
     }
 
@@ -337,6 +511,7 @@ mod tests {
             authserv_id: vec!["mx.google.com".into()],
             received_by: vec!["mx.google.com".into()],
             require: Require::Dmarc,
+            position: Some(Position::Below),
         };
         let raw = "Delivered-To: me@gmail.com\r\nReceived: by 2002:a05:6a10:1::1 with SMTP id x;\r\n Sun, 22 Nov 2026 09:00:01 -0800 (PST)\r\nReturn-Path: <alice@example.com>\r\nReceived: from mail.example.com (mail.example.com. [192.0.2.1])\r\n        by mx.google.com with ESMTPS id y\r\n        for <me@gmail.com>;\r\n        Sun, 22 Nov 2026 09:00:00 -0800 (PST)\r\nReceived-SPF: pass (google.com: domain of alice@example.com designates 192.0.2.1 as permitted sender) client-ip=192.0.2.1;\r\nAuthentication-Results: mx.google.com;\r\n       dkim=pass header.i=@example.com header.s=s1 header.b=abc;\r\n       spf=pass (google.com: domain of alice@example.com designates 192.0.2.1 as permitted sender) smtp.mailfrom=alice@example.com;\r\n       dmarc=pass (p=NONE sp=NONE dis=NONE) header.from=example.com\r\nReceived: from laptop by mail.example.com; Sun, 22 Nov 2026 08:59:59 -0800\r\nFrom: Alice <alice@example.com>\r\nSubject: quota\r\n\r\nhi\r\n";
         let mail = mail::read(raw.as_bytes(), "From");
@@ -392,6 +567,292 @@ mod tests {
             "Authentication-Results: mx.example.com; spf=pass smtp.mailfrom=bounce@sendgrid.net\r\n{MX}"
         );
         assert!(!check(&spf, Require::Spf).is_yes());
+    }
+
+    /// A mail whose header block is `headers` (top first), judged with
+    /// `require: dmarc` in `position`.
+    fn judged(headers: &[String], position: Position, require: Require) -> Authenticated {
+        let raw = format!(
+            "{}From: Alice <alice@example.com>\r\nSubject: quota\r\n\r\nhi\r\n",
+            headers.concat()
+        );
+        let settings = Authentication {
+            position: Some(position),
+            ..settings(require)
+        };
+        authenticate(Some(&settings), &mail::read(raw.as_bytes(), "From"))
+    }
+
+    fn ar(text: &str) -> String {
+        format!("Authentication-Results: {text}\r\n")
+    }
+
+    const PASS: &str = "mx.example.com; dmarc=pass header.from=example.com";
+    const FAIL: &str = "mx.example.com; dmarc=fail header.from=example.com";
+    /// A newer hop after the MX (a mailbox server, fdm).
+    const NEWER: &str = "Received: from mx.example.com by mailbox.example.com with LMTP; Sun, 22 Nov 2026 09:00:01 +0000\r\n";
+    /// A hop the sender's side added (or forged) before the MX.
+    const OLDER: &str =
+        "Received: from laptop by out.example.net; Sun, 22 Nov 2026 08:59:00 +0000\r\n";
+
+    fn yes(headers: &[String], position: Position) {
+        let verdict = judged(headers, position, Require::Dmarc);
+        assert!(verdict.is_yes(), "{position:?} {headers:?}: {verdict}");
+    }
+
+    fn no(headers: &[String], position: Position, why: &str) -> String {
+        let verdict = judged(headers, position, Require::Dmarc);
+        let text = verdict.to_string();
+        assert!(!verdict.is_yes(), "{position:?} {headers:?}: {text}");
+        assert!(text.contains(why), "{position:?} {headers:?}: {text}");
+        text
+    }
+
+    #[test]
+    fn above_counts_only_results_above_the_mx_received() {
+        let (mx, above) = (MX.to_owned(), Position::Above);
+        yes(&[ar(PASS), mx.clone()], above);
+        yes(&[NEWER.into(), ar(PASS), mx.clone(), OLDER.into()], above);
+        // The hole of issue 11: the MX wrote nothing, the sender's pass
+        // sits right below its Received.
+        no(&[mx.clone(), ar(PASS)], above, "no Authentication-Results");
+        no(
+            &[mx.clone(), ar(PASS), OLDER.into()],
+            above,
+            "no Authentication-Results",
+        );
+        // A genuine fail above, a forged pass below.
+        no(&[ar(FAIL), mx.clone(), ar(PASS)], above, "dmarc=fail");
+        // A fake "Received: by mx" further down does not move the region
+        // into the sender's headers: the topmost one is the entry.
+        no(
+            &[mx.clone(), ar(PASS), mx.clone()],
+            above,
+            "no Authentication-Results",
+        );
+        no(
+            &[ar(FAIL), mx.clone(), ar(PASS), mx.clone()],
+            above,
+            "dmarc=fail",
+        );
+        // Above a newer hop is not the MX's region.
+        no(
+            &[ar(PASS), NEWER.into(), mx.clone()],
+            above,
+            "no Authentication-Results",
+        );
+        // Several milters each write one header: all are the MX's own.
+        yes(
+            &[
+                ar(PASS),
+                ar("mx.example.com; dkim=pass header.d=example.com"),
+                mx.clone(),
+            ],
+            above,
+        );
+        let dkim = judged(
+            &[
+                ar(PASS),
+                ar("mx.example.com; dkim=pass header.d=example.com"),
+                mx,
+            ],
+            above,
+            Require::Dkim,
+        );
+        assert!(dkim.is_yes(), "{dkim}");
+    }
+
+    #[test]
+    fn below_counts_only_the_first_header_under_the_mx_received() {
+        let (mx, below) = (MX.to_owned(), Position::Below);
+        yes(&[mx.clone(), ar(PASS)], below);
+        yes(&[NEWER.into(), mx.clone(), ar(PASS), OLDER.into()], below);
+        // A forged pass below the next Received never counts.
+        yes(&[mx.clone(), ar(PASS), OLDER.into(), ar(FAIL)], below);
+        no(
+            &[mx.clone(), ar(FAIL), OLDER.into(), ar(PASS)],
+            below,
+            "dmarc=fail",
+        );
+        // A forged pass right under the MX's own fail: they disagree.
+        no(&[mx.clone(), ar(FAIL), ar(PASS)], below, "disagree");
+        // The MX recorded no DMARC result; a forged one below it does not
+        // stand in for it.
+        no(
+            &[
+                mx.clone(),
+                ar("mx.example.com; spf=pass smtp.mailfrom=alice@example.com"),
+                ar(PASS),
+            ],
+            below,
+            "record no dmarc result",
+        );
+        // Results above the MX's Received are not where it writes them.
+        no(
+            &[ar(PASS), mx.clone()],
+            below,
+            "wrote no Authentication-Results",
+        );
+        // The first header under the MX's Received is someone else's.
+        no(
+            &[
+                mx.clone(),
+                ar("mx.evil.example; dmarc=pass header.from=example.com"),
+                ar(PASS),
+            ],
+            below,
+            "is not from mx.example.com",
+        );
+        // A fake "Received: by mx" lower down changes nothing.
+        no(
+            &[mx.clone(), ar(FAIL), mx.clone(), ar(PASS)],
+            below,
+            "dmarc=fail",
+        );
+    }
+
+    /// Every way the trusted results for the required method can disagree,
+    /// in one header or in several, in both layouts.
+    #[test]
+    fn conflicting_results_are_not_authenticated() {
+        let conflicts = [
+            // several results of the method in one header
+            vec![ar(
+                "mx.example.com; dmarc=pass header.from=example.com; dmarc=fail header.from=example.com",
+            )],
+            vec![ar(
+                "mx.example.com; dmarc=fail header.from=example.com; dmarc=pass header.from=example.com",
+            )],
+            // a pass for the From domain, a pass for another
+            vec![ar(
+                "mx.example.com; dmarc=pass header.from=example.com; dmarc=pass header.from=evil.example",
+            )],
+            // a pass for another domain plus a fail
+            vec![ar(
+                "mx.example.com; dmarc=pass header.from=evil.example; dmarc=fail header.from=example.com",
+            )],
+            // several headers of the region
+            vec![ar(PASS), ar(FAIL)],
+            vec![ar(FAIL), ar(PASS)],
+            vec![
+                ar(PASS),
+                ar("mx.example.com; dmarc=none header.from=example.com"),
+            ],
+        ];
+        for headers in &conflicts {
+            for position in [Position::Above, Position::Below] {
+                let mut all = headers.clone();
+                match position {
+                    Position::Above => all.push(MX.into()),
+                    Position::Below => all.insert(0, MX.into()),
+                }
+                no(&all, position, "disagree");
+            }
+        }
+        // DKIM judges each signature: two passing signatures are no
+        // conflict, a failing one next to the pass is.
+        let two =
+            ar("mx.example.com; dkim=pass header.d=example.com; dkim=pass header.d=esp.example");
+        assert!(judged(&[two, MX.into()], Position::Above, Require::Dkim).is_yes());
+        let mixed =
+            ar("mx.example.com; dkim=pass header.d=example.com; dkim=fail header.d=esp.example");
+        let verdict = judged(&[mixed, MX.into()], Position::Above, Require::Dkim);
+        assert!(!verdict.is_yes(), "{verdict}");
+        // An untrusted authserv-id's opinion is no conflict.
+        yes(
+            &[
+                ar(PASS),
+                ar("mx.evil.example; dmarc=fail header.from=example.com"),
+                MX.into(),
+            ],
+            Position::Above,
+        );
+    }
+
+    #[test]
+    fn quoted_pair_confusion_is_not_authenticated() {
+        let confused = ar(
+            r#"mx.example.com; dmarc=fail header.from="x\";dmarc=pass header.from=example.com""#,
+        );
+        no(
+            &[confused.clone(), MX.into()],
+            Position::Above,
+            "dmarc=fail",
+        );
+        no(&[MX.into(), confused], Position::Below, "dmarc=fail");
+        // A trusted header in the region that does not parse.
+        let broken = ar(r#"mx.example.com; dmarc=pass header.from="example.com"#);
+        no(&[broken.clone(), MX.into()], Position::Above, "malformed");
+        no(&[MX.into(), broken], Position::Below, "malformed");
+        // An untrusted one that does not parse is ignored.
+        yes(
+            &[ar("mx.evil.example; ((("), ar(PASS), MX.into()],
+            Position::Above,
+        );
+    }
+
+    #[test]
+    fn one_sender_unambiguous() {
+        let pass = format!("{}{MX}", ar(PASS));
+        let judge = |from_lines: &str, header: &str| {
+            let raw = format!("{pass}{from_lines}Subject: quota\r\n\r\nhi\r\n");
+            authenticate(
+                Some(&settings(Require::Dmarc)),
+                &mail::read(raw.as_bytes(), header),
+            )
+        };
+        let cases = [
+            (
+                "From: alice@example.com\r\nFrom: mallory@evil.example\r\n",
+                "From",
+                "2 From headers",
+            ),
+            (
+                "From: mallory@evil.example\r\nFrom: alice@example.com\r\n",
+                "From",
+                "2 From headers",
+            ),
+            (
+                "From: alice@example.com, mallory@evil.example\r\n",
+                "From",
+                "holds 2 addresses",
+            ),
+            (
+                "From: alice@example.com, Alice <alice@example.com>\r\n",
+                "From",
+                "holds 2 addresses",
+            ),
+            (
+                "From: Team: alice@example.com, mallory@evil.example;\r\n",
+                "From",
+                "is a group",
+            ),
+            ("From: Team: alice@example.com;\r\n", "From", "is a group"),
+            ("Sender: alice@example.com\r\n", "From", "no From header"),
+            (
+                "From: list@example.com\r\nX-Original-Sender: alice@example.com\r\nX-Original-Sender: mallory@example.com\r\n",
+                "X-Original-Sender",
+                "2 X-Original-Sender headers",
+            ),
+            (
+                "From: list@example.com\r\nFrom: other@example.com\r\nX-Original-Sender: alice@example.com\r\n",
+                "X-Original-Sender",
+                "2 From headers",
+            ),
+        ];
+        for (lines, header, why) in cases {
+            let verdict = judge(lines, header);
+            assert!(!verdict.is_yes(), "{lines:?}: {verdict}");
+            assert!(verdict.to_string().contains(why), "{lines:?}: {verdict}");
+        }
+        assert!(judge("From: Alice <alice@example.com>\r\n", "From").is_yes());
+        assert!(
+            judge(
+                "From: list@example.com\r\nX-Original-Sender: alice@example.com\r\n",
+                "X-Original-Sender"
+            )
+            .is_yes()
+        );
     }
 
     fn grants(yaml_like: &[(&[&str], &[&str], Scope)]) -> Vec<Grant> {

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod authentication;
 mod delivery;
 mod errors;
 mod fixtures;

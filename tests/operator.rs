@@ -47,6 +47,10 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
     p.send_line("").unwrap();
     p.exp_string("Require").unwrap();
     p.send_line("").unwrap();
+    p.exp_string("Where does your MX write its Authentication-Results?")
+        .unwrap();
+    p.send(DOWN).unwrap();
+    p.send_line("").unwrap();
     p.exp_string("ansible-playbook").unwrap();
     p.send_line(&ansible_playbook().display().to_string())
         .unwrap();
@@ -65,6 +69,7 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
         "{config}"
     );
     assert!(config.contains("transport: folder"), "{config}");
+    assert!(config.contains("  position: below\n"), "{config}");
     assert!(
         config.contains("senders: [\"*@example.com\"]\n    scope: self"),
         "{config}"
@@ -152,7 +157,7 @@ fn setup_refuses_to_prompt_without_a_terminal_and_works_from_flags_and_answers()
     let parent = tempfile::tempdir().unwrap();
     let answers = parent.path().join("answers.yaml");
     let dir = parent.path().join("desk");
-    fs::write(&answers, format!("dir: {}\ndomain: example.org\ntransport: folder\nadmins: [root@example.org]\nrequire: dkim\n", dir.display())).unwrap();
+    fs::write(&answers, format!("dir: {}\ndomain: example.org\ntransport: folder\nadmins: [root@example.org]\nrequire: dkim\nposition: below\n", dir.display())).unwrap();
     let mut command = helpdesk();
     command.arg("setup").arg("--answers").arg(&answers);
     let out = exec(command, b"");
@@ -162,6 +167,7 @@ fn setup_refuses_to_prompt_without_a_terminal_and_works_from_flags_and_answers()
         config.contains("require: dkim") && config.contains("root@example.org"),
         "{config}"
     );
+    assert!(config.contains("  position: below\n"), "{config}");
 
     // Re-run on the existing folder: changed files are kept, config.yaml is
     // rewritten with a backup.
@@ -175,11 +181,18 @@ fn setup_refuses_to_prompt_without_a_terminal_and_works_from_flags_and_answers()
             "example.net",
             "--transport",
             "folder",
+            "--position",
+            "above",
             "--dir",
         ])
         .arg(&dir);
     let out = exec(command, b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        fs::read_to_string(dir.join("config.yaml"))
+            .unwrap()
+            .contains("  position: above\n")
+    );
     assert!(
         out.stdout.contains("kept your keywords.txt"),
         "{}",
