@@ -137,7 +137,7 @@ fn check_position(report: &mut Report, shown: &str, auth: &crate::config::Authen
             "only Authentication-Results above {mx}'s own Received header count (Postfix with OpenDKIM/OpenDMARC, rspamd)"
         ),
         crate::config::Position::Below => format!(
-            "only the Authentication-Results directly below {mx}'s own Received header counts (Gmail, Microsoft 365)"
+            "only the Authentication-Results directly below {mx}'s own Received header counts (Gmail)"
         ),
     };
     if auth.position.is_none() {

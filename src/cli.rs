@@ -183,7 +183,7 @@ pub struct SetupArgs {
     /// dmarc, dkim, spf or none
     #[arg(long)]
     pub require: Option<String>,
-    /// Where the MX writes Authentication-Results: above its Received header (Postfix with OpenDKIM/OpenDMARC, rspamd; default) or below it (Gmail, Microsoft 365)
+    /// Where the MX writes Authentication-Results: above its Received header (Postfix with OpenDKIM/OpenDMARC, rspamd; default) or below it (Gmail)
     #[arg(long)]
     pub position: Option<String>,
     /// Path of ansible-playbook (default: found on PATH)

@@ -95,7 +95,7 @@ pub enum Position {
     #[default]
     Above,
     /// Directly below it, above the headers that came with the mail:
-    /// Gmail, Microsoft 365.
+    /// Gmail. (Microsoft 365 writes no authserv-id, so it cannot be trusted yet.)
     Below,
 }
 

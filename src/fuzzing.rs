@@ -192,7 +192,9 @@ pub mod yaml11 {
 mod tests {
     #[test]
     fn vars_round_trip_seeds_hold() {
-        super::vars_round_trip(include_bytes!("../fuzz/seeds/vars_round_trip/yaml_specials"));
+        super::vars_round_trip(include_bytes!(
+            "../fuzz/seeds/vars_round_trip/yaml_specials"
+        ));
         super::vars_round_trip(include_bytes!("../fuzz/seeds/vars_round_trip/templates"));
         let every_char: String = (0u32..0x3000).filter_map(char::from_u32).collect();
         super::vars_round_trip(every_char.as_bytes());

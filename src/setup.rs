@@ -161,7 +161,7 @@ impl Answers {
         }
         if !["above", "below"].contains(&self.position().as_str()) {
             bail!(
-                "position {:?}: use above (Postfix with OpenDKIM/OpenDMARC, rspamd) or below (Gmail, Microsoft 365)",
+                "position {:?}: use above (Postfix with OpenDKIM/OpenDMARC, rspamd) or below (Gmail)",
                 self.position()
             );
         }
@@ -349,7 +349,7 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
     );
     let positions = [
         "above: the MX writes Authentication-Results above its own Received header (Postfix with OpenDKIM/OpenDMARC, rspamd)",
-        "below: directly below its Received header (Gmail or Microsoft 365, mail fetched by fdm)",
+        "below: directly below its Received header (Gmail, mail fetched by fdm)",
     ];
     answers.position = Some(
         ["above", "below"][Select::with_theme(&theme)
@@ -564,7 +564,7 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
     }
     out.push_str("  reply_limit_per_hour: 10\n\n");
     out.push_str("# The From address counts only with this MX's Authentication-Results verdict.\nauthentication:\n");
-    out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n  # where the MX writes its Authentication-Results: above its own Received\n  # header (Postfix with OpenDKIM/OpenDMARC, rspamd) or below it (Gmail,\n  # Microsoft 365); results anywhere else never count\n  position: {}\n\n", q(&answers.authserv_id()), answers.require(), answers.position()));
+    out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n  # where the MX writes its Authentication-Results: above its own Received\n  # header (Postfix with OpenDKIM/OpenDMARC, rspamd) or below it (Gmail);\n  # results anywhere else never count\n  position: {}\n\n", q(&answers.authserv_id()), answers.require(), answers.position()));
     out.push_str("# Who may ask for what (default deny). A sender gets what the most generous\n# grant that matches them gives.\naccess:\n");
     if answers.own_account_only {
         out.push_str(SELF_SERVICE_COMMENT);

@@ -23,7 +23,7 @@
 //!   result below the MX's `Received` never counts, also when the MX wrote
 //!   none (a milter skipped, `milter_default_action = accept`, locally
 //!   submitted mail).
-//! - **`position: below`** (Gmail, Microsoft 365): the MX writes one header
+//! - **`position: below`** (Gmail): the MX writes one header
 //!   directly below its `Received`, so the region runs from there down to
 //!   the next `Received` — and that region also holds the headers the
 //!   sender put at the top of the message. The MX's own header is the
