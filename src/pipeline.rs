@@ -124,6 +124,13 @@ pub fn handle(
         match &answer {
             Answer::Pending => {
                 let run = dispatch(config, decision, request_type, guard)?;
+                // A playbook may print a secret it was given; what it
+                // printed stays in the state folder and `show` prints it.
+                for file in [run.log.clone(), run.log.with_extension("json")] {
+                    if let Err(e) = secrets.scrub_file(&file) {
+                        tracing::warn!("{id}: cannot redact secrets in {}: {e}", file.display());
+                    }
+                }
                 let summary = format!(
                     "{id}: {request_type}: playbook {} in {:.1}s (log: {})",
                     ansible::describe(&run.outcome),

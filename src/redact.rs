@@ -64,6 +64,41 @@ impl Secrets {
         !self.values.is_empty()
     }
 
+    /// Rewrites a file (a run log, Ansible's result JSON) with every secret
+    /// value replaced, line by line (a secret value never holds a line
+    /// break), into a 0600 file that takes the original's place. Nothing to
+    /// do when the request gave no secret or the file does not exist.
+    pub fn scrub_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::{BufRead, BufWriter, Write};
+        if !self.any() {
+            return Ok(());
+        }
+        let input = match std::fs::File::open(path) {
+            Ok(file) => std::io::BufReader::new(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let scrubbed = tempfile::Builder::new()
+            .prefix(".scrub-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(dir)?;
+        let mut out = BufWriter::new(scrubbed.as_file());
+        for line in input.split(b'\n') {
+            let line = line?;
+            // Ansible writes UTF-8; bytes that are not are kept as they are.
+            match std::str::from_utf8(&line) {
+                Ok(text) => out.write_all(self.scrub(text).as_bytes())?,
+                Err(_) => out.write_all(&line)?,
+            }
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        drop(out);
+        scrubbed.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
     /// Text with every occurrence of a secret value replaced.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();

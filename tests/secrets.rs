@@ -232,6 +232,15 @@ fn snapshotting_playbook(state: &Path) -> String {
         + "        remote_src: true\n"
         + "        mode: \"0600\"\n"
         + &format!("      loop: [\"{wal}\", \"{shm}\"]\n")
+        // A careless playbook prints the secret it was given: the run log
+        // and the result JSON in the state folder must not keep it.
+        + "    - name: Print the secret, carelessly\n"
+        + "      ansible.builtin.debug:\n"
+        + "        msg: \"{{ password | default('') }} {{ new_password | default('') }} {{ pin | default('') }}\"\n"
+        + "    - name: Fail on the secret, carelessly\n"
+        + "      ansible.builtin.fail:\n"
+        + "        msg: \"bad {{ password | default('') }}{{ pin | default('') }}\"\n"
+        + "      ignore_errors: true\n"
 }
 
 #[test]
