@@ -17,7 +17,7 @@ use std::process::Command;
 
 use serde_json::{Map, Value, json};
 
-use crate::support::{Helpdesk, LOCAL_INVENTORY, ansible_playbook, exec, unique_id};
+use crate::support::{Helpdesk, LOCAL_INVENTORY, ansible_playbook, base64, exec, unique_id};
 
 /// Separates the values in the careless playbook's output; no corpus
 /// string contains it.
@@ -393,7 +393,7 @@ fn careless_desk(count: usize) -> (Helpdesk, PathBuf) {
 fn encoded_subject(text: &str, style: usize) -> String {
     match style % 3 {
         0 => text.to_owned(),
-        1 => format!("=?utf-8?B?{}?=", base64(text.as_bytes())),
+        1 => format!("=?utf-8?B?{}?=", base64(text)),
         _ => {
             let q: String = text
                 .bytes()
@@ -406,25 +406,6 @@ fn encoded_subject(text: &str, style: usize) -> String {
             format!("=?utf-8?Q?{q}?=")
         }
     }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 #[test]

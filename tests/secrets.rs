@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, echo_playbook, exec, unique_id};
+use crate::support::{Helpdesk, base64, echo_playbook, exec, unique_id};
 
 /// A request type whose phrasebook lists its one field under `*secret*`,
 /// though the name says nothing secret.
@@ -163,26 +163,6 @@ fn corpus() -> Vec<Case> {
         false,
     );
     cases
-}
-
-/// Standard base64 with padding (RFC 4648), for mails written by hand.
-fn base64(text: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in text.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize])
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 /// Every file under `dir`, symbolic links not followed.

@@ -329,23 +329,7 @@ fn acts_on_a_terminal(c: char) -> bool {
 
 /// RFC 2047, so that the subject carries every character.
 fn encoded_word(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(table[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    format!("=?utf-8?b?{out}?=")
+    format!("=?utf-8?b?{}?=", crate::support::base64(text))
 }
 
 fn stdout_bytes(mut command: Command, stdin: &[u8]) -> Vec<u8> {
