@@ -562,13 +562,6 @@ impl Journal {
             path: self.path.display().to_string(),
             cause,
         };
-        let stamp = now();
-        let since = humantime::format_rfc3339_millis(
-            std::time::SystemTime::now()
-                .checked_sub(RUN_WINDOW)
-                .unwrap_or(std::time::UNIX_EPOCH),
-        )
-        .to_string();
         self.connection
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(error)?;
@@ -576,6 +569,16 @@ impl Journal {
             let tx = self
                 .connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The clock is read once the write lock is held: a stamp taken
+            // before waiting for it could be older than the runs committed
+            // meanwhile, and the "already told" check below compares stamps.
+            let stamp = now();
+            let since = humantime::format_rfc3339_millis(
+                std::time::SystemTime::now()
+                    .checked_sub(RUN_WINDOW)
+                    .unwrap_or(std::time::UNIX_EPOCH),
+            )
+            .to_string();
             let (runs, latest): (i64, Option<String>) = tx.query_row(
                 "SELECT COUNT(*), MAX(started_at) FROM messages
                  WHERE sender = ?1 COLLATE NOCASE AND started_at >= ?2 AND id != ?3",
@@ -607,6 +610,9 @@ impl Journal {
                     params![sender, LIMITED, latest.as_deref().unwrap_or(&since), id],
                     |r| r.get(0),
                 )?;
+                // Never before the latest run (a clock stepped back), so
+                // that the next refusal sees this one.
+                let stamp = latest.filter(|l| *l > stamp).unwrap_or(stamp);
                 tx.execute(
                     "UPDATE messages SET outcome = ?1, updated_at = ?2 WHERE id = ?3",
                     params![LIMITED, stamp, id],
