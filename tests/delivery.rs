@@ -11,19 +11,6 @@ use serde_json::Value;
 
 use crate::support::{Helpdesk, exec, fixture, mail};
 
-/// Every journal row, newest first, through `helpdesk log`.
-fn rows(desk: &Helpdesk) -> Vec<Value> {
-    let out = exec(
-        desk.command(&["log", "--format", "json", "--limit", "1000"]),
-        b"",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    out.stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn outcomes(rows: &[Value]) -> Vec<String> {
     let mut outcomes: Vec<String> = rows
         .iter()
@@ -76,7 +63,7 @@ fn twenty_distinct_messages_at_once_make_twenty_rows_and_twenty_runs() {
         })
         .collect();
     assert_eq!(finish(children), vec![0; 20]);
-    let rows = rows(&desk);
+    let rows = desk.log_rows();
     assert_eq!(rows.len(), 20);
     assert_eq!(outcomes(&rows), vec!["done"; 20]);
     assert_eq!(desk.run_logs().len(), 20, "one playbook run per message");
@@ -95,7 +82,7 @@ fn the_same_message_five_times_at_once_runs_once() {
     let message = mail("alice@example.com", "quota", "more for me by 1 gb");
     let children: Vec<Child> = (0..5).map(|_| start_run(&desk, &message)).collect();
     assert_eq!(finish(children), vec![0; 5]);
-    let rows = rows(&desk);
+    let rows = desk.log_rows();
     assert_eq!(
         outcomes(&rows),
         ["done", "duplicate", "duplicate", "duplicate", "duplicate"]
@@ -151,7 +138,7 @@ fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(rows(&desk)[0]["state"], "running");
+    assert_eq!(desk.log_rows()[0]["state"], "running");
     child.kill().unwrap(); // SIGKILL, like the OOM killer
     let _ = child.wait();
 
@@ -177,7 +164,7 @@ fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_
     fs::write(&gate, "").unwrap();
     let out = exec(desk.command(&["-v", "retry"]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let rows = rows(&desk);
+    let rows = desk.log_rows();
     assert_eq!(rows.len(), 1, "one journal row: {rows:?}");
     assert_eq!(rows[0]["outcome"], "done");
     assert_eq!(rows[0]["attempts"], 2);
@@ -190,7 +177,7 @@ fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_
         2,
         "the killed attempt's log and the completed one"
     );
-    assert_eq!(outcomes(&self::rows(&desk)), ["done", "duplicate"]);
+    assert_eq!(outcomes(&desk.log_rows()), ["done", "duplicate"]);
 }
 
 #[test]
@@ -224,11 +211,11 @@ fn queue_mode_exits_before_the_playbook_and_a_detached_retry_runs_it() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(desk.received().is_none(), "run waited for the playbook");
     let deadline = started + Duration::from_secs(60);
-    while desk.received().is_none() || rows(&desk)[0]["state"] != "finished" {
+    while desk.received().is_none() || desk.log_rows()[0]["state"] != "finished" {
         assert!(Instant::now() < deadline, "the queued request never ran");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(rows(&desk)[0]["outcome"], "done");
+    assert_eq!(desk.log_rows()[0]["outcome"], "done");
 }
 
 #[test]

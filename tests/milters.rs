@@ -47,12 +47,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, OPEN_TRUST, repo, unique_id};
+use crate::support::{Helpdesk, OPEN_TRUST, repo, unique_id, wait_for, wait_or};
 
 const SELECTOR: &str = "helpdesk2026";
 
@@ -155,7 +155,7 @@ impl Mx {
             _script: Mutex::new(child),
         };
         for p in [port, bare_port, submit_port, lax_port] {
-            wait_for("postfix to listen", Duration::from_secs(20), &|| {
+            wait_for("postfix to listen", Duration::from_secs(20), || {
                 std::net::TcpStream::connect(("127.0.0.1", p)).is_ok()
             });
         }
@@ -190,7 +190,7 @@ impl Mx {
         );
         let marker = format!("Message-ID: <{message_id}>");
         let mut found = None;
-        wait_for_or(
+        wait_or(
             "the delivered message",
             Duration::from_secs(30),
             &mut || {
@@ -209,27 +209,6 @@ fn delivered(dir: &Path, marker: &str) -> Option<String> {
         let text = fs::read_to_string(entry.ok()?.path()).ok()?;
         (text.contains(marker) && text.contains(BODY)).then_some(text)
     })
-}
-
-fn wait_for(what: &str, limit: Duration, done: &dyn Fn() -> bool) {
-    wait_for_or(what, limit, &mut || done(), &String::new);
-}
-
-fn wait_for_or(
-    what: &str,
-    limit: Duration,
-    done: &mut dyn FnMut() -> bool,
-    context: &dyn Fn() -> String,
-) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 const BODY: &str = "Please give me more space, by 2 gb.";
@@ -356,7 +335,7 @@ fn a_mail_signed_by_example_com_passes_the_real_opendmarc_and_runs() {
         .received()
         .unwrap_or_else(|| panic!("the playbook did not run: {}", out.stderr));
     assert_eq!(received["targets"], "alice");
-    wait_for("the reply", Duration::from_secs(10), &|| {
+    wait_for("the reply", Duration::from_secs(10), || {
         !sink.received().is_empty()
     });
     assert_eq!(sink.only().header("Subject").as_deref(), Some("Re: quota"));

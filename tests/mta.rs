@@ -6,12 +6,12 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, repo, unique_id};
+use crate::support::{Helpdesk, repo, unique_id, wait_for, wait_or};
 
 const NOBODY: u32 = 65534;
 
@@ -98,28 +98,6 @@ fn journal(desk: &Helpdesk) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    wait_or(what, limit, &mut done, &String::new);
-}
-
-/// Waits, and on timeout fails with `context()` (a log) in the message.
-fn wait_or(
-    what: &str,
-    limit: Duration,
-    done: &mut dyn FnMut() -> bool,
-    context: &dyn Fn() -> String,
-) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 struct Postfix {

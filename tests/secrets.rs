@@ -186,18 +186,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-fn log_rows(desk: &Helpdesk) -> Vec<Value> {
-    let out = exec(
-        desk.command(&["log", "--format", "json", "--limit", "1000"]),
-        b"",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    out.stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The echo playbook, and then a copy of the journal's WAL and SHM taken
 /// while the helpdesk has them open: once it exits, SQLite has emptied the
 /// WAL, and a test of its bytes then would prove nothing.
@@ -310,7 +298,7 @@ fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
     }
 
     // The journal: every row's subject as shown; `log` and `show` too.
-    let rows = log_rows(&desk);
+    let rows = desk.log_rows();
     assert_eq!(rows.len(), cases.len());
     let table = exec(desk.command(&["log"]), b"");
     assert_eq!(table.code, 0, "{}", table.stderr);
@@ -396,7 +384,7 @@ fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
         &id,
     );
     assert_eq!(desk.run(plain.as_bytes()).code, 0);
-    let row = log_rows(&desk).remove(0);
+    let row = desk.log_rows().remove(0);
     assert_eq!(row["message_id"], id.as_str());
     assert_eq!(row["subject"], "quota");
     let archived = row["spool_path"]
@@ -458,7 +446,8 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
     }
     let out = exec(under_umask_000(&desk, &["retry"]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let outcomes: Vec<String> = log_rows(&desk)
+    let outcomes: Vec<String> = desk
+        .log_rows()
         .iter()
         .map(|r| r["outcome"].as_str().unwrap_or("-").to_owned())
         .collect();

@@ -221,22 +221,9 @@ impl Desk {
 
     /// Every playbook replaced by one that writes the variables it received.
     fn echoing(self, wanted: &BTreeSet<String>) -> Self {
-        let list: Vec<String> = wanted.iter().map(|w| format!("{w:?}")).collect();
-        let playbook = format!(
-            r#"- name: Echo the variables the helpdesk passed
-  hosts: all
-  gather_facts: false
-  vars:
-    wanted: [{}]
-  tasks:
-    - name: Write them where the test looks
-      ansible.builtin.copy:
-        dest: "{{{{ lookup('ansible.builtin.env', 'HELPDESK_TEST_OUT') }}}}"
-        content: "{{{{ dict(wanted | select('in', vars) | zip(wanted | select('in', vars) | map('extract', vars))) | to_json }}}}"
-        mode: "0600"
-"#,
-            list.join(", ")
-        );
+        let quoted: Vec<String> = wanted.iter().map(|w| format!("{w:?}")).collect();
+        let quoted: Vec<&str> = quoted.iter().map(String::as_str).collect();
+        let playbook = crate::support::echo_playbook_of(&quoted);
         for request_type in TYPES {
             fs::write(
                 self.dir.join(format!("playbooks/{request_type}.yaml")),

@@ -47,18 +47,9 @@ fn request_about(
     .into_bytes()
 }
 
-/// Every journal row, oldest first, through `helpdesk log --format json`.
+/// Every journal row, oldest first.
 fn rows(desk: &Helpdesk) -> Vec<Value> {
-    let out = exec(
-        desk.command(&["log", "--format", "json", "--limit", "1000"]),
-        b"",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let mut rows: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut rows = desk.log_rows();
     rows.reverse();
     rows
 }

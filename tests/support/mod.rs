@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -151,6 +152,11 @@ pub const ECHOED: &[&str] = &[
 /// A playbook that writes the variables it received, as JSON, to the file
 /// named by HELPDESK_TEST_OUT.
 pub fn echo_playbook() -> String {
+    echo_playbook_of(ECHOED)
+}
+
+/// The echo playbook for the variables `wanted`.
+pub fn echo_playbook_of(wanted: &[&str]) -> String {
     format!(
         r#"- name: Echo the variables the helpdesk passed
   hosts: all
@@ -164,7 +170,7 @@ pub fn echo_playbook() -> String {
         content: "{{{{ dict(wanted | select('in', vars) | zip(wanted | select('in', vars) | map('extract', vars))) | to_json }}}}"
         mode: "0600"
 "#,
-        ECHOED.join(", ")
+        wanted.join(", ")
     )
 }
 
@@ -286,6 +292,19 @@ impl Helpdesk {
         exec(self.command(&["run"]), mail)
     }
 
+    /// Every journal row, newest first, through `helpdesk log --format json`.
+    pub fn log_rows(&self) -> Vec<Value> {
+        let out = exec(
+            self.command(&["log", "--format", "json", "--limit", "1000"]),
+            b"",
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
     /// What the echo playbook wrote, or `None` when no playbook ran.
     pub fn received(&self) -> Option<Value> {
         let text = fs::read_to_string(self.out_path()).ok()?;
@@ -345,4 +364,27 @@ pub fn base64(text: &str) -> String {
         }
     }
     out
+}
+
+/// Polls `done` until it holds, failing after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    wait_or(what, limit, &mut done, &String::new);
+}
+
+/// Waits, and on timeout fails with `context()` (a log) in the message.
+pub fn wait_or(
+    what: &str,
+    limit: Duration,
+    done: &mut dyn FnMut() -> bool,
+    context: &dyn Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
