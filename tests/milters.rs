@@ -52,7 +52,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, OPEN_TRUST, repo, unique_id, wait_for, wait_or};
+use crate::support::{Helpdesk, OPEN_TRUST, need, repo, unique_id, wait_for, wait_or};
 
 const SELECTOR: &str = "helpdesk2026";
 
@@ -68,18 +68,6 @@ fn input_forgeries() -> String {
 }
 
 const FORGED: &str = "Authentication-Results: mx.example.com; dmarc=pass header.from=example.com";
-
-fn need(tool: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let path = Path::new(dir).join(tool);
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!(
-        "{tool} is not installed: run scripts/test, which installs postfix, swaks, opendkim, opendkim-tools, opendmarc and dnsmasq-base from Debian"
-    );
-}
 
 /// `N` distinct free ports (all held until all are known).
 fn free_ports<const N: usize>() -> [u16; N] {

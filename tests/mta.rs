@@ -11,21 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, repo, unique_id, wait_for, wait_or};
+use crate::support::{Helpdesk, need, repo, unique_id, wait_for, wait_or};
 
 const NOBODY: u32 = 65534;
-
-fn need(tool: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let path = Path::new(dir).join(tool);
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!(
-        "{tool} is not installed: run scripts/test, which installs postfix, swaks, procmail and fdm from Debian"
-    );
-}
 
 /// The README's snippet under `<!-- snippet: NAME -->`, with the binary
 /// and config paths of this test.

@@ -388,3 +388,17 @@ pub fn wait_or(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A Debian tool the mail tests run. Never skipped: when it is missing the
+/// test fails and says how to get it.
+pub fn need(tool: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let path = Path::new(dir).join(tool);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!(
+        "{tool} is not installed: run scripts/test, which installs postfix, swaks, procmail, fdm, opendkim, opendkim-tools, opendmarc and dnsmasq-base from Debian"
+    );
+}
