@@ -464,6 +464,7 @@ fn is_forward_separator(line: &str) -> bool {
 /// original-message separator.
 pub fn strip_quotes_and_signature(text: &str) -> String {
     let mut kept: Vec<&str> = Vec::new();
+    let mut tail = Tail::default();
     let mut lines = text.lines().peekable();
     while let Some(raw) = lines.next() {
         let line = raw.trim_end_matches('\r');
@@ -480,8 +481,11 @@ pub fn strip_quotes_and_signature(text: &str) -> String {
             break;
         }
         if line.trim_start().starts_with('>') {
-            drop_attribution(&mut kept);
+            drop_attribution(&mut kept, &mut tail);
             continue;
+        }
+        if !line.trim().is_empty() {
+            tail.last_text = Some(kept.len());
         }
         kept.push(line);
     }
@@ -491,14 +495,29 @@ pub fn strip_quotes_and_signature(text: &str) -> String {
     kept.join("\n")
 }
 
+/// What `drop_attribution` knows about the kept lines, so that each quote
+/// line costs the same however many blank lines or how long a line came
+/// before it (rescanning them for every `>` line was quadratic).
+#[derive(Debug, Default)]
+struct Tail {
+    /// The last kept line that is not blank.
+    last_text: Option<usize>,
+    /// A line already found not to be an attribution.
+    not_attribution: Option<usize>,
+}
+
 /// Removes the "On … wrote:" line (possibly wrapped over two lines) that
 /// sits above a quoted block, skipping blank lines between them.
-fn drop_attribution(kept: &mut Vec<&str>) {
-    let Some(last) = kept.iter().rposition(|l| !l.trim().is_empty()) else {
+fn drop_attribution(kept: &mut Vec<&str>, tail: &mut Tail) {
+    let Some(last) = tail.last_text else {
         return;
     };
+    if tail.not_attribution == Some(last) {
+        return;
+    }
     let Some(line) = kept.get(last) else { return };
     if !is_attribution(line) {
+        tail.not_attribution = Some(last);
         return;
     }
     let wrapped_start = last
@@ -507,6 +526,10 @@ fn drop_attribution(kept: &mut Vec<&str>) {
         .filter(|(_, prev)| starts_attribution(prev) && !starts_attribution(line));
     let cut = wrapped_start.map_or(last, |(i, _)| i);
     kept.truncate(cut);
+    // The blank lines this passes over are cut by the next truncation, if
+    // there is one, so each is passed over once.
+    tail.last_text = kept.iter().rposition(|l| !l.trim().is_empty());
+    tail.not_attribution = None;
 }
 
 fn starts_attribution(line: &str) -> bool {
@@ -521,6 +544,87 @@ fn starts_attribution(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quote stripping as it was before it kept track of its tail:
+    /// the linear version must decide every input the same way.
+    fn strip_quotes_reference(text: &str) -> String {
+        fn drop(kept: &mut Vec<&str>) {
+            let Some(last) = kept.iter().rposition(|l| !l.trim().is_empty()) else {
+                return;
+            };
+            let line = kept[last];
+            if !is_attribution(line) {
+                return;
+            }
+            let wrapped_start = last
+                .checked_sub(1)
+                .map(|i| (i, kept[i]))
+                .filter(|(_, prev)| starts_attribution(prev) && !starts_attribution(line));
+            kept.truncate(wrapped_start.map_or(last, |(i, _)| i));
+        }
+        let mut kept: Vec<&str> = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(raw) = lines.next() {
+            let line = raw.trim_end_matches('\r');
+            if line == "-- " || line == "--" || is_forward_separator(line) {
+                break;
+            }
+            if line.len() >= 10
+                && line.trim().chars().all(|c| c == '_')
+                && lines
+                    .peek()
+                    .is_some_and(|n| n.trim_start().starts_with("From:"))
+            {
+                break;
+            }
+            if line.trim_start().starts_with('>') {
+                drop(&mut kept);
+                continue;
+            }
+            kept.push(line);
+        }
+        while kept.last().is_some_and(|l| l.trim().is_empty()) {
+            kept.pop();
+        }
+        kept.join("\n")
+    }
+
+    #[test]
+    fn quote_stripping_decides_like_before_on_every_mix_of_lines() {
+        // Every sequence of up to five of these lines, as LF and CRLF.
+        let pieces = [
+            "new text",
+            "",
+            "> quoted",
+            "On Mon, 1 Jan 2024 at 10:00, Bob <bob@example.com> wrote:",
+            "On Mon, 1 Jan 2024 at 10:00, Bob",
+            "<bob@example.com> wrote:",
+            "Am 01.01.2024 schrieb Bob:",
+            "Le lun. 1 janv. 2024, Bob a écrit :",
+        ];
+        let mut checked = 0;
+        let mut stack = vec![Vec::<usize>::new()];
+        while let Some(seq) = stack.pop() {
+            let lines: Vec<&str> = seq.iter().map(|&i| pieces[i]).collect();
+            for eol in ["\n", "\r\n"] {
+                let text = lines.join(eol);
+                assert_eq!(
+                    strip_quotes_and_signature(&text),
+                    strip_quotes_reference(&text),
+                    "{text:?}"
+                );
+                checked += 1;
+            }
+            if seq.len() < 5 {
+                for i in 0..pieces.len() {
+                    let mut next = seq.clone();
+                    next.push(i);
+                    stack.push(next);
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
+    }
 
     #[test]
     fn headers_never_carry_control_characters_or_line_breaks() {
