@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Delivery};
 use crate::journal::{self, Arrival, Claim, Journal, Record, Start};
 use crate::mail::{self, Mail};
-use crate::{metrics, pipeline, spool, trust};
+use crate::{metrics, pipeline, spool};
 
 /// Claims made by a `run` in queue mode: no process holds them, so the
 /// next `retry` takes them over at once.
@@ -55,7 +55,14 @@ pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> a
         Delivery::Inline => spool::process_token(),
         Delivery::Queue => QUEUED.to_owned(),
     };
-    match claim(config, &mut journal, &mail, raw, &stored.path, &claimer) {
+    match claim(
+        decided.authenticated(),
+        &mut journal,
+        &mail,
+        raw,
+        &stored.path,
+        &claimer,
+    ) {
         Ok(Claim::Claimed(id)) => match config.delivery {
             Delivery::Inline => process(config, &mut journal, id, stored, &mail, &decided, binary)?,
             Delivery::Queue => {
@@ -100,7 +107,14 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
         mail.truncated = path.to_string_lossy().ends_with(TRUNCATED);
         let decided = pipeline::decide(config, &mut mail)?;
         let id = match journal.by_spool_path(&path)? {
-            None => match claim(config, &mut journal, &mail, &raw, &path, &me)? {
+            None => match claim(
+                decided.authenticated(),
+                &mut journal,
+                &mail,
+                &raw,
+                &path,
+                &me,
+            )? {
                 Claim::Claimed(id) => id,
                 Claim::Duplicate { .. } => {
                     let _ = std::fs::remove_file(&path);
@@ -158,8 +172,8 @@ fn open(config: &Config) -> anyhow::Result<Journal> {
 /// unauthenticated mail, or another sender's, that reuses a Message-ID can
 /// never pre-empt a request. Unauthenticated mail is keyed by its bytes in
 /// a namespace of its own (it runs nothing, but it is journaled, and a
-/// redelivery of it is a duplicate). Authentication is decided here exactly
-/// as the pipeline decides it (`trust::authenticate`), from the same mail.
+/// redelivery of it is a duplicate). `authenticated` is the verdict of the
+/// decision made just before the claim (`pipeline::decide`), not a second one.
 ///
 /// The sender has no white space (`mail::read` drops such addresses), so
 /// `from:<sender> message-id:<id>` reads back one way only.
@@ -168,8 +182,7 @@ fn open(config: &Config) -> anyhow::Result<Journal> {
 /// `sha256:<hex>`: no key made here starts like either, so old rows never
 /// collide with new ones. (A message delivered before the upgrade and again
 /// after it is therefore not recognised as a duplicate.)
-fn claim_key(config: &Config, mail: &Mail, raw: &[u8]) -> String {
-    let authenticated = trust::authenticate(config.authentication.as_ref(), mail).is_yes();
+fn claim_key(authenticated: bool, mail: &Mail, raw: &[u8]) -> String {
     match (authenticated, mail.sender.as_deref()) {
         (true, Some(sender)) => {
             let sender = sender.to_lowercase();
@@ -183,14 +196,14 @@ fn claim_key(config: &Config, mail: &Mail, raw: &[u8]) -> String {
 }
 
 fn claim(
-    config: &Config,
+    authenticated: bool,
     journal: &mut Journal,
     mail: &Mail,
     raw: &[u8],
     path: &Path,
     claimer: &str,
 ) -> Result<Claim, journal::JournalError> {
-    let key = claim_key(config, mail, raw);
+    let key = claim_key(authenticated, mail, raw);
     journal.claim(&Arrival {
         key: &key,
         message_id: mail.message_id.as_deref(),
@@ -305,6 +318,7 @@ use std::os::unix::process::CommandExt as _;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trust;
 
     const MX: &str = "Authentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\nReceived: from out.example.com by mx.example.com; Sun, 22 Nov 2026 09:00:00 +0000\r\n";
 
@@ -317,9 +331,13 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn authenticated(mail: &Mail) -> bool {
+        trust::authenticate(config().authentication.as_ref(), mail).is_yes()
+    }
+
     fn key(raw: &str) -> String {
         let mail = mail::read(raw.as_bytes(), "From");
-        claim_key(&config(), &mail, raw.as_bytes())
+        claim_key(authenticated(&mail), &mail, raw.as_bytes())
     }
 
     fn message(authenticated: bool, from: &str, id: Option<&str>, body: &str) -> String {
@@ -406,7 +424,7 @@ mod tests {
         let mut outcome = |raw: &str| {
             let mail = mail::read(raw.as_bytes(), "From");
             match claim(
-                &config,
+                trust::authenticate(config.authentication.as_ref(), &mail).is_yes(),
                 &mut journal,
                 &mail,
                 raw.as_bytes(),

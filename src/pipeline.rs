@@ -36,6 +36,11 @@ impl Decided {
     pub fn has_secrets(&self) -> bool {
         self.secrets.any()
     }
+
+    /// Whether the sender is proven (the claim key depends on it).
+    pub fn authenticated(&self) -> bool {
+        self.decision.authentication.is_yes()
+    }
 }
 
 /// Decides `mail` (every mail, even one that will be ignored, so that its
