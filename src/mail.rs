@@ -8,6 +8,9 @@
 
 use mail_parser::{Message, MessageParser, PartType};
 
+use crate::html;
+use crate::quotes::{self, Cut};
+
 /// The parts of a message the helpdesk reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mail {
@@ -23,6 +26,8 @@ pub struct Mail {
     pub message_id: Option<String>,
     /// Plain text of the body, quotes and signature removed.
     pub body: String,
+    /// What was cut from the body's text to leave `body`, in order.
+    pub cuts: Vec<Cut>,
     /// Where the body text came from.
     pub body_source: BodySource,
     /// Message-IDs of the thread (References), for threading a reply.
@@ -124,7 +129,16 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
         return Mail::default();
     };
     let subject = header_text(message.subject().unwrap_or_default());
-    let (text, body_source) = body_text(&message);
+    let (text, body_source, html_cut) = body_text(&message);
+    let (text, mut cuts) = match html_cut {
+        Some(cut) => {
+            let head: Vec<&str> = text.lines().take(cut.line - 1).collect();
+            (head.join("\n"), vec![cut])
+        }
+        None => (text, Vec::new()),
+    };
+    let stripped = quotes::strip(&text);
+    cuts.splice(0..0, stripped.cuts);
     let (sender, sender_problem) = match sender(&message, sender_header) {
         Ok(address) => (Some(address), None),
         Err(problem) => (None, Some(problem)),
@@ -135,7 +149,8 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
         topic: strip_subject_prefixes(&subject).to_owned(),
         subject,
         message_id: message.message_id().and_then(message_id),
-        body: strip_quotes_and_signature(&text),
+        body: stripped.text,
+        cuts,
         body_source,
         references: references(&message),
         markers: markers(&message),
@@ -342,36 +357,52 @@ fn one_address(message: &Message<'_>, header: &str) -> Result<String, SenderProb
 
 /// The inline text parts, in order; HTML parts converted when there is no
 /// plain alternative (mail-parser lists whichever the message prefers).
-fn body_text(message: &Message<'_>) -> (String, BodySource) {
+/// The cut is where an HTML part's quoted history starts (a Gmail, Outlook
+/// or Thunderbird quote container), as a line of the returned text.
+fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
     let mut text = String::new();
     let mut source = BodySource::None;
     for id in &message.text_body {
         let Some(part) = message.parts.get(*id as usize) else {
             continue;
         };
-        let (piece, kind) = match &part.body {
-            PartType::Text(plain) => (plain.to_string(), BodySource::Plain),
-            PartType::Html(html) => (html_to_text(html), BodySource::Html),
-            _ => continue,
-        };
-        if source == BodySource::None {
-            source = kind;
-        }
         if !text.is_empty() {
             text.push('\n');
         }
-        text.push_str(&piece);
+        let lines_before = text.lines().count();
+        match &part.body {
+            PartType::Text(plain) => {
+                text.push_str(plain);
+                if source == BodySource::None {
+                    source = BodySource::Plain;
+                }
+            }
+            PartType::Html(markup) => {
+                let converted = html::to_text(markup);
+                text.push_str(&converted.text);
+                if source == BodySource::None {
+                    source = BodySource::Html;
+                }
+                if let Some((line, reason)) = converted.quote {
+                    // Everything from the quote container on is history,
+                    // the parts after it included.
+                    let total = text.lines().count();
+                    let line = lines_before + line;
+                    return (
+                        text,
+                        source,
+                        Some(Cut {
+                            line,
+                            lines: total + 1 - line,
+                            reason,
+                        }),
+                    );
+                }
+            }
+            _ => {}
+        }
     }
-    (text, source)
-}
-
-/// HTML to text with quoted blocks kept as `> ` lines, so the quote removal
-/// below treats HTML replies like plain ones.
-fn html_to_text(html: &str) -> String {
-    html2text::config::plain_no_decorate()
-        .link_footnotes(false)
-        .string_from_read(html.as_bytes(), 100_000)
-        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
+    (text, source, None)
 }
 
 /// Reply and forward markers in the languages mail clients ship: Re, Fwd,
@@ -410,221 +441,9 @@ pub fn strip_subject_prefixes(subject: &str) -> &str {
     }
 }
 
-/// "On <date>, <name> wrote:" and its translations, as the line above a
-/// quoted block.
-fn is_attribution(line: &str) -> bool {
-    const VERBS: &[&str] = &[
-        "wrote",
-        "writes",
-        "schrieb",
-        "a écrit",
-        "escribió",
-        "ha scritto",
-        "schreef",
-        "skrev",
-        "kirjoitti",
-        "napisał",
-        "escreveu",
-        "написал",
-        "написала",
-        "yazdı",
-        "napsal",
-    ];
-    let Some(before) = line.trim_end().strip_suffix(':') else {
-        return false;
-    };
-    let before = before.trim_end().to_lowercase();
-    VERBS.iter().any(|verb| before.ends_with(verb))
-}
-
-/// Separators that start quoted or forwarded content: Outlook's
-/// "-----Original Message-----", Gmail's "---------- Forwarded message".
-fn is_forward_separator(line: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "original message",
-        "forwarded message",
-        "ursprüngliche nachricht",
-        "message d'origine",
-        "mensaje original",
-        "messaggio originale",
-        "oorspronkelijk bericht",
-        "doorgestuurd bericht",
-        "weitergeleitete nachricht",
-    ];
-    let line = line.trim();
-    let Some(inner) = line.strip_prefix("--") else {
-        return false;
-    };
-    let inner = inner.trim_matches('-').trim().to_lowercase();
-    NAMES.contains(&inner.as_str())
-}
-
-/// Drops quoted lines (`>`), the attribution line above them, everything
-/// after a signature separator (`-- `), and everything after a forwarded or
-/// original-message separator.
-pub fn strip_quotes_and_signature(text: &str) -> String {
-    let mut kept: Vec<&str> = Vec::new();
-    let mut tail = Tail::default();
-    let mut lines = text.lines().peekable();
-    while let Some(raw) = lines.next() {
-        let line = raw.trim_end_matches('\r');
-        if line == "-- " || line == "--" || is_forward_separator(line) {
-            break;
-        }
-        // Outlook puts a rule of underscores above the quoted headers.
-        if line.len() >= 10
-            && line.trim().chars().all(|c| c == '_')
-            && lines
-                .peek()
-                .is_some_and(|next| next.trim_start().starts_with("From:"))
-        {
-            break;
-        }
-        if line.trim_start().starts_with('>') {
-            drop_attribution(&mut kept, &mut tail);
-            continue;
-        }
-        if !line.trim().is_empty() {
-            tail.last_text = Some(kept.len());
-        }
-        kept.push(line);
-    }
-    while kept.last().is_some_and(|l| l.trim().is_empty()) {
-        kept.pop();
-    }
-    kept.join("\n")
-}
-
-/// What `drop_attribution` knows about the kept lines, so that each quote
-/// line costs the same however many blank lines or how long a line came
-/// before it (rescanning them for every `>` line was quadratic).
-#[derive(Debug, Default)]
-struct Tail {
-    /// The last kept line that is not blank.
-    last_text: Option<usize>,
-    /// A line already found not to be an attribution.
-    not_attribution: Option<usize>,
-}
-
-/// Removes the "On … wrote:" line (possibly wrapped over two lines) that
-/// sits above a quoted block, skipping blank lines between them.
-fn drop_attribution(kept: &mut Vec<&str>, tail: &mut Tail) {
-    let Some(last) = tail.last_text else {
-        return;
-    };
-    if tail.not_attribution == Some(last) {
-        return;
-    }
-    let Some(line) = kept.get(last) else { return };
-    if !is_attribution(line) {
-        tail.not_attribution = Some(last);
-        return;
-    }
-    let wrapped_start = last
-        .checked_sub(1)
-        .and_then(|i| kept.get(i).map(|prev| (i, prev)))
-        .filter(|(_, prev)| starts_attribution(prev) && !starts_attribution(line));
-    let cut = wrapped_start.map_or(last, |(i, _)| i);
-    kept.truncate(cut);
-    // The blank lines this passes over are cut by the next truncation, if
-    // there is one, so each is passed over once.
-    tail.last_text = kept.iter().rposition(|l| !l.trim().is_empty());
-    tail.not_attribution = None;
-}
-
-fn starts_attribution(line: &str) -> bool {
-    let first = line
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_lowercase();
-    ["on", "am", "le", "el", "il", "op", "den", "em", "dnia", "в"].contains(&first.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The quote stripping as it was before it kept track of its tail:
-    /// the linear version must decide every input the same way.
-    fn strip_quotes_reference(text: &str) -> String {
-        fn drop(kept: &mut Vec<&str>) {
-            let Some(last) = kept.iter().rposition(|l| !l.trim().is_empty()) else {
-                return;
-            };
-            let line = kept[last];
-            if !is_attribution(line) {
-                return;
-            }
-            let wrapped_start = last
-                .checked_sub(1)
-                .map(|i| (i, kept[i]))
-                .filter(|(_, prev)| starts_attribution(prev) && !starts_attribution(line));
-            kept.truncate(wrapped_start.map_or(last, |(i, _)| i));
-        }
-        let mut kept: Vec<&str> = Vec::new();
-        let mut lines = text.lines().peekable();
-        while let Some(raw) = lines.next() {
-            let line = raw.trim_end_matches('\r');
-            if line == "-- " || line == "--" || is_forward_separator(line) {
-                break;
-            }
-            if line.len() >= 10
-                && line.trim().chars().all(|c| c == '_')
-                && lines
-                    .peek()
-                    .is_some_and(|n| n.trim_start().starts_with("From:"))
-            {
-                break;
-            }
-            if line.trim_start().starts_with('>') {
-                drop(&mut kept);
-                continue;
-            }
-            kept.push(line);
-        }
-        while kept.last().is_some_and(|l| l.trim().is_empty()) {
-            kept.pop();
-        }
-        kept.join("\n")
-    }
-
-    #[test]
-    fn quote_stripping_decides_like_before_on_every_mix_of_lines() {
-        // Every sequence of up to five of these lines, as LF and CRLF.
-        let pieces = [
-            "new text",
-            "",
-            "> quoted",
-            "On Mon, 1 Jan 2024 at 10:00, Bob <bob@example.com> wrote:",
-            "On Mon, 1 Jan 2024 at 10:00, Bob",
-            "<bob@example.com> wrote:",
-            "Am 01.01.2024 schrieb Bob:",
-            "Le lun. 1 janv. 2024, Bob a écrit :",
-        ];
-        let mut checked = 0;
-        let mut stack = vec![Vec::<usize>::new()];
-        while let Some(seq) = stack.pop() {
-            let lines: Vec<&str> = seq.iter().map(|&i| pieces[i]).collect();
-            for eol in ["\n", "\r\n"] {
-                let text = lines.join(eol);
-                assert_eq!(
-                    strip_quotes_and_signature(&text),
-                    strip_quotes_reference(&text),
-                    "{text:?}"
-                );
-                checked += 1;
-            }
-            if seq.len() < 5 {
-                for i in 0..pieces.len() {
-                    let mut next = seq.clone();
-                    next.push(i);
-                    stack.push(next);
-                }
-            }
-        }
-        assert!(checked > 50_000, "{checked}");
-    }
 
     #[test]
     fn headers_never_carry_control_characters_or_line_breaks() {
@@ -697,48 +516,6 @@ mod tests {
             "Renewal of contract"
         );
         assert_eq!(strip_subject_prefixes("Reset password"), "Reset password");
-    }
-
-    #[test]
-    fn quoted_reply_and_attribution_are_dropped() {
-        let body = "Thanks!\n\nOn Mon, 1 Jan 2024 at 10:00, Bob <bob@example.com> wrote:\n> delete user: bob\n> bye\n";
-        assert_eq!(strip_quotes_and_signature(body), "Thanks!");
-    }
-
-    #[test]
-    fn wrapped_attribution_is_dropped() {
-        let body = "Yes please\nOn Mon, 1 Jan 2024 at 10:00 Bob Example <\nbob@example.com> wrote:\n\n>  delete user: bob";
-        assert_eq!(strip_quotes_and_signature(body), "Yes please");
-    }
-
-    #[test]
-    fn a_line_that_only_mentions_writing_is_kept_without_quotes() {
-        let body = "Here is what I wrote:\nusername: john";
-        assert_eq!(strip_quotes_and_signature(body), body);
-    }
-
-    #[test]
-    fn signature_and_forwarded_content_are_dropped() {
-        assert_eq!(
-            strip_quotes_and_signature("quota by 5 gb\n-- \nAlice\ndelete user: x"),
-            "quota by 5 gb"
-        );
-        assert_eq!(
-            strip_quotes_and_signature(
-                "fyi\n---------- Forwarded message ---------\nFrom: x\ndelete user: bob"
-            ),
-            "fyi"
-        );
-        assert_eq!(
-            strip_quotes_and_signature("ok\r\n-----Original Message-----\r\ndelete user: bob"),
-            "ok"
-        );
-        assert_eq!(
-            strip_quotes_and_signature(
-                "ok\n________________________________\nFrom: Bob\ndelete user: bob"
-            ),
-            "ok"
-        );
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub fn json(
             "access": decision.access.as_ref().map(ToString::to_string),
         },
         "reply": preview_json(preview),
+        "text": decision.searched,
+        "cuts": mail.cuts,
     });
     if explain && let Some(map) = object.as_object_mut() {
         map.insert("explain".into(), json!(explanation(config, mail, decision)));
@@ -161,6 +163,10 @@ pub fn text(
         for line in explanation(config, mail, decision) {
             let _ = writeln!(out, "  {}", escape(&line));
         }
+        let _ = writeln!(out, "text read (subject, then body)");
+        for line in decision.searched.lines() {
+            let _ = writeln!(out, "  | {}", escape(line));
+        }
     }
     out
 }
@@ -196,6 +202,7 @@ fn explanation(config: &Config, mail: &Mail, decision: &Decision) -> Vec<String>
             }
         ),
     ];
+    lines.extend(mail.cuts.iter().map(ToString::to_string));
     if mail.topic != mail.subject {
         lines.push(format!(
             "subject {:?} classified as {:?}",
