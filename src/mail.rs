@@ -355,45 +355,98 @@ fn one_address(message: &Message<'_>, header: &str) -> Result<String, SenderProb
     }
 }
 
+/// The most body text read, in bytes: requests are a few lines, and
+/// everything after this (quoted history, pasted logs) costs time and
+/// memory without ever being a request. Text beyond it is cut, and the
+/// cut is shown by `parse --explain`.
+pub const MAX_TEXT: usize = 1024 * 1024;
+
+/// The body text being assembled from the text parts, with its line count
+/// kept as it grows (counting again for every part was quadratic in the
+/// number of parts).
+#[derive(Debug, Default)]
+struct BodyText {
+    text: String,
+    /// Line breaks in `text`.
+    breaks: usize,
+    /// Lines, as `str::lines` counts them.
+    lines: usize,
+    /// Where text beyond MAX_TEXT starts (a line of `text`, counted from
+    /// 1) and how many lines of the part being added were left out.
+    full_at: Option<(usize, usize)>,
+}
+
+impl BodyText {
+    /// Appends a part, up to MAX_TEXT in all (cut at a line break when
+    /// there is one in the last 4 KiB, else at a character boundary).
+    fn push(&mut self, piece: &str) {
+        if self.full_at.is_some() {
+            return;
+        }
+        if !self.text.is_empty() {
+            self.text.push('\n');
+            self.breaks += 1;
+        }
+        let room = MAX_TEXT.saturating_sub(self.text.len());
+        let mut take = piece;
+        if piece.len() > room {
+            let mut end = room;
+            while !piece.is_char_boundary(end) {
+                end -= 1;
+            }
+            let window = end.saturating_sub(4096);
+            if let Some(nl) = piece[window..end].rfind('\n') {
+                end = window + nl;
+            }
+            take = &piece[..end];
+        }
+        self.text.push_str(take);
+        self.breaks += take.bytes().filter(|&b| b == b'\n').count();
+        self.lines = self.breaks + usize::from(!self.text.is_empty() && !self.text.ends_with('\n'));
+        if take.len() < piece.len() {
+            let rest = piece[take.len()..].trim_start_matches('\n');
+            self.full_at = Some((self.lines + 1, rest.lines().count()));
+        }
+    }
+}
+
 /// The inline text parts, in order; HTML parts converted when there is no
 /// plain alternative (mail-parser lists whichever the message prefers).
-/// The cut is where an HTML part's quoted history starts (a Gmail, Outlook
-/// or Thunderbird quote container), as a line of the returned text.
+/// The cut is where the text stops being the sender's: an HTML part's
+/// quoted history (a Gmail, Outlook or Thunderbird quote container), or
+/// MAX_TEXT, as a line of the returned text.
 fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
-    let mut text = String::new();
+    let mut body = BodyText::default();
     let mut source = BodySource::None;
     for id in &message.text_body {
         let Some(part) = message.parts.get(*id as usize) else {
             continue;
         };
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        let lines_before = text.lines().count();
+        let lines_before = body.lines;
         match &part.body {
             PartType::Text(plain) => {
-                text.push_str(plain);
+                body.push(plain);
                 if source == BodySource::None {
                     source = BodySource::Plain;
                 }
             }
             PartType::Html(markup) => {
                 let converted = html::to_text(markup);
-                text.push_str(&converted.text);
+                body.push(&converted.text);
                 if source == BodySource::None {
                     source = BodySource::Html;
                 }
                 if let Some((line, reason)) = converted.quote {
                     // Everything from the quote container on is history,
                     // the parts after it included.
-                    let total = text.lines().count();
                     let line = lines_before + line;
+                    let lines = (body.lines + 1).saturating_sub(line);
                     return (
-                        text,
+                        body.text,
                         source,
                         Some(Cut {
                             line,
-                            lines: total + 1 - line,
+                            lines,
                             reason,
                         }),
                     );
@@ -401,8 +454,23 @@ fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
             }
             _ => {}
         }
+        if let Some((line, lines)) = body.full_at {
+            let reason = format!(
+                "the text after the first {} KiB is not read",
+                MAX_TEXT / 1024
+            );
+            return (
+                body.text,
+                source,
+                Some(Cut {
+                    line,
+                    lines,
+                    reason,
+                }),
+            );
+        }
     }
-    (text, source, None)
+    (body.text, source, None)
 }
 
 /// Reply and forward markers in the languages mail clients ship: Re, Fwd,
