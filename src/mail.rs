@@ -475,12 +475,15 @@ fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
 
 /// Reply and forward markers in the languages mail clients ship: Re, Fwd,
 /// Fw, AW (de), WG (de), SV (sv/da/no), VS (fi), Antw (nl), TR (fr), RV
-/// (es), R/RIF (it), ENC (pt), ODP (pl), RES (pt), VB (tr), YNT (tr).
+/// (es), R/RIF/I (it), ENC (pt), ODP/PD (pl), RES (pt), VB (tr), YNT (tr),
+/// VL (fi), ΑΠ/ΣΧΕΤ/ΠΡΘ (el), HA (hu), 答复/回复/转发 (zh), 返信/転送 (ja),
+/// Ответ/Переслать/НА (ru).
 /// (Plain code rather than a regex: this runs for every mail, and building
 /// a Unicode regex costs more than the whole rest of a dry run.)
 const SUBJECT_PREFIXES: &[&str] = &[
     "re", "fwd", "fw", "aw", "wg", "sv", "vs", "antw", "tr", "rv", "r", "rif", "enc", "odp", "res",
-    "vb", "ynt", "réf", "ref",
+    "vb", "ynt", "réf", "ref", "i", "pd", "vl", "απ", "σχετ", "πρθ", "ha", "答复", "回复", "转发",
+    "返信", "転送", "ответ", "переслать", "на",
 ];
 
 /// `Re: Fwd: AW: New User` → `New User`; counters (`Re[2]:`) and
@@ -579,6 +582,8 @@ mod tests {
             "New User"
         );
         assert_eq!(strip_subject_prefixes("Re[2]: quota"), "quota");
+        assert_eq!(strip_subject_prefixes("答复: 存储"), "存储");
+        assert_eq!(strip_subject_prefixes("I: PD: VL: quota"), "quota");
         assert_eq!(
             strip_subject_prefixes("Renewal of contract"),
             "Renewal of contract"
