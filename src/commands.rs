@@ -86,6 +86,8 @@ fn parse(
         .map_err(|e| Failure::new(Status::NoInput, e))?;
     let mut mail = mail::read(&raw.bytes, &config.sender_header);
     mail.truncated = raw.truncated;
+    // What the thread repeats is cut as `run` would (read only).
+    crate::thread::cut_repeats(&config.state_dir, &mut mail);
     let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
     let keywords = config.desk.keywords().map_err(|e| config_error(e.into()))?;
     let decision =

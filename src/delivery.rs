@@ -148,6 +148,9 @@ pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
         tracing::warn!("cannot prune the archive: {e}");
     }
+    if let Err(e) = crate::thread::prune(&config.state_dir, config.archive.keep) {
+        tracing::warn!("cannot prune the thread digests: {e}");
+    }
     Ok(handled)
 }
 

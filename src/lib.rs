@@ -39,5 +39,6 @@ pub mod setup;
 pub mod slots;
 pub mod spool;
 pub mod terminal;
+pub mod thread;
 pub mod transport;
 pub mod trust;

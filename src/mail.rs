@@ -32,6 +32,8 @@ pub struct Mail {
     pub body_source: BodySource,
     /// Message-IDs of the thread (References), for threading a reply.
     pub references: Vec<String>,
+    /// The message this one answers (In-Reply-To).
+    pub in_reply_to: Option<String>,
     /// Headers that say whether the message may be answered automatically.
     pub markers: Markers,
     /// Received and Authentication-Results headers, top (newest) first.
@@ -153,6 +155,12 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
         cuts,
         body_source,
         references: references(&message),
+        in_reply_to: message
+            .in_reply_to()
+            .as_text_list()
+            .and_then(|ids| ids.last().map(|id| id.to_string()))
+            .or_else(|| message.in_reply_to().as_text().map(str::to_owned))
+            .and_then(|id| message_id(&id)),
         markers: markers(&message),
         trace: trace(&message),
         truncated: false,
@@ -481,9 +489,40 @@ fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
 /// (Plain code rather than a regex: this runs for every mail, and building
 /// a Unicode regex costs more than the whole rest of a dry run.)
 const SUBJECT_PREFIXES: &[&str] = &[
-    "re", "fwd", "fw", "aw", "wg", "sv", "vs", "antw", "tr", "rv", "r", "rif", "enc", "odp", "res",
-    "vb", "ynt", "réf", "ref", "i", "pd", "vl", "απ", "σχετ", "πρθ", "ha", "答复", "回复", "转发",
-    "返信", "転送", "ответ", "переслать", "на",
+    "re",
+    "fwd",
+    "fw",
+    "aw",
+    "wg",
+    "sv",
+    "vs",
+    "antw",
+    "tr",
+    "rv",
+    "r",
+    "rif",
+    "enc",
+    "odp",
+    "res",
+    "vb",
+    "ynt",
+    "réf",
+    "ref",
+    "i",
+    "pd",
+    "vl",
+    "απ",
+    "σχετ",
+    "πρθ",
+    "ha",
+    "答复",
+    "回复",
+    "转发",
+    "返信",
+    "転送",
+    "ответ",
+    "переслать",
+    "на",
 ];
 
 /// `Re: Fwd: AW: New User` → `New User`; counters (`Re[2]:`) and

@@ -50,6 +50,7 @@ impl Decided {
 /// never written to disk (not even to the journal's WAL). An error means
 /// the helpdesk folder cannot be read: nothing can be handled now.
 pub fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
+    crate::thread::cut_repeats(&config.state_dir, mail);
     let keywords = config.desk.keywords()?;
     let decision = request::decide(config, &keywords, mail)?;
     let secrets = Secrets::new(&decision.vars, &decision.secret_names);
@@ -90,6 +91,13 @@ pub fn handle(
         record.outcome = Some("ignored".into());
         record.reply = Some(format!("none: {reason}"));
         return Ok(record);
+    }
+    if decided.authenticated()
+        && !decided.has_secrets()
+        && let Some(message_id) = &mail.message_id
+        && let Err(e) = crate::thread::remember(&config.state_dir, message_id, &mail.body)
+    {
+        tracing::warn!("{id}: cannot keep the thread's digests in the state folder: {e}");
     }
     record.request_type.clone_from(&decision.request_type);
     record.vars = Some(serde_json::Value::Object(secrets.redact_vars(&decision.vars)).to_string());
@@ -317,6 +325,11 @@ fn send_reply(
     }
     match transport::send(&settings.transport, &message) {
         Ok(where_to) => {
+            if let (Some(message_id), Some(body)) = (&mail.message_id, &reply.body)
+                && let Err(e) = crate::thread::remember(&config.state_dir, message_id, body)
+            {
+                tracing::warn!("{id}: cannot keep the reply's digests in the state folder: {e}");
+            }
             tracing::info!("{id}: {} reply to {}: {where_to}", reply.template, reply.to);
             format!("sent: {} reply to {}: {where_to}", reply.template, reply.to)
         }

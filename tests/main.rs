@@ -25,4 +25,5 @@ mod run;
 mod secrets;
 mod self_service;
 mod shipped;
+mod threads;
 mod trust_journal;
