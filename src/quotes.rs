@@ -199,12 +199,13 @@ impl<'a> Stripper<'a> {
             let header =
                 header(next).filter(|h| matches!(h.family, Family::From | Family::Sent))?;
             let block = self.header_block(&header, at + 1);
+            let rule: String = line.trim().chars().take(3).collect();
             return Some(match block {
                 Some(other) => format!(
-                    "Outlook header block ({}:/{}:) under a \"___\" rule",
+                    "Outlook header block ({}:/{}:) under a \"{rule}\" rule",
                     header.key, other
                 ),
-                None => format!("Outlook header \"{}:\" under a \"___\" rule", header.key),
+                None => format!("Outlook header \"{}:\" under a \"{rule}\" rule", header.key),
             });
         }
         let header = header(line)?;
@@ -998,7 +999,8 @@ fn read_attribution<'a>(lines: &[&'a str]) -> Option<(&'a str, bool, &'static st
                 && (same_offsets || at == 0 || two)
                 && at < verb_at
                 && dated_until.is_some_and(|t| t > at)
-                && inner[end..].starts_with(' ')
+                // HTML gives "On&nbsp;Mon": any space.
+                && inner[end..].starts_with(char::is_whitespace)
         })
         .map(|(at, word)| {
             if word == "dniu" {
