@@ -20,6 +20,7 @@
 //!   "Begin forwarded message:" …), a signature separator (`-- `) or a
 //!   mobile client's signature ("Sent from my iPhone") on is cut.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// One cut: where in the body text it starts, how many lines it took, and
@@ -957,19 +958,29 @@ fn read_attribution<'a>(lines: &[&'a str]) -> Option<(&'a str, bool, &'static st
     }
     let tail = first[from..].trim_start();
     let from = first.len() - tail.len();
-    let mut joined = String::with_capacity(tail.len() + rest_len);
-    joined.push_str(tail);
-    for line in &lines[1..] {
-        joined.push(' ');
-        joined.push_str(line.trim());
-    }
+    // One line is read in place; only wrapped ones are joined.
+    let joined: Cow<'_, str> = if lines.len() == 1 {
+        Cow::Borrowed(tail)
+    } else {
+        let mut joined = String::with_capacity(tail.len() + rest_len);
+        joined.push_str(tail);
+        for line in &lines[1..] {
+            joined.push(' ');
+            joined.push_str(line.trim());
+        }
+        Cow::Owned(joined)
+    };
     let body = joined.trim_end();
     let undashed = body.trim_end_matches(['-', ' ']);
     let dashed = body.ends_with("--") && !undashed.is_empty();
     let body = if dashed { undashed } else { body };
     let colon = body.ends_with([':', '：']);
     let inner = body.trim_end_matches([':', '：', ' ']);
-    let lower = inner.to_lowercase();
+    let lower: Cow<'_, str> = if inner.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+        Cow::Owned(inner.to_lowercase())
+    } else {
+        Cow::Borrowed(inner)
+    };
     let Some((verb_at, verb, form)) = last_verb(&lower) else {
         // Google's and others' date-only form: "2017-11-24 16:32 GMT+01:00
         // Bob <bob@example.com>:" (the colon may be missing above a quote).
