@@ -164,11 +164,16 @@ pub fn deliver_spooled(
     let Some(spooled) = spool::adopt(path, lock)
         .with_context(|| format!("{}: cannot lock the spooled message", path.display()))?
     else {
-        tracing::info!(
-            "{}: held by another handler, or not the supervisor's file",
+        // A leftover someone else took meanwhile is theirs; a new message
+        // must not be dropped: the MTA keeps it.
+        if retry {
+            tracing::info!("{}: held by another handler", path.display());
+            return Ok(());
+        }
+        return Err(anyhow!(
+            "{}: not the file its supervisor spooled, or held by another process",
             path.display()
-        );
-        return Ok(());
+        ));
     };
     let raw = match std::fs::read(path) {
         Ok(raw) => raw,
@@ -617,7 +622,7 @@ pub fn watch_supervisor(supervisor: u32) -> anyhow::Result<()> {
     let parent = rustix::process::Pid::as_raw(rustix::process::getppid());
     if u32::try_from(parent).ok() != Some(supervisor) {
         return Err(anyhow!(
-            "{DELIVER_SPOOLED} is internal: it runs under the helpdesk process {supervisor}, which is gone"
+            "{DELIVER_SPOOLED} is internal: it runs only as a child of the helpdesk run or retry it names (process {supervisor}), and that is not its parent"
         ));
     }
     Ok(())
