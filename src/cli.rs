@@ -74,7 +74,7 @@ pub enum Command {
         #[arg(long = "type", value_name = "TYPE")]
         request_type: Option<String>,
         /// Only this outcome (done, failed, timeout, refused, unauthorized,
-        /// unauthenticated, duplicate, ignored)
+        /// unauthenticated, duplicate, ignored, limited, quarantined)
         #[arg(long)]
         outcome: Option<String>,
         /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time
@@ -124,6 +124,19 @@ pub enum Command {
     /// started it dies
     #[command(hide = true)]
     Guard,
+    /// Internal: decides one spooled message within limits.decision_* and
+    /// handles it, for the `run` or `retry` that started it (its standard
+    /// input is the locked spool file)
+    #[command(hide = true, name = "deliver-spooled")]
+    DeliverSpooled {
+        path: PathBuf,
+        /// Handle it as `retry` does (a leftover), not as a new delivery
+        #[arg(long)]
+        retry: bool,
+        /// The process id of the `run` or `retry` that started it
+        #[arg(long)]
+        supervisor: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -18,15 +18,21 @@ use crate::terminal;
 use crate::{ansible, delivery};
 
 pub fn execute(cli: Cli) -> Result<Status, Failure> {
+    let program = program(&cli);
     match cli.command {
         Command::Parse {
             input,
             format,
             explain,
         } => parse(cli.config.as_deref(), input.as_deref(), format, explain),
-        Command::Run { input } => run(cli.config.as_deref(), input.as_deref()),
-        Command::Retry => retry(cli.config.as_deref()),
-        Command::Worker { interval } => worker(cli.config.as_deref(), &interval),
+        Command::Run { input } => run(cli.config.as_deref(), input.as_deref(), &program),
+        Command::Retry => retry(cli.config.as_deref(), &program),
+        Command::Worker { interval } => worker(cli.config.as_deref(), &interval, &program),
+        Command::DeliverSpooled {
+            path,
+            retry,
+            supervisor,
+        } => deliver_spooled(cli.config.as_deref(), &path, retry, supervisor, &program),
         Command::Log {
             sender,
             request_type,
@@ -108,23 +114,61 @@ fn parse(
 /// The MTA's command. Anything that stops it from taking the message
 /// safely exits 75 so the MTA keeps the message and retries, rather than
 /// bouncing it or losing it while an administrator fixes things.
-fn run(config_path: Option<&Path>, input: Option<&Path>) -> Result<Status, Failure> {
+fn run(
+    config_path: Option<&Path>,
+    input: Option<&Path>,
+    program: &delivery::Program,
+) -> Result<Status, Failure> {
     let tempfail = |e| Failure::new(Status::TempFail, e);
     let config = load_for_mail(config_path).map_err(tempfail)?;
     let raw = read_input(input, config.limits.message_size).map_err(tempfail)?;
-    delivery::deliver(&config, &raw.bytes, raw.truncated, &binary()).map_err(tempfail)?;
-    Ok(Status::Ok)
+    delivery::deliver(&config, &raw.bytes, raw.truncated, program).map_err(tempfail)
 }
 
-fn retry(config_path: Option<&Path>) -> Result<Status, Failure> {
+fn retry(config_path: Option<&Path>, program: &delivery::Program) -> Result<Status, Failure> {
     let tempfail = |e| Failure::new(Status::TempFail, e);
     let config = load_for_mail(config_path).map_err(tempfail)?;
-    let handled = delivery::retry(&config, &binary()).map_err(tempfail)?;
+    let handled = delivery::retry(&config, program).map_err(tempfail)?;
     tracing::info!("{handled} message(s) handled from the spool");
     Ok(Status::Ok)
 }
 
-fn worker(config_path: Option<&Path>, interval: &str) -> Result<Status, Failure> {
+/// The child `run` and `retry` decide each message in (see `delivery`).
+/// Every failure is a 75 for its supervisor to pass on; a panic is not
+/// (`main` makes it 70, which the supervisor takes for a crash).
+fn deliver_spooled(
+    config_path: Option<&Path>,
+    path: &Path,
+    retry: bool,
+    supervisor: u32,
+    program: &delivery::Program,
+) -> Result<Status, Failure> {
+    use std::os::fd::AsFd as _;
+    let tempfail = |e| Failure::new(Status::TempFail, e);
+    delivery::watch_supervisor(supervisor).map_err(tempfail)?;
+    let config_path = config_path
+        .ok_or_else(|| tempfail(anyhow!("{} needs --config", delivery::DELIVER_SPOOLED)))?;
+    // Not load_for_mail: its warnings were given by the supervisor.
+    let config = Config::load(config_path).map_err(|e| tempfail(e.into()))?;
+    // The supervisor's locked spool file.
+    let lock = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .map_err(|e| {
+            tempfail(anyhow!(
+                "cannot take the spool file from standard input: {e}"
+            ))
+        })?;
+    delivery::deliver_spooled(&config, path, lock, retry, program).map_err(tempfail)?;
+    Ok(Status::Ok)
+}
+
+fn worker(
+    config_path: Option<&Path>,
+    interval: &str,
+    program: &delivery::Program,
+) -> Result<Status, Failure> {
     let interval = humantime::parse_duration(interval)
         .map_err(|e| Failure::new(Status::Usage, anyhow!("--interval {interval:?}: {e}")))?;
     let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::Config, e))?;
@@ -134,7 +178,7 @@ fn worker(config_path: Option<&Path>, interval: &str) -> Result<Status, Failure>
         humantime::format_duration(interval)
     );
     loop {
-        if let Err(e) = delivery::retry(&config, &binary()) {
+        if let Err(e) = delivery::retry(&config, program) {
             tracing::warn!("worker: {e:#}");
         }
         std::thread::sleep(interval);
@@ -161,6 +205,23 @@ fn load_for_mail(config_path: Option<&Path>) -> anyhow::Result<Config> {
         );
     }
     Ok(config)
+}
+
+/// This program and the global options it was given, for the deciding
+/// child, the detached `retry` and the process guard.
+fn program(cli: &Cli) -> delivery::Program {
+    let mut options: Vec<std::ffi::OsString> = Vec::new();
+    options.extend((0..cli.verbose).map(|_| "-v".into()));
+    if cli.log_format == crate::cli::LogFormat::Json {
+        options.extend(["--log-format".into(), "json".into()]);
+    }
+    if let Some(file) = &cli.log_file {
+        options.extend(["--log-file".into(), file.clone().into_os_string()]);
+    }
+    delivery::Program {
+        path: binary(),
+        options,
+    }
 }
 
 /// This program, for the detached `retry` and the process guard.

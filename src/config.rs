@@ -153,6 +153,12 @@ pub struct Limits {
     /// Playbook runs one authenticated sender may start in an hour; more
     /// are refused (outcome `limited`).
     pub runs_per_sender_per_hour: u32,
+    /// CPU time, memory (address space) and wall-clock time the decision
+    /// of one mail may take before anything of it is authenticated; a
+    /// mail over one of them is quarantined (see `delivery`).
+    pub decision_cpu: Duration,
+    pub decision_memory: u64,
+    pub decision_wall: Duration,
 }
 
 impl Default for Limits {
@@ -162,9 +168,19 @@ impl Default for Limits {
             value_length: 1024,
             variables: 100,
             runs_per_sender_per_hour: 20,
+            decision_cpu: Duration::from_secs(5),
+            // Address space, not resident memory: the program and its
+            // libraries take about 16 MiB of it before reading anything,
+            // and a 10 MiB plain-text mail decides in under 192 MiB.
+            decision_memory: 512 * 1024 * 1024,
+            decision_wall: Duration::from_secs(60),
         }
     }
 }
+
+/// Below this no decision fits in `limits.decision_memory`: the program
+/// alone maps about 16 MiB (32 MiB built without optimisation).
+const MIN_DECISION_MEMORY: u64 = 32 * 1024 * 1024;
 
 /// The `mail:` section.
 #[derive(Debug, Clone)]
@@ -311,6 +327,9 @@ struct RawLimits {
     value_length: Option<usize>,
     variables: Option<usize>,
     runs_per_sender_per_hour: Option<u32>,
+    decision_cpu: Option<String>,
+    decision_memory: Option<String>,
+    decision_wall: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -692,11 +711,35 @@ fn limits(raw: RawLimits) -> Result<Limits, String> {
                 .into(),
         );
     }
+    let decision_memory = match raw.decision_memory {
+        None => defaults.decision_memory,
+        Some(text) => parse_size(&text).ok_or_else(|| {
+            format!("limits.decision_memory {text:?} is not a size: write e.g. 512MiB or 1GiB")
+        })?,
+    };
+    if decision_memory < MIN_DECISION_MEMORY {
+        return Err(format!(
+            "limits.decision_memory is {} MiB, less than the program itself needs, so every mail would be quarantined: give at least {} MiB (default 512MiB)",
+            decision_memory / (1024 * 1024),
+            MIN_DECISION_MEMORY / (1024 * 1024)
+        ));
+    }
     Ok(Limits {
         message_size,
         value_length: raw.value_length.unwrap_or(defaults.value_length),
         variables: raw.variables.unwrap_or(defaults.variables),
         runs_per_sender_per_hour,
+        decision_cpu: duration(
+            "limits.decision_cpu",
+            raw.decision_cpu,
+            defaults.decision_cpu,
+        )?,
+        decision_memory,
+        decision_wall: duration(
+            "limits.decision_wall",
+            raw.decision_wall,
+            defaults.decision_wall,
+        )?,
     })
 }
 
@@ -906,6 +949,38 @@ mod tests {
                 load(&format!("limits: {{runs_per_sender_per_hour: {bad}}}\n")).is_err(),
                 "{bad} was accepted"
             );
+        }
+    }
+
+    #[test]
+    fn decision_budgets_are_validated() {
+        let default = load("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(default.limits.decision_cpu, Duration::from_secs(5));
+        assert_eq!(default.limits.decision_memory, 512 * 1024 * 1024);
+        assert_eq!(default.limits.decision_wall, Duration::from_secs(60));
+        let set = load("limits: {decision_cpu: 10ms, decision_memory: 1GiB, decision_wall: 2m}\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(set.limits.decision_cpu, Duration::from_millis(10));
+        assert_eq!(set.limits.decision_memory, 1024 * 1024 * 1024);
+        assert_eq!(set.limits.decision_wall, Duration::from_secs(120));
+        for (yaml, says) in [
+            ("decision_cpu: soon", "limits.decision_cpu \"soon\""),
+            (
+                "decision_cpu: 0s",
+                "limits.decision_cpu must be more than zero",
+            ),
+            (
+                "decision_wall: 0s",
+                "limits.decision_wall must be more than zero",
+            ),
+            ("decision_memory: lots", "write e.g. 512MiB"),
+            ("decision_memory: 8MiB", "give at least 32 MiB"),
+        ] {
+            let err = load(&format!("limits: {{{yaml}}}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{yaml}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
         }
     }
 

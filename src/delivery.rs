@@ -1,5 +1,5 @@
 //! The delivery contract with the MTA: spool first, journal always, run
-//! once.
+//! once, and no mail costs more than a budget.
 //!
 //! Every error out of here means "could not take the message safely now":
 //! `run` turns it into exit status 75, so the MTA keeps the message.
@@ -12,17 +12,41 @@
 //! then moves it out of the spool. Whatever stops that before the claim exits 75 so the
 //! MTA keeps the message; a crash after it leaves the message in the spool
 //! for `retry`.
+//!
+//! **The decision budget.** Deciding reads untrusted bytes (MIME, HTML,
+//! quotes, phrasebooks) before anything is authenticated, so it runs in a
+//! child process of its own (`helpdesk deliver-spooled`, see
+//! `deliver_spooled`), under `limits.decision_cpu` (RLIMIT_CPU, and the
+//! supervisor's watch for finer budgets), `limits.decision_memory`
+//! (RLIMIT_AS) and `limits.decision_wall`. The child gets the locked spool
+//! file as its standard input, so the supervisor and the child share one
+//! lock; it says `decided` on its standard output once it has decided,
+//! lifts its limits again (the playbook it starts is not limited) and goes
+//! on as `run` or `retry` always did. A child that dies or runs out of time
+//! before saying so is a mail that went over a budget (or crashed on it):
+//! the supervisor quarantines it (`quarantine`): it is journaled as
+//! `quarantined` with the reason, moved to `state_dir/quarantine/` (never
+//! picked up again), answered if its header proves the sender, and the
+//! MTA gets 0. After `decided`, a child's death is a crash like any other:
+//! its claim waits in the journal for `retry`.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 
+use rustix::process::{Resource, Rlimit, Signal};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Delivery};
+use crate::config::{Config, Delivery, Limits};
+use crate::exit::Status;
 use crate::journal::{self, Arrival, Claim, Journal, Record, Start};
 use crate::mail::{self, Mail};
-use crate::{metrics, pipeline, spool};
+use crate::{loops, metrics, pipeline, ratelimit, reply, spool, transport, trust};
 
 /// Claims made by a `run` in queue mode: no process holds them, so the
 /// next `retry` takes them over at once.
@@ -31,8 +55,35 @@ const QUEUED: &str = "queued";
 /// Spool suffix of a message cut at limits.message_size.
 const TRUNCATED: &str = "-truncated.eml";
 
-/// `helpdesk run`: takes one message from the MTA.
-pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> anyhow::Result<()> {
+/// The hidden subcommand that decides under the budget (`cli::Command`).
+pub const DELIVER_SPOOLED: &str = "deliver-spooled";
+
+/// What the deciding child writes on its standard output once it decided.
+const DECIDED: &[u8] = b"decided\n";
+
+/// How much of a quarantined message's header the supervisor reads to
+/// find out whether it may answer: the decision that went over the budget
+/// is not tried again, not even on the header alone beyond this.
+const QUARANTINE_HEADER: usize = 256 * 1024;
+
+/// How to start this program again: for the deciding child, the guard
+/// and the detached `retry`.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub path: PathBuf,
+    /// The global options given (`-v`, `--log-format`, `--log-file`), so
+    /// that the child logs as its supervisor does.
+    pub options: Vec<OsString>,
+}
+
+/// `helpdesk run`: takes one message from the MTA. Returns the status to
+/// exit with; the deciding child has said on stderr why, when it is 75.
+pub fn deliver(
+    config: &Config,
+    raw: &[u8],
+    truncated: bool,
+    program: &Program,
+) -> anyhow::Result<Status> {
     let suffix = if truncated { TRUNCATED } else { ".eml" };
     let stored = spool::store(&config.state_dir, raw, suffix).with_context(|| {
         format!(
@@ -40,17 +91,136 @@ pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> a
             config.state_dir.join("spool").display()
         )
     })?;
-    let mut journal = open(config)?;
-    let mut mail = mail::read(raw, &config.sender_header);
-    mail.truncated = truncated;
+    let shown = stored.path.display().to_string();
+    match supervise(config, program, &stored, false)? {
+        Verdict::Decided(status) | Verdict::Undecided(status) => match status.code() {
+            Some(0) => Ok(Status::Ok),
+            Some(code) => {
+                if code != Status::TempFail as i32 {
+                    tracing::warn!("{shown}: its handler ended with status {code}");
+                }
+                Ok(Status::TempFail)
+            }
+            // Only after deciding: before, a death is a quarantine.
+            None => Err(anyhow!(
+                "{shown}: its handler died ({status}) after deciding; the message waits in the spool for helpdesk retry"
+            )),
+        },
+        Verdict::Over(reason) => {
+            quarantine(config, stored, &reason)?;
+            if stale_leftovers(config).unwrap_or(false) {
+                spawn_retry(config, &program.path);
+            }
+            Ok(Status::Ok)
+        }
+    }
+}
+
+/// `helpdesk retry`: handles what is left in the spool: messages whose
+/// handler died (crash, kill -9, OOM), queued ones, and ones spooled but
+/// never claimed, each decided in a child under the budget; one that goes
+/// over it is quarantined, and the next one is taken. Returns how many
+/// were handled.
+pub fn retry(config: &Config, program: &Program) -> anyhow::Result<usize> {
+    let mut handled = 0;
+    for path in spool::leftovers(&config.state_dir).context("cannot list the spool")? {
+        // Held: its handler is at work (or it was just delivered).
+        let Ok(Some(spooled)) = spool::lock(&path) else {
+            continue;
+        };
+        let shown = path.display();
+        match supervise(config, program, &spooled, true)? {
+            Verdict::Decided(status) | Verdict::Undecided(status) if status.success() => {
+                handled += 1;
+            }
+            Verdict::Decided(status) | Verdict::Undecided(status) => {
+                tracing::warn!("{shown}: not handled now ({status}); it stays in the spool");
+            }
+            Verdict::Over(reason) => match quarantine(config, spooled, &reason) {
+                Ok(()) => handled += 1,
+                Err(e) => tracing::warn!("{shown}: cannot quarantine it: {e:#}"),
+            },
+        }
+    }
+    if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
+        tracing::warn!("cannot prune the archive: {e}");
+    }
+    if let Err(e) = crate::thread::prune(&config.state_dir, config.archive.keep) {
+        tracing::warn!("cannot prune the thread digests: {e}");
+    }
+    Ok(handled)
+}
+
+/// `helpdesk deliver-spooled`: the child's half of `run` (or, with
+/// `retry`, of `retry`) for one spooled message, `lock` being the
+/// supervisor's lock on it (the child's standard input). It decides under
+/// the budget, says `decided`, and handles the message as `run` and
+/// `retry` do.
+pub fn deliver_spooled(
+    config: &Config,
+    path: &Path,
+    lock: std::fs::File,
+    retry: bool,
+    program: &Program,
+) -> anyhow::Result<()> {
+    let budget = Budget::enter(&config.limits).context("cannot set the decision budget")?;
+    let Some(spooled) = spool::adopt(path, lock)
+        .with_context(|| format!("{}: cannot lock the spooled message", path.display()))?
+    else {
+        // A leftover someone else took meanwhile is theirs; a new message
+        // must not be dropped: the MTA keeps it.
+        if retry {
+            tracing::info!("{}: held by another handler", path.display());
+            return Ok(());
+        }
+        return Err(anyhow!(
+            "{}: not the file its supervisor spooled, or held by another process",
+            path.display()
+        ));
+    };
+    let raw = match std::fs::read(path) {
+        Ok(raw) => raw,
+        Err(e) if retry && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(anyhow!("{}: cannot read the message: {e}", path.display())),
+    };
+    let mut mail = mail::read(&raw, &config.sender_header);
+    mail.truncated = path.to_string_lossy().ends_with(TRUNCATED);
     // Before the claim, so the journal only ever gets the redacted subject.
     let decided = match pipeline::decide(config, &mut mail) {
         Ok(decided) => decided,
         Err(e) => {
-            let _ = std::fs::remove_file(&stored.path);
+            if !retry {
+                let _ = std::fs::remove_file(path);
+            }
             return Err(e);
         }
     };
+    budget.leave()?;
+    // What the budget is measured against, for whoever tunes it (-vv).
+    tracing::debug!(
+        "{}: decided in {} of CPU, with at most {} of address space",
+        path.display(),
+        cpu_time(std::process::id()).map_or_else(|| "?".into(), human_duration),
+        peak_address_space().map_or_else(|| "?".into(), reply::human_size)
+    );
+    if retry {
+        retry_one(config, spooled, &raw, &mail, &decided, program)
+    } else {
+        deliver_one(config, spooled, &raw, &mail, &decided, program)
+    }
+}
+
+/// The rest of `run` once the message is decided.
+fn deliver_one(
+    config: &Config,
+    stored: spool::Spooled,
+    raw: &[u8],
+    mail: &Mail,
+    decided: &pipeline::Decided,
+    program: &Program,
+) -> anyhow::Result<()> {
+    // Only now: the decision waits on nothing but the CPU.
+    let mut journal = open(config)?;
     let claimer = match config.delivery {
         Delivery::Inline => spool::process_token(),
         Delivery::Queue => QUEUED.to_owned(),
@@ -58,17 +228,26 @@ pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> a
     match claim(
         decided.authenticated(),
         &mut journal,
-        &mail,
+        mail,
         raw,
         &stored.path,
         &claimer,
     ) {
         Ok(Claim::Claimed(id)) => match config.delivery {
-            Delivery::Inline => process(config, &mut journal, id, stored, &mail, &decided, binary)?,
+            Delivery::Inline => process(
+                config,
+                &mut journal,
+                id,
+                stored,
+                mail,
+                decided,
+                &program.path,
+            )?,
             Delivery::Queue => {
                 tracing::info!("row {id}: queued for a worker");
-                drop(stored);
-                spawn_retry(config, binary);
+                // Also the supervisor's lock, which it holds until it exits.
+                stored.unlock()?;
+                spawn_retry(config, &program.path);
                 return Ok(());
             }
         },
@@ -83,75 +262,542 @@ pub fn deliver(config: &Config, raw: &[u8], truncated: bool, binary: &Path) -> a
         }
     }
     if stale_leftovers(config).unwrap_or(false) {
-        spawn_retry(config, binary);
+        spawn_retry(config, &program.path);
     }
     Ok(())
 }
 
-/// `helpdesk retry`: handles what is left in the spool: messages whose
-/// handler died (crash, kill -9, OOM), queued ones, and ones spooled but
-/// never claimed. Returns how many were handled.
-pub fn retry(config: &Config, binary: &Path) -> anyhow::Result<usize> {
+/// The rest of `retry` for one spooled message once it is decided.
+fn retry_one(
+    config: &Config,
+    spooled: spool::Spooled,
+    raw: &[u8],
+    mail: &Mail,
+    decided: &pipeline::Decided,
+    program: &Program,
+) -> anyhow::Result<()> {
     let mut journal = open(config)?;
     let me = spool::process_token();
-    let mut handled = 0;
-    for path in spool::leftovers(&config.state_dir).context("cannot list the spool")? {
-        // Held: its handler is at work (or it was just delivered).
-        let Ok(Some(spooled)) = spool::lock(&path) else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(&path) else {
-            continue;
-        };
-        let mut mail = mail::read(&raw, &config.sender_header);
-        mail.truncated = path.to_string_lossy().ends_with(TRUNCATED);
-        let decided = pipeline::decide(config, &mut mail)?;
-        let id = match journal.by_spool_path(&path)? {
-            None => match claim(
-                decided.authenticated(),
-                &mut journal,
-                &mail,
-                &raw,
-                &path,
-                &me,
-            )? {
-                Claim::Claimed(id) => id,
-                Claim::Duplicate { .. } => {
-                    let _ = std::fs::remove_file(&path);
-                    continue;
-                }
-            },
-            Some(row) if row.state == journal::FINISHED => {
-                // Journaled but not yet moved out when its handler died.
-                let archived = release(config, spooled, &decided)
-                    .context("cannot move a handled message out of the spool")?;
-                journal.set_spool_path(row.id, archived.as_deref())?;
+    let path = spooled.path.clone();
+    let id = match journal.by_spool_path(&path)? {
+        None => match claim(decided.authenticated(), &mut journal, mail, raw, &path, &me)? {
+            Claim::Claimed(id) => id,
+            Claim::Duplicate { .. } => {
+                let _ = std::fs::remove_file(&path);
+                return Ok(());
+            }
+        },
+        Some(row) if row.state == journal::FINISHED => {
+            // Journaled but not yet moved out when its handler died.
+            let archived = release(config, spooled, decided)
+                .context("cannot move a handled message out of the spool")?;
+            journal.set_spool_path(row.id, archived.as_deref())?;
+            return Ok(());
+        }
+        Some(row) => {
+            let holder = row.claimed_by.as_deref();
+            if !journal.take_over(row.id, holder, &me)? {
+                return Ok(());
+            }
+            tracing::info!(
+                "row {}: taken over from {} (attempt {})",
+                row.id,
+                holder.unwrap_or("nobody"),
+                row.attempts + 1
+            );
+            row.id
+        }
+    };
+    process(
+        config,
+        &mut journal,
+        id,
+        spooled,
+        mail,
+        decided,
+        &program.path,
+    )
+}
+
+/// How a deciding child ended.
+#[derive(Debug)]
+enum Verdict {
+    /// It decided within the budget, and then ended so.
+    Decided(ExitStatus),
+    /// It ended before deciding, but not over a budget: nothing to do
+    /// (status 0) or not now (75, said on stderr).
+    Undecided(ExitStatus),
+    /// It went over a budget, or crashed, before deciding: why.
+    Over(String),
+}
+
+/// Runs the deciding child for `spooled` and watches it until it has
+/// decided: its CPU time, its wall-clock time, and how it ends. The
+/// journal is not open meanwhile (the child opens its own connection).
+fn supervise(
+    config: &Config,
+    program: &Program,
+    spooled: &spool::Spooled,
+    retry: bool,
+) -> anyhow::Result<Verdict> {
+    let config_file = config
+        .file
+        .as_ref()
+        .ok_or_else(|| anyhow!("deciding a spooled message needs a config file"))?;
+    let lock = spooled
+        .share()
+        .with_context(|| format!("{}: cannot share its lock", spooled.path.display()))?;
+    let mut command = std::process::Command::new(&program.path);
+    command
+        .args(&program.options)
+        .arg("--config")
+        .arg(config_file)
+        .arg(DELIVER_SPOOLED)
+        .arg(&spooled.path)
+        .arg("--supervisor")
+        .arg(std::process::id().to_string());
+    if retry {
+        command.arg("--retry");
+    }
+    let mut child = command
+        .stdin(Stdio::from(lock))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "{}: cannot start the process that decides a message",
+                program.path.display()
+            )
+        })?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("the deciding process has no standard output"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("the deciding process has no standard error"))?;
+    let (said, hear) = mpsc::channel();
+    std::thread::spawn(move || listen(stdout, &said));
+    let (relayed, heard) = mpsc::channel();
+    std::thread::spawn(move || relay(stderr, &relayed));
+    // Until it has all been passed on (the child and its children are
+    // gone), with a bound in case something it started keeps stderr open.
+    let last_words = || {
+        heard
+            .recv_timeout(Duration::from_secs(2))
+            .unwrap_or_default()
+    };
+    let limits = &config.limits;
+    let started = Instant::now();
+    // Often enough for a budget below RLIMIT_CPU's whole seconds, rarely
+    // enough to cost nothing next to a decision.
+    let tick =
+        (limits.decision_cpu / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let over = loop {
+        match hear.recv_timeout(tick) {
+            Ok(()) => {
+                let status = child.wait()?;
+                last_words();
+                return Ok(Verdict::Decided(status));
+            }
+            // Its standard output closed: it has ended.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                return Ok(ended_undecided(status, last_words(), limits));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if started.elapsed() > limits.decision_wall {
+            break format!(
+                "the decision took longer than {}",
+                human_duration(limits.decision_wall)
+            );
+        }
+        if cpu_time(child.id()).is_some_and(|used| used > limits.decision_cpu) {
+            break cpu_reason(limits);
+        }
+    };
+    let _ = child.kill();
+    let status = child.wait()?;
+    last_words();
+    // It may have decided just before it was stopped: then it is no
+    // quarantine but a handler that died (its claim waits for `retry`).
+    if hear.try_recv().is_ok() {
+        return Ok(Verdict::Decided(status));
+    }
+    tracing::debug!("{}: stopped ({status})", spooled.path.display());
+    Ok(Verdict::Over(over))
+}
+
+/// Reads the child's standard output, saying once when it decided, until
+/// it closes (then the channel closes too).
+fn listen(mut stdout: std::process::ChildStdout, said: &mpsc::Sender<()>) {
+    let mut seen = Vec::with_capacity(DECIDED.len());
+    let mut buffer = [0u8; 256];
+    let mut told = false;
+    while let Ok(n) = stdout.read(&mut buffer) {
+        if n == 0 {
+            return;
+        }
+        for &byte in buffer.get(..n).unwrap_or_default() {
+            if told {
                 continue;
             }
-            Some(row) => {
-                let holder = row.claimed_by.as_deref();
-                if !journal.take_over(row.id, holder, &me)? {
-                    continue;
-                }
-                tracing::info!(
-                    "row {}: taken over from {} (attempt {})",
-                    row.id,
-                    holder.unwrap_or("nobody"),
-                    row.attempts + 1
-                );
-                row.id
+            seen.push(byte);
+            if !DECIDED.starts_with(&seen) {
+                seen.clear();
+            } else if seen == DECIDED {
+                told = true;
+                let _ = said.send(());
             }
-        };
-        process(config, &mut journal, id, spooled, &mail, &decided, binary)?;
-        handled += 1;
+        }
     }
-    if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
-        tracing::warn!("cannot prune the archive: {e}");
+}
+
+/// What the Rust runtime of a deciding child said on its way out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct LastWords {
+    /// "memory allocation of N bytes failed": RLIMIT_AS was reached.
+    out_of_memory: bool,
+    /// "thread 'main' has overflowed its stack".
+    stack_overflow: bool,
+}
+
+impl LastWords {
+    fn note(&mut self, text: &[u8]) {
+        let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+        self.out_of_memory |= has(b"memory allocation of ");
+        self.stack_overflow |= has(b"has overflowed its stack");
     }
-    if let Err(e) = crate::thread::prune(&config.state_dir, config.archive.keep) {
-        tracing::warn!("cannot prune the thread digests: {e}");
+}
+
+/// Passes the child's standard error on to ours, as it comes, noting
+/// what the Rust runtime says when it aborts; sends that once it closes.
+fn relay(mut stderr: std::process::ChildStderr, done: &mpsc::Sender<LastWords>) {
+    let mut words = LastWords::default();
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stderr.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        let chunk = buffer.get(..n).unwrap_or_default();
+        let _ = std::io::stderr().write_all(chunk);
+        // A few bytes of the chunk before, for words split between reads.
+        tail.extend_from_slice(chunk);
+        words.note(&tail);
+        let keep = tail.len().saturating_sub(32);
+        tail.drain(..keep);
     }
-    Ok(handled)
+    let _ = done.send(words);
+}
+
+/// Why a child that ended before deciding ended, or `Undecided`.
+fn ended_undecided(status: ExitStatus, words: LastWords, limits: &Limits) -> Verdict {
+    use std::os::unix::process::ExitStatusExt as _;
+    let signal = status.signal();
+    if words.stack_overflow && signal.is_some() {
+        return Verdict::Over(format!(
+            "the decision overflowed its stack (signal {})",
+            signal.unwrap_or_default()
+        ));
+    }
+    match (status.code(), signal) {
+        // A panic (main turns one into 70): a bug the mail brings out.
+        (Some(code), _) if code == Status::Software as i32 => Verdict::Over(format!(
+            "the decision crashed (exit status {code}: a bug, please report it)"
+        )),
+        (Some(_), _) => Verdict::Undecided(status),
+        (None, Some(signal)) if signal == Signal::XCPU.as_raw() => {
+            Verdict::Over(cpu_reason(limits))
+        }
+        // What Rust does when an allocation fails.
+        (None, Some(signal)) if signal == Signal::ABORT.as_raw() && words.out_of_memory => {
+            Verdict::Over(format!(
+                "the decision used more than {} of memory",
+                reply::human_size(limits.decision_memory)
+            ))
+        }
+        (None, Some(signal)) => Verdict::Over(format!("the decision crashed (signal {signal})")),
+        (None, None) => Verdict::Over(format!("the decision ended strangely ({status})")),
+    }
+}
+
+fn cpu_reason(limits: &Limits) -> String {
+    format!(
+        "the decision used more than {} of CPU",
+        human_duration(limits.decision_cpu)
+    )
+}
+
+/// `5 s`, `1.5 s`, `10 ms`.
+fn human_duration(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// CPU time process `pid` used (user and system, from /proc/PID/stat, in
+/// USER_HZ ticks, which Linux fixes at 100 a second).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // utime and stime are fields 14 and 15; the command name (field 2) is
+    // in parentheses and may itself hold spaces.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system).saturating_mul(10)))
+}
+
+/// This process's peak address space so far (VmPeak), what RLIMIT_AS
+/// bounds.
+fn peak_address_space() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmPeak:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The budget, in force in the deciding child from `enter` until `leave`:
+/// soft limits only, so that the child can lift them again for the
+/// playbook it starts (`ansible-playbook` inherits them).
+#[derive(Debug)]
+struct Budget {
+    saved: Vec<(Resource, Rlimit)>,
+}
+
+impl Budget {
+    fn enter(limits: &Limits) -> std::io::Result<Self> {
+        // RLIMIT_CPU counts whole seconds; the supervisor watches finer
+        // budgets itself.
+        let cpu = limits.decision_cpu.as_secs() + u64::from(limits.decision_cpu.subsec_nanos() > 0);
+        let mut saved = Vec::new();
+        for (resource, soft) in [
+            (Resource::Cpu, cpu),
+            (Resource::As, limits.decision_memory),
+            // No core file of a mail, wherever the working folder is.
+            (Resource::Core, 0),
+        ] {
+            let old = rustix::process::getrlimit(resource);
+            // Never above the hard limit, nor above a lower limit already set.
+            let current = [Some(soft), old.current, old.maximum]
+                .into_iter()
+                .flatten()
+                .min();
+            rustix::process::setrlimit(
+                resource,
+                Rlimit {
+                    current,
+                    maximum: old.maximum,
+                },
+            )?;
+            saved.push((resource, old));
+        }
+        Ok(Self { saved })
+    }
+
+    /// Lifts the limits again and tells the supervisor.
+    fn leave(self) -> anyhow::Result<()> {
+        for (resource, old) in self.saved {
+            rustix::process::setrlimit(resource, old)
+                .with_context(|| format!("cannot lift the decision budget ({resource:?})"))?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(DECIDED)
+            .and_then(|()| stdout.flush())
+            .context("cannot tell the supervisor that the message is decided")
+    }
+}
+
+/// In the deciding child: dies with its supervisor (as `run` killed by
+/// the MTA always took its playbook with it), and refuses to start when
+/// the supervisor is already gone.
+pub fn watch_supervisor(supervisor: u32) -> anyhow::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .context("cannot follow the supervisor")?;
+    let parent = rustix::process::Pid::as_raw(rustix::process::getppid());
+    if u32::try_from(parent).ok() != Some(supervisor) {
+        return Err(anyhow!(
+            "{DELIVER_SPOOLED} is internal: it runs only as a child of the helpdesk run or retry it names (process {supervisor}), and that is not its parent"
+        ));
+    }
+    Ok(())
+}
+
+/// Sets aside a message whose decision went over the budget: journals it
+/// as `quarantined` with `reason`, moves it to `state_dir/quarantine/`
+/// and answers its sender when its header proves it. Only the header
+/// (at most `QUARANTINE_HEADER` bytes of it) is read, and its subject is
+/// not journaled: only the decision could have redacted a secret in it.
+/// The claim key is the one of unauthenticated mail (the SHA-256 of the
+/// bytes), so that a redelivery of the same bytes is a duplicate.
+fn quarantine(config: &Config, spooled: spool::Spooled, reason: &str) -> anyhow::Result<()> {
+    let shown = spooled.path.display().to_string();
+    tracing::warn!("{shown}: quarantined: {reason}");
+    let (header, digest) = read_header(&spooled.path)
+        .with_context(|| format!("{shown}: cannot read the message to quarantine it"))?;
+    let mail = mail::read(&header, &config.sender_header);
+    let authentication = trust::authenticate(config.authentication.as_ref(), &mail);
+    let mut journal = open(config)?;
+    let id = match journal.by_spool_path(&spooled.path)? {
+        Some(row) if row.state == journal::FINISHED => {
+            // Handled, only not yet moved out of the spool when its
+            // handler died; archived or deleted by its decision, which
+            // cannot be made: deleted, in case it gave a secret.
+            spool::discard(spooled).with_context(|| format!("{shown}: cannot delete it"))?;
+            journal.set_spool_path(row.id, None)?;
+            return Ok(());
+        }
+        // Claimed before (queued, or its handler died): this ends it.
+        Some(row) => row.id,
+        None => {
+            let key = format!("unauthenticated sha256:{}", hex(&digest));
+            let arrival = Arrival {
+                key: &key,
+                message_id: mail.message_id.as_deref(),
+                sender: mail.sender.as_deref(),
+                subject: "",
+                spool_path: &spooled.path,
+                claimed_by: &spool::process_token(),
+            };
+            match journal.claim(&arrival)? {
+                Claim::Claimed(id) => id,
+                Claim::Duplicate { original, row } => {
+                    tracing::info!("row {row}: duplicate of row {original}, not quarantined again");
+                    spool::discard(spooled)
+                        .with_context(|| format!("{shown}: cannot delete it"))?;
+                    write_metrics(config, &journal);
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let moved = spool::quarantine(&config.state_dir, spooled)
+        .with_context(|| format!("{shown}: cannot move it to the quarantine"))?;
+    journal.set_spool_path(id, Some(&moved))?;
+    let record = Record {
+        authentication: Some(authentication.to_string()),
+        outcome: Some(journal::QUARANTINED.into()),
+        reason: Some(reason.to_owned()),
+        reply: Some(answer_quarantined(
+            config,
+            &mail,
+            &authentication,
+            reason,
+            id,
+        )),
+        ..Record::default()
+    };
+    journal.record(id, &record, journal::FINISHED)?;
+    write_metrics(config, &journal);
+    Ok(())
+}
+
+/// The header of a spooled message (up to its first blank line, at most
+/// `QUARANTINE_HEADER` bytes, cut at a line end), and the SHA-256 of all
+/// of it.
+fn read_header(path: &Path) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut header = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buffer.get(..n).unwrap_or_default();
+        hasher.update(chunk);
+        if header.len() < QUARANTINE_HEADER {
+            let room = QUARANTINE_HEADER - header.len();
+            header.extend_from_slice(chunk.get(..room.min(n)).unwrap_or_default());
+        }
+    }
+    let mut end = 0;
+    for line in header.split_inclusive(|b| *b == b'\n') {
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        if line == b"\n" || line == b"\r\n" {
+            break;
+        }
+        end += line.len();
+    }
+    header.truncate(end);
+    header.extend_from_slice(b"\r\n");
+    Ok((header, hasher.finalize().to_vec()))
+}
+
+/// Sends the `quarantined` reply when the header proves the sender, as
+/// `pipeline` sends the others (loops, the reply limit); returns what
+/// happened for the journal.
+fn answer_quarantined(
+    config: &Config,
+    mail: &Mail,
+    authentication: &trust::Authenticated,
+    reason: &str,
+    id: i64,
+) -> String {
+    if let Some(silence) = loops::silence(mail, config.helpdesk_address.as_deref()) {
+        tracing::info!("row {id}: no reply: {silence}");
+        return format!("none: {silence}");
+    }
+    if !authentication.is_yes() {
+        return "none: the sender is not authenticated".into();
+    }
+    let (Some(settings), Some(from)) = (&config.mail, &config.helpdesk_address) else {
+        tracing::warn!("row {id}: no reply sent: config.yaml has no mail: section");
+        return "none: config.yaml has no mail: section".into();
+    };
+    let built = reply::quarantined(config, mail, reason)
+        .and_then(|reply| Ok((reply::to_message(&reply, from)?, reply)));
+    let (message, reply) = match built {
+        Ok(built) => built,
+        Err(e) => {
+            tracing::warn!("row {id}: reply not sent: {e}");
+            return format!("not sent: {e}");
+        }
+    };
+    match ratelimit::allow(&config.state_dir, &reply.to, settings.reply_limit_per_hour) {
+        Ok(true) => {}
+        Ok(false) => {
+            return format!(
+                "none: {} already got {} replies in the past hour (mail.reply_limit_per_hour)",
+                reply.to, settings.reply_limit_per_hour
+            );
+        }
+        Err(e) => {
+            return format!(
+                "not sent: cannot count replies in {}: {e}",
+                config.state_dir.display()
+            );
+        }
+    }
+    match transport::send(&settings.transport, &message) {
+        Ok(where_to) => {
+            tracing::info!(
+                "row {id}: {} reply to {}: {where_to}",
+                reply.template,
+                reply.to
+            );
+            format!("sent: {} reply to {}: {where_to}", reply.template, reply.to)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "row {id}: {} reply to {} not sent: {e}",
+                reply.template,
+                reply.to
+            );
+            format!("not sent: {} reply to {}: {e}", reply.template, reply.to)
+        }
+    }
 }
 
 fn open(config: &Config) -> anyhow::Result<Journal> {
@@ -414,6 +1060,129 @@ mod tests {
                 "{k}"
             );
         }
+    }
+
+    /// How a child that ended before deciding is read: each budget by its
+    /// signal, a panic (status 70) and any other signal as a crash, and a
+    /// plain status (0, 75) as no quarantine.
+    #[test]
+    fn reasons_for_a_child_that_ended_before_deciding() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let limits = Limits {
+            decision_cpu: Duration::from_millis(1500),
+            decision_memory: 40 * 1024 * 1024,
+            ..Limits::default()
+        };
+        let oom = LastWords {
+            out_of_memory: true,
+            stack_overflow: false,
+        };
+        let said = |raw: i32, words: LastWords| match ended_undecided(
+            ExitStatus::from_raw(raw),
+            words,
+            &limits,
+        ) {
+            Verdict::Over(reason) => reason,
+            other => panic!("{raw}: {other:?}"),
+        };
+        let reason = |raw: i32| said(raw, oom);
+        assert_eq!(
+            reason(Signal::XCPU.as_raw()),
+            "the decision used more than 1.5 s of CPU"
+        );
+        assert_eq!(
+            reason(Signal::ABORT.as_raw()),
+            "the decision used more than 40 MiB of memory"
+        );
+        assert_eq!(
+            reason(Signal::SEGV.as_raw()),
+            "the decision crashed (signal 11)"
+        );
+        // An abort without Rust's words about an allocation is no budget.
+        assert_eq!(
+            said(Signal::ABORT.as_raw(), LastWords::default()),
+            "the decision crashed (signal 6)"
+        );
+        let mut overflow = LastWords::default();
+        overflow.note(
+            b"\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n",
+        );
+        assert_eq!(
+            said(Signal::ABORT.as_raw(), overflow),
+            "the decision overflowed its stack (signal 6)"
+        );
+        let mut words = LastWords::default();
+        words.note(b"memory allocation of 83886080 bytes failed\n");
+        assert_eq!(words, oom);
+        assert_eq!(
+            reason(Signal::KILL.as_raw()),
+            "the decision crashed (signal 9)"
+        );
+        assert_eq!(
+            reason(70 << 8),
+            "the decision crashed (exit status 70: a bug, please report it)"
+        );
+        for code in [0, 75, 78] {
+            assert!(
+                matches!(
+                    ended_undecided(ExitStatus::from_raw(code << 8), oom, &limits),
+                    Verdict::Undecided(_)
+                ),
+                "{code}"
+            );
+        }
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 s");
+        assert_eq!(human_duration(Duration::from_millis(10)), "10 ms");
+        assert_eq!(human_duration(Duration::from_secs(60)), "60 s");
+    }
+
+    /// The quarantine reads the header up to its first blank line (LF or
+    /// CRLF), at most QUARANTINE_HEADER bytes of it cut at a line end, and
+    /// hashes all of the message, as `claim_key` does.
+    #[test]
+    fn the_quarantine_reads_only_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.eml");
+        for (raw, header) in [
+            (
+                &b"From: a@example.com\r\nSubject: x\r\n\r\nFrom: b@example.com\r\n"[..],
+                &b"From: a@example.com\r\nSubject: x\r\n\r\n"[..],
+            ),
+            (
+                b"From: a@example.com\nSubject: x\n\nbody\n",
+                b"From: a@example.com\nSubject: x\n\r\n",
+            ),
+            (b"From: a@example.com", b"\r\n"),
+        ] {
+            std::fs::write(&path, raw).unwrap();
+            let (read, digest) = read_header(&path).unwrap();
+            assert_eq!(read, header, "{}", String::from_utf8_lossy(raw));
+            assert_eq!(digest, Sha256::digest(raw).to_vec());
+        }
+        let mut long = Vec::new();
+        while long.len() < 3 * QUARANTINE_HEADER {
+            long.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
+        }
+        long.extend_from_slice(b"\r\nbody\r\n");
+        std::fs::write(&path, &long).unwrap();
+        let (read, digest) = read_header(&path).unwrap();
+        assert!(read.len() <= QUARANTINE_HEADER + 2, "{}", read.len());
+        assert!(read.len() > QUARANTINE_HEADER - 100, "{}", read.len());
+        assert!(read.ends_with(b"0123456789\r\n\r\n"));
+        assert_eq!(digest, Sha256::digest(&long).to_vec());
+    }
+
+    #[test]
+    fn cpu_time_of_this_process() {
+        // Spinning shows up as CPU time in /proc, however busy the machine.
+        let start = cpu_time(std::process::id()).unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut used = Duration::ZERO;
+        while used < Duration::from_millis(50) && Instant::now() < until {
+            used = cpu_time(std::process::id()).unwrap() - start;
+        }
+        assert!(used >= Duration::from_millis(50), "{used:?}");
+        assert_eq!(cpu_time(u32::MAX), None);
     }
 
     /// Through the journal: the forged mail claims first, the real

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS messages (
     attempts       INTEGER NOT NULL DEFAULT 1,
     duplicate_of   INTEGER,
     updated_at     TEXT NOT NULL,
+    reason         TEXT,
     started_at     TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS claim ON messages(key) WHERE duplicate_of IS NULL;
@@ -66,11 +67,16 @@ CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, 
 /// `PRAGMA user_version` of a journal with everything in `SCHEMA`. Version
 /// 2 added the totals tables, which keep the metrics' counters as rows are
 /// finished (counting every row for every message grew with the journal).
-/// Version 3 added `started_at`, for the cap on runs per sender.
-const SCHEMA_VERSION: i64 = 3;
+/// Version 3 added `started_at`, for the cap on runs per sender. Version 4
+/// added `reason`, why a message was quarantined.
+const SCHEMA_VERSION: i64 = 4;
 
 /// The outcome of a request refused by `limits.runs_per_sender_per_hour`.
 pub const LIMITED: &str = "limited";
+
+/// The outcome of a message whose decision went over a budget
+/// (`limits.decision_*`): set aside unread, never retried (`delivery`).
+pub const QUARANTINED: &str = "quarantined";
 
 /// The window of `limits.runs_per_sender_per_hour`.
 const RUN_WINDOW: Duration = Duration::from_secs(3600);
@@ -264,6 +270,8 @@ pub struct Record {
     pub duration_ms: Option<u64>,
     pub run_log: Option<String>,
     pub reply: Option<String>,
+    /// Why the message was quarantined (outcome `quarantined`).
+    pub reason: Option<String>,
 }
 
 /// One row, for `log` and `show`.
@@ -381,6 +389,10 @@ impl Journal {
             if !has_column(&tx, "messages", "started_at").map_err(error)? {
                 // Older rows have no start time: they count as no runs.
                 tx.execute("ALTER TABLE messages ADD COLUMN started_at TEXT", [])
+                    .map_err(error)?;
+            }
+            if !has_column(&tx, "messages", "reason").map_err(error)? {
+                tx.execute("ALTER TABLE messages ADD COLUMN reason TEXT", [])
                     .map_err(error)?;
             }
             tx.execute_batch(RUN_INDEXES).map_err(error)?;
@@ -502,7 +514,7 @@ impl Journal {
             connection.execute(
                 "UPDATE messages SET request_type = ?1, vars = ?2, authentication = ?3, access = ?4,
                    outcome = ?5, exit_code = ?6, duration_ms = ?7, run_log = ?8, reply = ?9,
-                   state = ?10, updated_at = ?11
+                   state = ?10, updated_at = ?11, reason = ?13
                  WHERE id = ?12",
                 params![
                     record.request_type,
@@ -516,7 +528,8 @@ impl Journal {
                     record.reply,
                     state,
                     now(),
-                    id
+                    id,
+                    record.reason
                 ],
             )
         };
@@ -690,7 +703,7 @@ impl Journal {
         let sql = format!(
             "SELECT id, key, message_id, received_at, sender, subject, state, attempts, duplicate_of, spool_path, claimed_by,
                     request_type, vars, authentication, access, outcome, exit_code, duration_ms, run_log, reply,
-                    started_at
+                    started_at, reason
              FROM messages {filter_sql} ORDER BY id DESC LIMIT {limit}"
         );
         let mut statement = self.connection.prepare(&sql).map_err(self.error())?;
@@ -721,6 +734,7 @@ impl Journal {
                             .and_then(|d| u64::try_from(d).ok()),
                         run_log: r.get(18)?,
                         reply: r.get(19)?,
+                        reason: r.get(21)?,
                     },
                 })
             })
@@ -1160,6 +1174,37 @@ mod tests {
             .filter(|s| matches!(s, Start::Limited { reply: true, .. }))
             .count();
         assert_eq!(told, 1, "{starts:?}");
+    }
+
+    /// A version-3 journal (no `reason`) gets the column; a quarantined
+    /// row keeps its reason and counts in the totals.
+    #[test]
+    fn a_version_3_journal_gets_the_quarantine_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+        let v3 = SCHEMA.replace("    reason         TEXT,\n", "");
+        assert_ne!(v3, SCHEMA);
+        old.execute_batch(&v3).unwrap();
+        old.execute_batch(RUN_INDEXES).unwrap();
+        old.pragma_update(None, "user_version", 3).unwrap();
+        drop(old);
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let id = arrive(&mut journal, 1, "erin@example.com");
+        let record = Record {
+            outcome: Some(QUARANTINED.into()),
+            reason: Some("the decision used more than 5 s of CPU".into()),
+            ..Record::default()
+        };
+        journal.record(id, &record, FINISHED).unwrap();
+        let row = journal.get(id).unwrap().unwrap();
+        assert_eq!(row.record.reason, record.reason);
+        assert_eq!(row.state, FINISHED);
+        assert_eq!(
+            journal.totals().unwrap().counts,
+            vec![("".into(), QUARANTINED.into(), 1)]
+        );
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["reason"], "the decision used more than 5 s of CPU");
     }
 
     /// A version-2 journal (no `started_at`) gets the column and the

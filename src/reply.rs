@@ -203,6 +203,8 @@ struct TemplateData {
     duration: Option<String>,
     exit_code: Option<i32>,
     vars: serde_json::Map<String, serde_json::Value>,
+    /// Why the mail was quarantined, for the `quarantined` reply.
+    quarantine_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -242,6 +244,7 @@ impl TemplateData {
             duration: None,
             exit_code: None,
             vars: secrets.redact_vars(&decision.vars),
+            quarantine_reason: None,
         };
         match answer {
             Answer::HelpTopic { topic, text } => {
@@ -281,6 +284,49 @@ impl TemplateData {
     }
 }
 
+/// The reply to a quarantined mail (see `delivery`): deciding it went over
+/// a budget, so nothing of it was read but its header, and nothing of it
+/// is quoted, not even its subject (only the decision could have redacted
+/// a secret in it). `mail` is read from the header alone.
+pub fn quarantined(config: &Config, mail: &Mail, reason: &str) -> Result<Reply, ReplyError> {
+    let data = TemplateData {
+        helpdesk_address: config.helpdesk_address.clone(),
+        sender: mail.sender.clone(),
+        subject: String::new(),
+        request_type: None,
+        capabilities: Vec::new(),
+        topic: None,
+        help_text: None,
+        asked_topic: None,
+        missing: Vec::new(),
+        invalid: Vec::new(),
+        refusal: None,
+        run_limit: None,
+        message_size_limit: human_size(config.limits.message_size),
+        failures: Vec::new(),
+        stats: Vec::new(),
+        running_task: None,
+        timeout: None,
+        duration: None,
+        exit_code: None,
+        vars: serde_json::Map::new(),
+        quarantine_reason: Some(reason.to_owned()),
+    };
+    let template = "quarantined";
+    Ok(Reply {
+        to: mail.sender.clone().unwrap_or_default(),
+        subject: reply_subject(""),
+        template: template.to_owned(),
+        body: Some(render(&config.desk, template, &data)?),
+        in_reply_to: mail.message_id.clone(),
+        references: {
+            let mut refs = mail.references.clone();
+            refs.extend(mail.message_id.clone());
+            refs
+        },
+    })
+}
+
 fn render(desk: &Desk, name: &str, data: &TemplateData) -> Result<String, ReplyError> {
     let relative = format!("reply_templates/{name}.txt");
     let (source, file) = match desk.read(&relative)? {
@@ -310,7 +356,7 @@ fn render(desk: &Desk, name: &str, data: &TemplateData) -> Result<String, ReplyE
         .map_err(error)
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const KIB: u64 = 1024;
     const MIB: u64 = KIB * KIB;
     match bytes {

@@ -281,6 +281,11 @@ pub fn log_table(rows: &[crate::journal::Row]) -> String {
             .record
             .duration_ms
             .map_or_else(|| "-".to_owned(), |ms| format!("{:.1}", ms as f64 / 1000.0));
+        // A quarantined message's subject was never read: its reason instead.
+        let subject = match (row.subject.as_deref(), row.record.reason.as_deref()) {
+            (None | Some(""), Some(reason)) => reason,
+            (subject, _) => subject.unwrap_or(""),
+        };
         let _ = writeln!(
             out,
             "{:>6}  {:<24}  {:<28}  {:<16}  {:<15}  {:>7}  {}",
@@ -293,7 +298,7 @@ pub fn log_table(rows: &[crate::journal::Row]) -> String {
             ),
             cut(&escape(outcome), 15),
             secs,
-            cut(&escape(row.subject.as_deref().unwrap_or("")), 60)
+            cut(&escape(subject), 60)
         );
     }
     out
@@ -317,6 +322,9 @@ pub fn show_row(row: &crate::journal::Row) -> String {
     line(&mut out, "access", r.access.clone());
     line(&mut out, "state", Some(row.state.clone()));
     line(&mut out, "outcome", r.outcome.clone());
+    if r.reason.is_some() {
+        line(&mut out, "reason", r.reason.clone());
+    }
     line(
         &mut out,
         "duplicate of",

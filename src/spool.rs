@@ -8,7 +8,12 @@
 //!
 //! Whoever handles a spooled message holds an exclusive `flock` on it, so
 //! `retry` never touches a message that is being handled, and a handler
-//! that dies (kill -9, OOM) lets go of it by dying.
+//! that dies (kill -9, OOM) lets go of it by dying. The supervisor of a
+//! decision (`delivery`) shares its lock with the child process that
+//! decides: the child gets the locked file as its standard input.
+//!
+//! A message whose decision went over a budget is moved to
+//! `state_dir/quarantine/` instead, where nothing picks it up again.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -64,6 +69,55 @@ pub fn lock(path: &Path) -> io::Result<Option<Spooled>> {
         Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Takes over the lock on `path` that `file` holds (an open file
+/// description shared with the supervisor, see `delivery`), or takes the
+/// lock with it. `None`: `file` is not `path` (the spool file was
+/// replaced), or someone else holds the lock.
+pub fn adopt(path: &Path, file: File) -> io::Result<Option<Spooled>> {
+    use std::os::unix::fs::MetadataExt;
+    let (held, named) = (file.metadata()?, fs::metadata(path)?);
+    if (held.dev(), held.ino()) != (named.dev(), named.ino()) {
+        return Ok(None);
+    }
+    // On the description that already holds the lock this changes nothing.
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(Spooled {
+            path: path.to_path_buf(),
+            _lock: file,
+        })),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Spooled {
+    /// The locked file itself, to hand the lock to a child process.
+    pub fn share(&self) -> io::Result<File> {
+        self._lock.try_clone()
+    }
+
+    /// Lets go of the message for someone else to take: unlike dropping
+    /// it, this also frees a lock shared with a supervisor.
+    pub fn unlock(self) -> io::Result<()> {
+        flock(&self._lock, FlockOperation::Unlock)?;
+        Ok(())
+    }
+}
+
+/// Moves a message out of the spool into `state_dir/quarantine/`, under
+/// its spool name, durably. Returns where it went.
+pub fn quarantine(state_dir: &Path, spooled: Spooled) -> io::Result<PathBuf> {
+    let dir = state_dir.join("quarantine");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let target = dir.join(spooled.path.file_name().unwrap_or_default());
+    fs::rename(&spooled.path, &target)?;
+    File::open(&dir)?.sync_all()?;
+    Ok(target)
 }
 
 /// A little randomness for spool names without another dependency.
@@ -182,6 +236,38 @@ mod tests {
             prune_archive(dir.path(), Duration::from_secs(86400)).unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn adopt_and_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = store(dir.path(), b"one", ".eml").unwrap();
+        // The supervisor's own description: adopted although it is locked.
+        let child = adopt(&a.path, a.share().unwrap()).unwrap().unwrap();
+        // A description of its own is not: the lock is held.
+        assert!(
+            adopt(&a.path, File::open(&a.path).unwrap())
+                .unwrap()
+                .is_none()
+        );
+        // Another file under this name is not either.
+        let b = store(dir.path(), b"two", ".eml").unwrap();
+        assert!(adopt(&a.path, b.share().unwrap()).unwrap().is_none());
+        drop(child);
+        // Unlocked through a shared description: free for everyone.
+        let c = store(dir.path(), b"three", ".eml").unwrap();
+        let path_c = c.path.clone();
+        adopt(&path_c, c.share().unwrap())
+            .unwrap()
+            .unwrap()
+            .unlock()
+            .unwrap();
+        assert!(lock(&path_c).unwrap().is_some(), "{c:?} let go");
+        fs::remove_file(&path_c).unwrap();
+        let path = quarantine(dir.path(), a).unwrap();
+        assert_eq!(path.parent().unwrap(), dir.path().join("quarantine"));
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        assert_eq!(leftovers(dir.path()).unwrap(), vec![b.path.clone()]);
     }
 
     #[test]

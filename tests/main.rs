@@ -18,6 +18,7 @@ mod milters;
 mod mta;
 mod must_show;
 mod operator;
+mod quarantine;
 mod reading;
 mod replay;
 mod replies;
