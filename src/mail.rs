@@ -379,6 +379,12 @@ fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
             }
             PartType::Html(markup) => {
                 let converted = html::to_text(markup);
+                if converted.truncated {
+                    tracing::info!(
+                        "an HTML part's text reached {} bytes; the rest of the part was not read",
+                        html::MAX_TEXT
+                    );
+                }
                 text.push_str(&converted.text);
                 if source == BodySource::None {
                     source = BodySource::Html;
