@@ -387,12 +387,12 @@ struct Decoded {
 }
 
 impl Decoded {
-    fn new(chars: &[char]) -> Decoded {
+    fn new(first: char, second: Option<char>) -> Decoded {
         let mut d = Decoded {
             buf: [0; 8],
             len: 0,
         };
-        for c in chars {
+        for c in std::iter::once(first).chain(second) {
             d.len += c.encode_utf8(&mut d.buf[d.len..]).len();
         }
         d
@@ -407,6 +407,9 @@ impl Decoded {
 /// some.
 const MAX_ENTITY: usize = 40;
 
+/// The longest name that stands without `;` (`frac34`, `middot`…).
+const MAX_LEGACY_ENTITY: usize = 6;
+
 /// Decodes the character reference after a `&` (HTML's rules: numeric
 /// references with the Windows-1252 fix-ups, the longest named match, the
 /// legacy names without `;`, and in attribute values no legacy match
@@ -415,22 +418,31 @@ fn decode_reference(after: &[u8], in_attribute: bool) -> Option<(Decoded, usize)
     if after.first() == Some(&b'#') {
         return decode_numeric(after);
     }
-    let mut best = None;
-    for k in 1..=after.len().min(MAX_ENTITY) {
-        let c = after[k - 1];
-        if !c.is_ascii_alphanumeric() && c != b';' {
-            break;
-        }
-        let key = std::str::from_utf8(&after[..k]).unwrap_or_default();
-        match web_atoms::NAMED_ENTITIES.get(key) {
-            None => break,
-            Some(&(0, _)) => {}
-            Some(&(first, second)) => best = Some((k, first, second)),
-        }
-        if c == b';' {
-            break;
-        }
+    // The candidate name: ASCII letters and digits, maybe a `;`.
+    let mut run = after
+        .iter()
+        .take(MAX_ENTITY)
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    if after.get(run) == Some(&b';') {
+        run += 1;
     }
+    let name = std::str::from_utf8(&after[..run]).unwrap_or_default();
+    // Mostly the whole name is one (`&amp;`): one look-up. Otherwise the
+    // longest prefix that is a name standing without `;` (those are at
+    // most six letters long) counts.
+    let whole = match web_atoms::NAMED_ENTITIES.get(name) {
+        Some(&(first, second)) if first != 0 => Some((name.len(), first, second)),
+        _ => None,
+    };
+    let best = whole.or_else(|| {
+        (1..=name.len().min(MAX_LEGACY_ENTITY))
+            .rev()
+            .find_map(|k| match web_atoms::NAMED_ENTITIES.get(&name[..k]) {
+                Some(&(first, second)) if first != 0 => Some((k, first, second)),
+                _ => None,
+            })
+    });
     let (k, first, second) = best?;
     if in_attribute
         && after[k - 1] != b';'
@@ -440,12 +452,9 @@ fn decode_reference(after: &[u8], in_attribute: bool) -> Option<(Decoded, usize)
     {
         return None;
     }
-    let chars: Vec<char> = [first, second]
-        .into_iter()
-        .filter(|&cp| cp != 0)
-        .filter_map(char::from_u32)
-        .collect();
-    Some((Decoded::new(&chars), k))
+    let second = (second != 0).then(|| char::from_u32(second)).flatten();
+    let first = char::from_u32(first).unwrap_or('\u{FFFD}');
+    Some((Decoded::new(first, second), k))
 }
 
 fn decode_numeric(after: &[u8]) -> Option<(Decoded, usize)> {
@@ -471,7 +480,7 @@ fn decode_numeric(after: &[u8]) -> Option<(Decoded, usize)> {
         0x80..=0x9F => windows_1252(value),
         _ => char::from_u32(value).unwrap_or('\u{FFFD}'),
     };
-    Some((Decoded::new(&[c]), i))
+    Some((Decoded::new(c, None), i))
 }
 
 /// HTML's reading of `&#128;`–`&#159;` as Windows-1252.
@@ -1156,6 +1165,10 @@ mod tests {
                 "€\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}",
             ),
             ("&acE;", "\u{223E}\u{333}"),
+            (
+                "&CounterClockwiseContourIntegral;&frac34x",
+                "\u{2233}\u{be}x",
+            ),
             ("a&#32;&#10;&Tab;b", "a b"),
         ] {
             assert_eq!(text(html), expected, "{html}");
