@@ -441,6 +441,11 @@ fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
             PartType::Html(markup) => {
                 let converted = html::to_text(markup);
                 body.push(&converted.text);
+                if converted.truncated && body.full_at.is_none() {
+                    // The converter stopped at html::MAX_TEXT: the rest of
+                    // the part was not read, so it cannot be counted.
+                    body.full_at = Some((body.lines + 1, 0));
+                }
                 if source == BodySource::None {
                     source = BodySource::Html;
                 }

@@ -37,6 +37,10 @@ pub struct Cut {
 
 impl std::fmt::Display for Cut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.lines == 0 {
+            // Text that was never read, so its lines are not known.
+            return write!(f, "cut from line {}: {}", self.line, self.reason);
+        }
         let s = if self.lines == 1 { "" } else { "s" };
         write!(
             f,
