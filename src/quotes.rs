@@ -493,10 +493,29 @@ const SEPARATORS: &[&str] = &[
     "原始邮件",
     "转发邮件",
     "原始郵件",
+    "anfang der weitergeleiteten nachricht",
+    "weitergeleitete mail",
+    "ursprüngliche mail",
+    "mail original",
+    "mail transféré",
+    "début du message transféré",
+    "inicio del mensaje reenviado",
+    "inizio messaggio inoltrato",
+    "início da mensagem reencaminhada",
+    "mensagem reencaminhada",
+    "begin doorgestuurd bericht",
+    "oryginalna wiadomość",
+    "przekazana wiadomość",
+    "начало пересылаемого сообщения",
+    "пересланное сообщение",
+    "forwarded email",
+    "forwarded mail",
 ];
 
 /// The last letters of `SEPARATORS` (a test checks them).
-const SEPARATOR_ENDINGS: &[char] = &['a', 'e', 'g', 'i', 'j', 'l', 'o', 't', 'é', 'е', 'ジ', '件'];
+const SEPARATOR_ENDINGS: &[char] = &[
+    'a', 'e', 'g', 'i', 'j', 'l', 'o', 't', 'é', 'е', 'ジ', '件', 'ć', 'я',
+];
 
 const DECORATION: &[char] = &['-', '_', ' ', '\t', '*', '=', '—', '–'];
 
@@ -505,6 +524,11 @@ const DECORATION: &[char] = &['-', '_', ' ', '\t', '*', '=', '—', '–'];
 /// by dashes or underscores, so "see the original message" is no separator.
 fn separator(line: &str) -> Option<(&str, String)> {
     let trimmed = line.trim_end();
+    if trimmed.ends_with("--")
+        && let Some(found) = dashed_with_sender(trimmed)
+    {
+        return Some(found);
+    }
     let end = trimmed.trim_end_matches(DECORATION);
     let end = end.strip_suffix([':', '：']).unwrap_or(end);
     let end = end.trim_end_matches(DECORATION);
@@ -517,8 +541,8 @@ fn separator(line: &str) -> Option<(&str, String)> {
     if !SEPARATOR_ENDINGS.contains(&last) {
         return None;
     }
-    // The longest name has 26 characters: lower case only the end.
-    let tail_start = end.char_indices().rev().nth(31).map_or(0, |(i, _)| i);
+    // The longest name has 37 characters: lower case only the end.
+    let tail_start = end.char_indices().rev().nth(41).map_or(0, |(i, _)| i);
     let tail = end[tail_start..].to_lowercase();
     for name in SEPARATORS {
         if !tail.ends_with(name) {
@@ -546,6 +570,24 @@ fn separator(line: &str) -> Option<(&str, String)> {
         }
     }
     None
+}
+
+/// mutt's "----- Forwarded message from Bob <bob@example.com> -----": a
+/// separator name and its sender between dashes on both sides.
+fn dashed_with_sender(trimmed: &str) -> Option<(&str, String)> {
+    let t = trimmed.trim_start();
+    if !(t.starts_with("--") && t.ends_with("--")) || t.len() > 300 {
+        return None;
+    }
+    let inner = t.trim_matches(DECORATION).to_lowercase();
+    const FROM: &[&str] = &[
+        " from ", " von ", " de ", " da ", " van ", " fra ", " från ", " od ", " от ",
+    ];
+    SEPARATORS
+        .iter()
+        .filter_map(|name| inner.strip_prefix(name))
+        .any(|rest| FROM.iter().any(|f| rest.starts_with(f)))
+        .then(|| ("", shown(t)))
 }
 
 /// A line of 10 or more underscores, dashes or equal signs: Outlook puts
@@ -602,6 +644,15 @@ const MOBILE: &[&str] = &[
     "enviado do outlook",
     "obter o outlook para",
     "inviato da ",
+    "inviato dal ",
+    "scarica outlook per",
+    "télécharger outlook pour",
+    "outlook voor ios downloaden",
+    "outlook voor android downloaden",
+    "outlook für ios herunterladen",
+    "outlook für android herunterladen",
+    "von yahoo mail auf ",
+    "von yahoo mail für ",
     "ottieni outlook per",
     "verzonden vanaf mijn ",
     "verstuurd vanaf mijn ",
@@ -634,7 +685,9 @@ const MOBILE: &[&str] = &[
 ];
 
 /// The first letters of `MOBILE` (a test checks them).
-const MOBILE_INITIALS: &[char] = &['e', 'g', 'h', 'i', 'l', 'o', 's', 'v', 'w', 'о', '从', '发'];
+const MOBILE_INITIALS: &[char] = &[
+    'e', 'g', 'h', 'i', 'l', 'o', 's', 't', 'v', 'w', 'о', '从', '发',
+];
 
 /// Words that make a signature with a comma still a signature
 /// ("Sent from my Verizon, Samsung Galaxy smartphone").
@@ -845,6 +898,9 @@ const VERBS: &[(&str, &str)] = &[
     ("ezt írta", "\"… ezt írta (…):\""),
     ("написал", "\"… написал(а):\""),
     ("написала", "\"… написал(а):\""),
+    ("пишет", "\"… пишет:\""),
+    ("geschrieben", "\"Am … hat … Folgendes geschrieben:\""),
+    ("scrisse", "\"Il … scrisse:\""),
     ("yazdı", "\"… yazdı:\""),
     ("napsal", "\"Dne … napsal(a):\""),
     ("napsala", "\"Dne … napsal(a):\""),
@@ -871,6 +927,7 @@ const NAME_FIRST: &[&str] = &[
     "ezt írta",
     "написал",
     "написала",
+    "пишет",
     "yazdı",
     "写道",
     "寫道",
@@ -988,11 +1045,8 @@ fn read_attribution<'a>(lines: &[&'a str]) -> Option<(&'a str, bool, &'static st
     let Some((verb_at, verb, form)) = last_verb(&lower) else {
         // Google's and others' date-only form: "2017-11-24 16:32 GMT+01:00
         // Bob <bob@example.com>:" (the colon may be missing above a quote).
-        return (date_only(inner) && opens(lines, tail, usize::MAX)).then_some((
-            &first[..from],
-            colon,
-            "\"<date> <name> <address>:\"",
-        ));
+        return ((date_only(inner) || mutt_form(inner)) && opens(lines, tail, usize::MAX))
+            .then_some((&first[..from], colon, "\"<date> <name> <address>:\""));
     };
     if !(colon || dashed) {
         return None;
@@ -1159,6 +1213,21 @@ fn date_only(inner: &str) -> bool {
     let dated = t[..at].contains(|c: char| c.is_ascii_digit())
         && (t[..at].contains(':') || t[..at].contains(['/', '.', '-', '年']));
     opens_with_date && dated && t.ends_with('>')
+}
+
+/// mutt's default attribution: "* Bob <bob@example.com> [2025-03-03
+/// 09:15]:" — a star, an address, a bracketed date.
+fn mutt_form(inner: &str) -> bool {
+    let Some(t) = inner.strip_prefix("* ") else {
+        return false;
+    };
+    let Some((who, date)) = t.rsplit_once('[') else {
+        return false;
+    };
+    who.contains('@')
+        && date.ends_with(']')
+        && date.contains(|c: char| c.is_ascii_digit())
+        && date.contains([':', '-', '/', '.'])
 }
 
 #[cfg(test)]
@@ -2008,6 +2077,43 @@ mod tests {
             let got: Vec<(usize, usize)> =
                 stripped.cuts.iter().map(|c| (c.line, c.lines)).collect();
             assert_eq!(got, cuts);
+        }
+    }
+
+    #[test]
+    fn mutt_attributions_and_forwards_cut_what_follows() {
+        for eol in EOLS {
+            for (line, reason) in [
+                (
+                    "* Carol Jones <carol@example.com> [2025-03-03 09:15 +0100]:",
+                    "\"<date> <name> <address>:\"",
+                ),
+                (
+                    "----- Forwarded message from Carol Jones <carol@example.com> -----",
+                    "",
+                ),
+            ] {
+                let text = [NEW, "", line, OLD].join(eol);
+                let stripped = strip(&text);
+                assert_eq!(stripped.text, NEW, "{text:?}");
+                assert!(
+                    stripped
+                        .cuts
+                        .last()
+                        .is_some_and(|c| c.line == 3 && c.reason.contains(reason)),
+                    "{:?}",
+                    stripped.cuts
+                );
+            }
+        }
+        // A star line without a bracketed date, or a dashed line naming no
+        // separator, is text.
+        for kept in [
+            "* Carol Jones <carol@example.com>:",
+            "----- Notes from Carol Jones -----",
+        ] {
+            let text = [NEW, kept, OLD].join("\n");
+            assert_eq!(strip(&text).text, text);
         }
     }
 }
