@@ -20,7 +20,6 @@ use crate::support::{parse_builtin, repo};
 /// Cases whose `text` must match (after `normalized`): never lower this.
 const MINIMUM: usize = 202;
 
-
 /// The families without an old request: everything else quotes or
 /// forwards the bob request (generate.py asserts the same).
 const WITHOUT_OLD_REQUEST: &[&str] = &["plain", "ownquote"];
