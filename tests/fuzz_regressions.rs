@@ -76,7 +76,10 @@ fn poison_mails_are_what_the_generator_writes() {
         .arg("--check")
         .status()
         .expect("python3 (Debian's python3) is needed to check the poison mails");
-    assert!(status.success(), "fuzz/poison/generate.py --check: {status}");
+    assert!(
+        status.success(),
+        "fuzz/poison/generate.py --check: {status}"
+    );
 }
 
 /// Every class of poison mail: wide tables, deep nesting, runs of blank
