@@ -9,9 +9,16 @@
 //! OUT/corpus.mbox       the same 10,000 as one mbox
 //! OUT/typical.eml       one typical request
 //! OUT/big.eml           one 25 MB mail with attachments
+//! OUT/sizes/            {plain,html,attachment}-{10k,1m,10m}.eml: one
+//!                       request in a plain-text body, an HTML body, or a
+//!                       short text part with a base64 PDF attachment, at
+//!                       10 KB, 1 MB and 10.4 MB (under the 10 MiB
+//!                       limits.message_size, so read whole)
 //! OUT/large/            a helpdesk folder with 1,000 request types and
 //!                       10,000 keyword phrases, with config.yaml
-//! OUT/default/          the shipped helpdesk folder, with config.yaml
+//! OUT/default/          the shipped helpdesk folder, with config.yaml and
+//!                       config-32mib.yaml (limits.message_size raised so
+//!                       that big.eml is read, not cut)
 
 use std::fmt::Write as _;
 use std::fs;
@@ -225,6 +232,99 @@ fn big_mail(rng: &mut Rng) -> String {
     out
 }
 
+/// The sizes the reading benchmarks use: 10 KB, 1 MB, and just under the
+/// 10 MiB default limits.message_size (10,485,760 bytes).
+const SIZES: &[(&str, usize)] = &[("10k", 10_000), ("1m", 1_000_000), ("10m", 10_400_000)];
+
+const SIZE_HEAD: &str = "From: alice@example.com\r\nTo: helpdesk@example.com\r\nSubject: Increase Storage Quota\r\nMessage-ID: <size@example.com>\r\nMIME-Version: 1.0\r\n";
+const SIZE_REQUEST: &str = "Hello, I'd like to increase my storage quota by 9.3 GB please.";
+
+/// Plain text lines of filler words until the mail is `size` bytes.
+fn plain_mail(rng: &mut Rng, size: usize) -> String {
+    let mut out =
+        format!("{SIZE_HEAD}Content-Type: text/plain; charset=utf-8\r\n\r\n{SIZE_REQUEST}\r\n\r\n");
+    while out.len() < size {
+        out.push_str(&filler(rng, 12).replace('\n', "\r\n"));
+    }
+    out.truncate(size - 2);
+    out.push_str("\r\n");
+    out
+}
+
+/// An HTML body of paragraphs, line breaks, links, a small table and
+/// nested divs (a newsletter's shapes) until the mail is `size` bytes.
+fn html_mail(rng: &mut Rng, size: usize) -> String {
+    let mut out = format!(
+        "{SIZE_HEAD}Content-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>p {{margin: 0}}</style></head><body><p>{SIZE_REQUEST}</p>\r\n"
+    );
+    let tail = "</body></html>\r\n";
+    let mut n = 0u64;
+    while out.len() + tail.len() < size {
+        let words = filler(rng, 24).replace('\n', " ");
+        let block = match n % 4 {
+            0 => format!("<p>{words}</p>\r\n"),
+            1 => format!("<div><div><span>{words}</span><br></div></div>\r\n"),
+            2 => format!(
+                "<p><a href=\"https://example.com/{n}\">{}</a> {words}</p>\r\n",
+                rng.pick(WORDS)
+            ),
+            _ => format!(
+                "<table><tr><td>{}</td><td>{}</td></tr><tr><td colspan=\"2\">{words}</td></tr></table>\r\n",
+                rng.pick(WORDS),
+                rng.pick(WORDS)
+            ),
+        };
+        n += 1;
+        out.push_str(&block);
+    }
+    let keep = size - tail.len();
+    // Cut at a tag boundary so the mail stays well-formed HTML.
+    let cut = out[..keep.min(out.len())]
+        .rfind('\n')
+        .map_or(keep, |i| i + 1);
+    out.truncate(cut);
+    while out.len() + tail.len() < size {
+        out.push(' ');
+    }
+    out + tail
+}
+
+/// A short text part and a base64 PDF-like attachment filling the mail
+/// to `size` bytes.
+fn attachment_mail(rng: &mut Rng, size: usize) -> String {
+    let head = format!(
+        "{SIZE_HEAD}Content-Type: multipart/mixed; boundary=\"att\"\r\n\r\n--att\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{SIZE_REQUEST} The scan is attached.\r\n--att\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    );
+    let tail = "\r\n--att--\r\n";
+    // base64 with CRLF every 76 characters: 78 bytes of mail per 57 bytes.
+    let room = size.saturating_sub(head.len() + tail.len());
+    let mut bytes = b"%PDF-1.7\n".to_vec();
+    bytes.extend((0..(room / 78 * 57).saturating_sub(9)).map(|_| rng.next() as u8));
+    let mut out = head + &base64(&bytes) + tail;
+    // The rest as the epilogue after the closing boundary, which readers
+    // ignore.
+    while out.len() < size {
+        out.push_str(if out.len() + 1 == size { " " } else { "\r\n" });
+    }
+    out
+}
+
+fn size_mails(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    // A seed of its own, so the rest of the corpus stays as it was.
+    let mut rng = Rng(0x5EED_1234_ABCD_0012);
+    for (label, size) in SIZES {
+        for (kind, mail) in [
+            ("plain", plain_mail(&mut rng, *size)),
+            ("html", html_mail(&mut rng, *size)),
+            ("attachment", attachment_mail(&mut rng, *size)),
+        ] {
+            fs::write(dir.join(format!("{kind}-{label}.eml")), mail)?;
+        }
+    }
+    Ok(())
+}
+
 fn large_folder(dir: &Path, rng: &mut Rng) -> std::io::Result<()> {
     for sub in ["phrasebooks", "playbooks", "help_templates"] {
         fs::create_dir_all(dir.join(sub))?;
@@ -301,6 +401,10 @@ fn default_folder(dir: &Path) -> std::io::Result<()> {
     }
     fs::copy("keywords.txt", dir.join("keywords.txt"))?;
     fs::copy("inventory", dir.join("inventory"))?;
+    fs::write(
+        dir.join("config-32mib.yaml"),
+        format!("{CONFIG}limits: {{message_size: 32MiB}}\n"),
+    )?;
     fs::write(dir.join("config.yaml"), CONFIG)
 }
 
@@ -330,6 +434,7 @@ fn main() -> std::io::Result<()> {
         "From: alice@example.com\r\nTo: helpdesk@example.com\r\nSubject: Increase Storage Quota\r\nMessage-ID: <typical@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello, I'd like to increase my storage quota by 9.3 GB please.\r\n\r\nThanks,\r\nAlice\r\n",
     )?;
     fs::write(out.join("big.eml"), big_mail(&mut rng))?;
+    size_mails(&out.join("sizes"))?;
     large_folder(&out.join("large"), &mut rng)?;
     default_folder(&out.join("default"))?;
     eprintln!("corpus written to {}", out.display());
