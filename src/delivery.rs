@@ -181,6 +181,19 @@ pub fn deliver_spooled(
     let raw = match std::fs::read(path) {
         Ok(raw) => raw,
         Err(e) if retry && e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
+            // The budget was reached by the message alone (std reports a
+            // failed reservation instead of aborting). Exiting with an
+            // error would make it "not now", and the MTA would bring it
+            // back again and again: end the way any other allocation over
+            // the budget ends, so the supervisor quarantines it.
+            eprintln!(
+                "memory allocation of {} bytes failed (reading {})",
+                std::fs::metadata(path).map_or(0, |m| m.len()),
+                path.display()
+            );
+            std::process::abort();
+        }
         Err(e) => return Err(anyhow!("{}: cannot read the message: {e}", path.display())),
     };
     let mut mail = mail::read(&raw, &config.sender_header);

@@ -105,7 +105,10 @@ fn one_quarantined(rows: &[Value]) -> &Value {
 #[test]
 fn a_mail_over_the_memory_budget_is_quarantined_answered_once_and_a_duplicate_after() {
     let server = SmtpServer::plain();
-    let desk = desk(&server, "limits: {decision_memory: 64MiB}\n");
+    let desk = desk(
+        &server,
+        "limits: {decision_memory: 64MiB, message_size: 64MiB}\n",
+    );
 
     // An ordinary request decides well within the budget and runs.
     let small = authenticated("alice@example.com", "quota", "more for me by 1 gb");
@@ -113,8 +116,9 @@ fn a_mail_over_the_memory_budget_is_quarantined_answered_once_and_a_duplicate_af
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(desk.received().unwrap()["targets"], "alice");
 
-    // 8 MiB of plain text: reading it takes more than 64 MiB.
-    let poison = big("admin@example.com", true, 8 * 1024 * 1024);
+    // 40 MiB of plain text (limits.message_size is raised for it): the
+    // message alone, read for its decision, takes most of the 64 MiB.
+    let poison = big("admin@example.com", true, 40 * 1024 * 1024);
     let out = desk.run(&poison);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(files(&desk, "spool").is_empty(), "the spool is empty");
@@ -216,7 +220,7 @@ fn a_mail_over_the_memory_budget_is_quarantined_answered_once_and_a_duplicate_af
     assert_eq!(server.received().len(), 2);
 
     // An unauthenticated poison mail is quarantined too, but not answered.
-    let forged = big("mallory@example.com", false, 8 * 1024 * 1024);
+    let forged = big("mallory@example.com", false, 40 * 1024 * 1024);
     let out = desk.run(&forged);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows = desk.log_rows();
@@ -253,13 +257,13 @@ fn in_queue_mode_retry_quarantines_a_poison_message_and_handles_the_two_behind_i
     let server = SmtpServer::plain();
     let desk = desk(
         &server,
-        "delivery: queue\nlimits: {decision_memory: 64MiB}\n",
+        "delivery: queue\nlimits: {decision_memory: 64MiB, message_size: 64MiB}\n",
     );
     // Spooled in this order by runs that died before their claim.
     let poison = leftover(
         &desk,
         "20261201T000000000001Z-1-00000001.eml",
-        &big("admin@example.com", true, 8 * 1024 * 1024),
+        &big("admin@example.com", true, 40 * 1024 * 1024),
     );
     leftover(
         &desk,
