@@ -61,10 +61,16 @@ fn every_saved_fuzz_case_runs_without_panicking() {
             }
             run(&fs::read(&path).unwrap());
         }
-        // The test fixtures are valid inputs for the mail reader.
     }
-    for entry in fs::read_dir(repo().join("tests/fixtures")).unwrap() {
-        helpdesk::fuzzing::mail_read(&fs::read(entry.unwrap().path()).unwrap());
+    // The test fixtures (the reply corpus too) are valid inputs for the
+    // mail reader.
+    for folder in ["tests/fixtures", "tests/fixtures/replies"] {
+        for entry in fs::read_dir(repo().join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "eml") {
+                helpdesk::fuzzing::mail_read(&fs::read(&path).unwrap());
+            }
+        }
     }
 }
 
