@@ -366,8 +366,9 @@ fn one_address(message: &Message<'_>, header: &str) -> Result<String, SenderProb
 /// The most body text read, in bytes: requests are a few lines, and
 /// everything after this (quoted history, pasted logs) costs time and
 /// memory without ever being a request. Text beyond it is cut, and the
-/// cut is shown by `parse --explain`.
-pub const MAX_TEXT: usize = 1024 * 1024;
+/// cut is shown by `parse --explain`. The HTML converter stops at the
+/// same size.
+pub const MAX_TEXT: usize = html::MAX_TEXT;
 
 /// The body text being assembled from the text parts, with its line count
 /// kept as it grows (counting again for every part was quadratic in the

@@ -894,9 +894,24 @@ impl Quantity {
             if trimmed.len() == before.len() {
                 return None;
             }
-            let lower = trimmed.to_lowercase();
+            // Only the end can hold a modifier: lower-casing everything
+            // before every number made a mail of many numbers quadratic.
+            let longest = self
+                .modifiers
+                .iter()
+                .map(|m| m.chars().count())
+                .max()
+                .unwrap_or(0);
+            let tail_start = trimmed
+                .char_indices()
+                .rev()
+                .nth(longest)
+                .map_or(0, |(i, _)| i);
+            let lower = trimmed[tail_start..].to_lowercase();
+            let at_start = tail_start == 0;
             let word = self.modifiers.iter().find(|m| {
                 lower.ends_with(m.as_str())
+                    && (lower.len() > m.len() || at_start)
                     && !lower[..lower.len() - m.len()]
                         .chars()
                         .next_back()

@@ -215,20 +215,14 @@ struct HostRecap {
 }
 
 impl TemplateData {
-    fn new(
-        config: &Config,
-        mail: &Mail,
-        decision: &Decision,
-        answer: &Answer,
-        capabilities: Vec<Capability>,
-        secrets: &Secrets,
-    ) -> Self {
-        let mut data = Self {
+    /// What every reply knows: who it is from and to, and the limits.
+    fn blank(config: &Config, mail: &Mail) -> Self {
+        Self {
             helpdesk_address: config.helpdesk_address.clone(),
             sender: mail.sender.clone(),
-            subject: secrets.scrub(decision.subject()),
-            request_type: decision.request_type.clone(),
-            capabilities,
+            subject: String::new(),
+            request_type: None,
+            capabilities: Vec::new(),
             topic: None,
             help_text: None,
             asked_topic: None,
@@ -243,8 +237,25 @@ impl TemplateData {
             timeout: None,
             duration: None,
             exit_code: None,
-            vars: secrets.redact_vars(&decision.vars),
+            vars: serde_json::Map::new(),
             quarantine_reason: None,
+        }
+    }
+
+    fn new(
+        config: &Config,
+        mail: &Mail,
+        decision: &Decision,
+        answer: &Answer,
+        capabilities: Vec<Capability>,
+        secrets: &Secrets,
+    ) -> Self {
+        let mut data = Self {
+            subject: secrets.scrub(decision.subject()),
+            request_type: decision.request_type.clone(),
+            capabilities,
+            vars: secrets.redact_vars(&decision.vars),
+            ..Self::blank(config, mail)
         };
         match answer {
             Answer::HelpTopic { topic, text } => {
@@ -290,27 +301,8 @@ impl TemplateData {
 /// a secret in it). `mail` is read from the header alone.
 pub fn quarantined(config: &Config, mail: &Mail, reason: &str) -> Result<Reply, ReplyError> {
     let data = TemplateData {
-        helpdesk_address: config.helpdesk_address.clone(),
-        sender: mail.sender.clone(),
-        subject: String::new(),
-        request_type: None,
-        capabilities: Vec::new(),
-        topic: None,
-        help_text: None,
-        asked_topic: None,
-        missing: Vec::new(),
-        invalid: Vec::new(),
-        refusal: None,
-        run_limit: None,
-        message_size_limit: human_size(config.limits.message_size),
-        failures: Vec::new(),
-        stats: Vec::new(),
-        running_task: None,
-        timeout: None,
-        duration: None,
-        exit_code: None,
-        vars: serde_json::Map::new(),
         quarantine_reason: Some(reason.to_owned()),
+        ..TemplateData::blank(config, mail)
     };
     let template = "quarantined";
     Ok(Reply {
