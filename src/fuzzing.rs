@@ -57,6 +57,28 @@ pub fn authres(data: &[u8]) {
     let _ = crate::authres::parse(&String::from_utf8_lossy(data));
 }
 
+/// An HTML part converted to text, and that text stripped of quotes, with
+/// the invariants each promises: bounded output, a quote line inside the
+/// text, cuts in order and inside the input.
+pub fn html_and_quotes(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let converted = crate::html::to_text(&text);
+    assert!(converted.text.len() <= crate::html::MAX_TEXT + 8 * 1024);
+    if let Some((line, _)) = &converted.quote {
+        assert!(*line >= 1 && *line <= converted.text.lines().count() + 1);
+    }
+    for input in [&*text, converted.text.as_str()] {
+        let stripped = crate::quotes::strip(input);
+        let lines = input.lines().count();
+        let mut previous = 0;
+        for cut in &stripped.cuts {
+            assert!(cut.line > previous && cut.line <= lines + 1, "{cut:?}");
+            previous = cut.line;
+        }
+        assert!(stripped.text.len() <= input.len());
+    }
+}
+
 fn split(data: &[u8]) -> (String, String) {
     let at = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     let (head, tail) = data.split_at(at);
