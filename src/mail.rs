@@ -427,6 +427,7 @@ impl BodyText {
 fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
     let mut body = BodyText::default();
     let mut source = BodySource::None;
+    let mut cut = None;
     for id in &message.text_body {
         let Some(part) = message.parts.get(*id as usize) else {
             continue;
@@ -455,15 +456,12 @@ fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
                     // the parts after it included.
                     let line = lines_before + line;
                     let lines = (body.lines + 1).saturating_sub(line);
-                    return (
-                        body.text,
-                        source,
-                        Some(Cut {
-                            line,
-                            lines,
-                            reason,
-                        }),
-                    );
+                    cut = Some(Cut {
+                        line,
+                        lines,
+                        reason,
+                    });
+                    break;
                 }
             }
             _ => {}
@@ -473,18 +471,15 @@ fn body_text(message: &Message<'_>) -> (String, BodySource, Option<Cut>) {
                 "the text after the first {} KiB is not read",
                 MAX_TEXT / 1024
             );
-            return (
-                body.text,
-                source,
-                Some(Cut {
-                    line,
-                    lines,
-                    reason,
-                }),
-            );
+            cut = Some(Cut {
+                line,
+                lines,
+                reason,
+            });
+            break;
         }
     }
-    (body.text, source, None)
+    (body.text, source, cut)
 }
 
 /// Reply and forward markers in the languages mail clients ship: Re, Fwd,
