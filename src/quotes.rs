@@ -1095,8 +1095,10 @@ fn read_attribution<'a>(lines: &[&'a str]) -> Option<(&'a str, bool, &'static st
         return opens(lines, tail, verb_at).then_some((whole, true, english(verb, form)));
     }
     let starts_with_date = leading.starts_with(|c: char| c.is_ascii_digit());
-    let name_first = NAME_FIRST.contains(&verb)
-        || (matches!(verb, "wrote" | "writes") && before_verb.trim_end().ends_with(['>', ')']));
+    // An address right before the verb is a name-first form in any
+    // language: Gmail's "Bob <bob@example.com> schrieb am So., 23. Juni
+    // 2024, 21:08:".
+    let name_first = NAME_FIRST.contains(&verb) || before_verb.trim_end().ends_with(['>', ')']);
     let addressed = before_verb.contains('@') || lower[verb_at..].contains('@');
     let dated = dated_until.is_some() || addressed;
     // A date and an address with a verb of writing is one whatever its
@@ -2115,5 +2117,30 @@ mod tests {
             let text = [NEW, kept, OLD].join("\n");
             assert_eq!(strip(&text).text, text);
         }
+    }
+
+    #[test]
+    fn an_address_right_before_the_verb_makes_an_attribution_in_any_language() {
+        for eol in EOLS {
+            for lines in [
+                &["Bob Example <bob@example.com> schrieb am So., 23. Juni 2024, 21:08:"][..],
+                &[
+                    "Bob Example <bob@example.com> schrieb am So., 23.",
+                    "Juni 2024, 21:08:",
+                ],
+                &["Bob <bob@example.com> a écrit :"],
+            ] {
+                let mut all = vec![NEW, ""];
+                all.extend_from_slice(lines);
+                all.extend(["", "> old"]);
+                let text = all.join(eol);
+                let stripped = strip(&text);
+                assert_eq!(stripped.text, NEW, "{text:?}");
+                assert_eq!(stripped.cuts.first().map(|c| c.line), Some(3), "{text:?}");
+            }
+        }
+        // Without the address it is a sentence.
+        let text = format!("{NEW}\nBob schrieb am Sonntag etwas anderes:\n{OLD}");
+        assert_eq!(strip(&text).text, text);
     }
 }
