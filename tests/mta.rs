@@ -264,14 +264,21 @@ fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix
     wait_for("the second reply", Duration::from_secs(90), || {
         sink.received().len() == 2
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // The reply goes out before the outcome is journaled: wait for that,
+    // instead of sleeping and hoping.
+    let outcomes = |rows: &[Value]| {
+        let mut outcomes: Vec<String> = rows
+            .iter()
+            .map(|r| r["outcome"].as_str().unwrap_or("-").to_owned())
+            .collect();
+        outcomes.sort();
+        outcomes
+    };
+    wait_for("both rows journaled", Duration::from_secs(30), || {
+        outcomes(&journal(&desk)).iter().all(|o| o != "-") && journal(&desk).len() >= 2
+    });
     let rows = journal(&desk);
-    let mut outcomes: Vec<&str> = rows
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap_or("-"))
-        .collect();
-    outcomes.sort();
-    assert_eq!(outcomes, ["done", "done"], "{rows:?}");
+    assert_eq!(outcomes(&rows), ["done", "done"], "{rows:?}");
     assert_eq!(desk.run_logs().len(), 2, "nothing ran twice");
     assert_eq!(sink.received().len(), 2);
     assert_eq!(desk.received().unwrap()["targets"], "bob");
