@@ -60,7 +60,12 @@ pub fn store(state_dir: &Path, raw: &[u8], suffix: &str) -> io::Result<Spooled> 
 
 /// Locks a spooled message for handling; `None` when someone else holds it.
 pub fn lock(path: &Path) -> io::Result<Option<Spooled>> {
-    let file = File::open(path)?;
+    take(path, File::open(path)?)
+}
+
+/// Locks `file`, open on `path`, for handling; `None` when someone else
+/// holds it.
+fn take(path: &Path, file: File) -> io::Result<Option<Spooled>> {
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Some(Spooled {
             path: path.to_path_buf(),
@@ -82,14 +87,7 @@ pub fn adopt(path: &Path, file: File) -> io::Result<Option<Spooled>> {
         return Ok(None);
     }
     // On the description that already holds the lock this changes nothing.
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(Spooled {
-            path: path.to_path_buf(),
-            _lock: file,
-        })),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    take(path, file)
 }
 
 impl Spooled {

@@ -9,16 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Helpdesk, exec, fixture, mail};
-
-fn outcomes(rows: &[Value]) -> Vec<String> {
-    let mut outcomes: Vec<String> = rows
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap_or("-").to_owned())
-        .collect();
-    outcomes.sort();
-    outcomes
-}
+use crate::support::{Helpdesk, exec, fixture, mail, outcomes};
 
 fn start_run(desk: &Helpdesk, message: &[u8]) -> Child {
     let mut child = desk

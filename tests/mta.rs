@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, need, repo, unique_id, wait_for, wait_or};
+use crate::support::{Helpdesk, need, outcomes, repo, unique_id, wait_for, wait_or};
 
 const NOBODY: u32 = 65534;
 
@@ -266,16 +266,9 @@ fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix
     });
     // The reply goes out before the outcome is journaled: wait for that,
     // instead of sleeping and hoping.
-    let outcomes = |rows: &[Value]| {
-        let mut outcomes: Vec<String> = rows
-            .iter()
-            .map(|r| r["outcome"].as_str().unwrap_or("-").to_owned())
-            .collect();
-        outcomes.sort();
-        outcomes
-    };
     wait_for("both rows journaled", Duration::from_secs(30), || {
-        outcomes(&journal(&desk)).iter().all(|o| o != "-") && journal(&desk).len() >= 2
+        let rows = journal(&desk);
+        rows.len() >= 2 && outcomes(&rows).iter().all(|o| o != "-")
     });
     let rows = journal(&desk);
     assert_eq!(outcomes(&rows), ["done", "done"], "{rows:?}");

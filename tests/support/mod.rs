@@ -76,6 +76,16 @@ pub fn fresh(raw: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The outcomes of journal rows (`-` for none yet), sorted.
+pub fn outcomes(rows: &[Value]) -> Vec<String> {
+    let mut outcomes: Vec<String> = rows
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
 #[derive(Debug)]
 pub struct Output {
     pub code: i32,
