@@ -6,9 +6,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use helpdesk::config::Config;
+use helpdesk::decide::Decider;
+use helpdesk::desk::config::Config;
 use helpdesk::mail;
-use helpdesk::request::Decider;
 
 fn corpus() -> PathBuf {
     std::env::var_os("BENCH_CORPUS")

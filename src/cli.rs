@@ -165,7 +165,7 @@ pub struct SetupArgs {
     pub address: Option<String>,
     /// How replies leave
     #[arg(long, value_enum)]
-    pub transport: Option<crate::setup::TransportChoice>,
+    pub transport: Option<crate::commands::setup::TransportChoice>,
     #[arg(long)]
     pub smtp_host: Option<String>,
     #[arg(long)]

@@ -2,23 +2,23 @@
 //! that replays what they found (`tests/fuzz_regressions.rs`): each feeds
 //! arbitrary bytes to one parser the program owns and exercises its result.
 
-use crate::keywords::Keywords;
-use crate::phrasebook::{Input, Phrasebook};
+use crate::desk::keywords::Keywords;
+use crate::desk::phrasebook::{Input, Phrasebook};
 
 /// A raw message, read as `run` and `parse` read it.
 pub fn mail_read(data: &[u8]) {
     for header in ["From", "X-Original-Sender"] {
         let mail = crate::mail::read(data, header);
-        let _ = crate::loops::silence(&mail, Some("helpdesk@example.com"));
+        let _ = crate::decide::loops::silence(&mail, Some("helpdesk@example.com"));
         for position in [
-            crate::config::Position::Above,
-            crate::config::Position::Below,
+            crate::desk::config::Position::Above,
+            crate::desk::config::Position::Below,
         ] {
-            let _ = crate::trust::authenticate(
-                Some(&crate::config::Authentication {
+            let _ = crate::decide::trust::authenticate(
+                Some(&crate::desk::config::Authentication {
                     authserv_id: vec!["mx.example.com".into()],
                     received_by: vec!["mx.example.com".into()],
-                    require: crate::config::Require::Dmarc,
+                    require: crate::desk::config::Require::Dmarc,
                     position: Some(position),
                 }),
                 &mail,
@@ -48,13 +48,13 @@ pub fn phrasebook(data: &[u8]) {
             max_value_length: 1024,
         });
         let _ = book.missing(&extraction.vars);
-        let _ = crate::ansible::extra_vars_yaml(&extraction.vars);
+        let _ = crate::run::ansible::extra_vars_yaml(&extraction.vars);
     }
 }
 
 /// An Authentication-Results header value.
 pub fn authres(data: &[u8]) {
-    let _ = crate::authres::parse(&String::from_utf8_lossy(data));
+    let _ = crate::decide::authres::parse(&String::from_utf8_lossy(data));
 }
 
 /// An HTML part converted to text, and that text stripped of quotes, with
@@ -62,13 +62,13 @@ pub fn authres(data: &[u8]) {
 /// text, cuts in order and inside the input.
 pub fn html_and_quotes(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let converted = crate::html::to_text(&text);
-    assert!(converted.text.len() <= crate::html::MAX_TEXT + 8 * 1024);
+    let converted = crate::mail::html::to_text(&text);
+    assert!(converted.text.len() <= crate::mail::html::MAX_TEXT + 8 * 1024);
     if let Some((line, _)) = &converted.quote {
         assert!(*line >= 1 && *line <= converted.text.lines().count() + 1);
     }
     for input in [&*text, converted.text.as_str()] {
-        let stripped = crate::quotes::strip(input);
+        let stripped = crate::mail::quotes::strip(input);
         let lines = input.lines().count();
         let mut previous = 0;
         for cut in &stripped.cuts {
@@ -96,7 +96,7 @@ pub fn vars_round_trip(data: &[u8]) {
         .enumerate()
         .map(|(i, s)| (format!("v{i}"), serde_json::Value::String(s.to_owned())))
         .collect();
-    let yaml = crate::ansible::extra_vars_yaml(&vars);
+    let yaml = crate::run::ansible::extra_vars_yaml(&vars);
     let read = yaml11::read_extra_vars(&yaml);
     assert_eq!(read.len(), vars.len(), "{yaml}");
     for ((name, value), (read_name, read_value)) in vars.iter().zip(&read) {

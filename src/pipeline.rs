@@ -7,18 +7,18 @@ use std::path::Path;
 
 use anyhow::anyhow;
 
-use crate::ansible::{self, Outcome};
-use crate::config::Config;
-use crate::journal::{self, Record, Start};
-use crate::keywords::Keywords;
-use crate::loops::{self, Silence};
+use crate::decide::loops::{self, Silence};
+use crate::decide::redact::Secrets;
+use crate::decide::{self, Decision};
+use crate::delivery::journal::{self, Record, Start};
+use crate::desk::config::Config;
+use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
-use crate::ratelimit;
-use crate::redact::Secrets;
+use crate::reply::ratelimit;
+use crate::reply::transport;
 use crate::reply::{self, Answer};
-use crate::request::{self, Decision};
-use crate::slots;
-use crate::transport;
+use crate::run::ansible::{self, Outcome};
+use crate::run::slots;
 
 /// A mail decided before the journal sees it.
 #[derive(Debug)]
@@ -50,9 +50,9 @@ impl Decided {
 /// never written to disk (not even to the journal's WAL). An error means
 /// the helpdesk folder cannot be read: nothing can be handled now.
 pub fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
-    crate::thread::cut_repeats(&config.state_dir, mail);
+    crate::mail::thread::cut_repeats(&config.state_dir, mail);
     let keywords = config.desk.keywords()?;
-    let decision = request::decide(config, &keywords, mail)?;
+    let decision = decide::decide(config, &keywords, mail)?;
     let secrets = Secrets::new(&decision.vars, &decision.secret_names);
     decision.subject().clone_into(&mut mail.subject);
     Ok(Decided {
@@ -95,7 +95,7 @@ pub fn handle(
     if decided.authenticated()
         && !decided.has_secrets()
         && let Some(message_id) = &mail.message_id
-        && let Err(e) = crate::thread::remember(&config.state_dir, message_id, &mail.body)
+        && let Err(e) = crate::mail::thread::remember(&config.state_dir, message_id, &mail.body)
     {
         tracing::warn!("{id}: cannot keep the thread's digests in the state folder: {e}");
     }
@@ -326,7 +326,7 @@ fn send_reply(
     match transport::send(&settings.transport, &message) {
         Ok(where_to) => {
             if let (Some(message_id), Some(body)) = (&mail.message_id, &reply.body)
-                && let Err(e) = crate::thread::remember(&config.state_dir, message_id, body)
+                && let Err(e) = crate::mail::thread::remember(&config.state_dir, message_id, body)
             {
                 tracing::warn!("{id}: cannot keep the reply's digests in the state folder: {e}");
             }

@@ -225,7 +225,7 @@ fn the_example_config_is_valid_and_documents_every_key() {
         auth.starts_with("not authenticated: no Received header by mx.example.com"),
         "{auth}"
     );
-    // Every key the config reader accepts, as in src/config.rs.
+    // Every key the config reader accepts, as in src/desk/config.rs.
     let keys = "helpdesk_dir sender_header state_dir ansible command inventory timeout extra_args \
         helpdesk_address mail transport smtp host port security username password_file password_env \
         ca_file sendmail folder reply_limit_per_hour no_result_reply authentication authserv_id \

@@ -22,7 +22,7 @@ use crate::support::{LOCAL_INVENTORY, ansible_playbook, exec, helpdesk, mail, re
 /// Request types that run a playbook, as shipped.
 const TYPES: &[&str] = &["manage_account", "manage_users", "query_account", "storage"];
 
-/// Sections of a phrasebook that are not flags (see src/phrasebook.rs).
+/// Sections of a phrasebook that are not flags (see src/desk/phrasebook.rs).
 const SPECIAL: &[&str] = &[
     "targets",
     "fields",

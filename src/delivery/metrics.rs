@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::journal::{DURATION_BUCKETS_MS, Journal, JournalError};
+use crate::delivery::journal::{DURATION_BUCKETS_MS, Journal, JournalError};
 
 pub fn render(journal: &Journal) -> Result<String, JournalError> {
-    let crate::journal::Totals {
+    let crate::delivery::journal::Totals {
         counts,
         buckets,
         sum_ms,

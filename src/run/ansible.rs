@@ -21,10 +21,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::Ansible;
+use crate::desk::config::Ansible;
 
 /// The callback plugin that reports a run's failures and recap as JSON.
-const RESULT_PLUGIN: &str = include_str!("ansible/helpdesk_result.py");
+const RESULT_PLUGIN: &str = include_str!("helpdesk_result.py");
 
 /// Stands for the vars file in a command line shown before it exists.
 pub const VARS_FILE_PLACEHOLDER: &str = "<vars-file>";

@@ -6,15 +6,15 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::ansible::{self, VARS_FILE_PLACEHOLDER};
-use crate::config::Config;
-use crate::keywords::Keywords;
-use crate::loops;
+use crate::commands::terminal::{escape, escape_lines};
+use crate::decide::Decision;
+use crate::decide::loops;
+use crate::decide::redact::Secrets;
+use crate::desk::config::Config;
+use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
-use crate::redact::Secrets;
 use crate::reply::{self, Reply, ReplyError};
-use crate::request::Decision;
-use crate::terminal::{escape, escape_lines};
+use crate::run::ansible::{self, VARS_FILE_PLACEHOLDER};
 
 /// The reply `run` would send, or why it would send none.
 #[derive(Debug, Clone)]
@@ -258,7 +258,7 @@ fn explanation(config: &Config, mail: &Mail, decision: &Decision) -> Vec<String>
 }
 
 /// `helpdesk log`: one line per row.
-pub fn log_table(rows: &[crate::journal::Row]) -> String {
+pub fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -305,7 +305,7 @@ pub fn log_table(rows: &[crate::journal::Row]) -> String {
 }
 
 /// `helpdesk show`: every field of a row, then its run log.
-pub fn show_row(row: &crate::journal::Row) -> String {
+pub fn show_row(row: &crate::delivery::journal::Row) -> String {
     let mut out = String::new();
     let line = |out: &mut String, name: &str, value: Option<String>| {
         let value = value.unwrap_or_else(|| "-".into());

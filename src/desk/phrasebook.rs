@@ -30,8 +30,8 @@
 use regex::Regex;
 use serde_json::{Map, Number, Value};
 
-use crate::phrases::{Folded, PhraseSet, fold_phrase, is_word_char};
-use crate::sections::{self, Section, SyntaxError, SyntaxErrorKind};
+use crate::desk::phrases::{Folded, PhraseSet, fold_phrase, is_word_char};
+use crate::desk::sections::{self, Section, SyntaxError, SyntaxErrorKind};
 
 const TARGETS: &str = "targets";
 const FIELDS: &str = "fields";
@@ -563,24 +563,25 @@ impl Phrasebook {
                 *slot = Some(hit);
             }
         }
-        let explain = |out: &mut Extraction, var: &str, section: &str, hit: crate::phrases::Hit| {
-            let (phrase, line) = self
-                .phrase_texts
-                .get(hit.group)
-                .and_then(|g| g.get(hit.phrase))
-                .cloned()
-                .unwrap_or_default();
-            out.evidence.push(Evidence {
-                var: var.to_owned(),
-                value: Value::Bool(true),
-                section: section.to_owned(),
-                phrase,
-                file: self.file.clone(),
-                line,
-                span: Some((hit.start, hit.end)),
-                note: None,
-            });
-        };
+        let explain =
+            |out: &mut Extraction, var: &str, section: &str, hit: crate::desk::phrases::Hit| {
+                let (phrase, line) = self
+                    .phrase_texts
+                    .get(hit.group)
+                    .and_then(|g| g.get(hit.phrase))
+                    .cloned()
+                    .unwrap_or_default();
+                out.evidence.push(Evidence {
+                    var: var.to_owned(),
+                    value: Value::Bool(true),
+                    section: section.to_owned(),
+                    phrase,
+                    file: self.file.clone(),
+                    line,
+                    span: Some((hit.start, hit.end)),
+                    note: None,
+                });
+            };
 
         if self.has_selftargets {
             let hit = first_hit.get(self_group).copied().flatten();

@@ -42,9 +42,9 @@
 
 use std::fmt;
 
-use crate::authres::{self, AuthResults, MethodResult};
-use crate::config::{Authentication, Grant, Position, Require, Scope};
+use crate::decide::authres::{self, AuthResults, MethodResult};
 use crate::desk::HELP;
+use crate::desk::config::{Authentication, Grant, Position, Require, Scope};
 use crate::mail::{Mail, Trace};
 
 /// Whether the From address is proven, and how or why not.

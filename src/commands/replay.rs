@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, anyhow};
 use serde_json::{Map, Value, json};
 
-use crate::config::Config;
+use crate::decide::loops;
+use crate::decide::trust::Access;
+use crate::decide::{Decider, Decision};
 use crate::desk::HELP;
-use crate::loops;
+use crate::desk::config::Config;
+use crate::desk::phrasebook::{Invalid, Missing};
 use crate::mail;
-use crate::phrasebook::{Invalid, Missing};
-use crate::request::{Decider, Decision};
-use crate::trust::Access;
 
 /// One message of the mailbox.
 #[derive(Debug)]

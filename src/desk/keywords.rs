@@ -4,10 +4,10 @@
 //! select it. The first section, in file order, with a phrase in the subject
 //! wins; matching is whole-word and case-insensitive (see `phrases`).
 
-use crate::phrases::{Folded, PhraseSet};
+use crate::desk::phrases::{Folded, PhraseSet};
 use std::sync::OnceLock;
 
-use crate::sections::{self, Item, Section, SyntaxError};
+use crate::desk::sections::{self, Item, Section, SyntaxError};
 
 /// A checked keywords file, ready to classify subjects.
 ///

@@ -6,20 +6,23 @@
 //! passed to templates as data, never evaluated as template source, and
 //! secret values are scrubbed from the finished text.
 
+pub mod ratelimit;
+pub mod transport;
+
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::ansible::{Outcome, Report, Run};
-use crate::config::Config;
+use crate::decide::Decision;
+use crate::decide::redact::Secrets;
+use crate::desk::config::Config;
+use crate::desk::help::{self, Capability};
+use crate::desk::keywords::Keywords;
+use crate::desk::phrasebook::{Invalid, Missing};
 use crate::desk::{Desk, DeskError};
-use crate::help::{self, Capability};
-use crate::keywords::Keywords;
 use crate::mail::Mail;
-use crate::phrasebook::{Invalid, Missing};
-use crate::redact::Secrets;
-use crate::request::Decision;
+use crate::run::ansible::{Outcome, Report, Run};
 
 /// What the helpdesk has to say about a mail.
 #[derive(Debug, Clone)]
@@ -95,7 +98,7 @@ pub fn answer(
     let Some(request_type) = decision.request_type.as_deref() else {
         return Ok(Some(Answer::Unclassified));
     };
-    if let Some(crate::trust::Access::Denied(why)) = &decision.access {
+    if let Some(crate::decide::trust::Access::Denied(why)) = &decision.access {
         return Ok(Some(Answer::Refused(why.clone())));
     }
     if request_type == crate::desk::HELP {
@@ -196,7 +199,7 @@ struct TemplateData {
     run_limit: Option<u32>,
     /// limits.message_size for people: `10 MiB`.
     message_size_limit: String,
-    failures: Vec<crate::ansible::Failure>,
+    failures: Vec<crate::run::ansible::Failure>,
     stats: Vec<HostRecap>,
     running_task: Option<String>,
     timeout: Option<String>,
@@ -211,7 +214,7 @@ struct TemplateData {
 struct HostRecap {
     host: String,
     #[serde(flatten)]
-    counts: crate::ansible::Recap,
+    counts: crate::run::ansible::Recap,
 }
 
 impl TemplateData {

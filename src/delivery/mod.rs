@@ -30,6 +30,10 @@
 //! MTA gets 0. After `decided`, a child's death is a crash like any other:
 //! its claim waits in the journal for `retry`.
 
+pub mod journal;
+pub mod metrics;
+pub mod spool;
+
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -42,11 +46,13 @@ use anyhow::{Context, anyhow};
 use rustix::process::{Resource, Rlimit, Signal};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Delivery, Limits};
+use crate::decide::{loops, trust};
+use crate::delivery::journal::{Arrival, Claim, Journal, Record, Start};
+use crate::desk::config::{Config, Delivery, Limits};
 use crate::exit::Status;
-use crate::journal::{self, Arrival, Claim, Journal, Record, Start};
 use crate::mail::{self, Mail};
-use crate::{loops, metrics, pipeline, ratelimit, reply, spool, transport, trust};
+use crate::reply::{ratelimit, transport};
+use crate::{pipeline, reply};
 
 /// Claims made by a `run` in queue mode: no process holds them, so the
 /// next `retry` takes them over at once.
@@ -145,7 +151,7 @@ pub fn retry(config: &Config, program: &Program) -> anyhow::Result<usize> {
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
         tracing::warn!("cannot prune the archive: {e}");
     }
-    if let Err(e) = crate::thread::prune(&config.state_dir, config.archive.keep) {
+    if let Err(e) = crate::mail::thread::prune(&config.state_dir, config.archive.keep) {
         tracing::warn!("cannot prune the thread digests: {e}");
     }
     Ok(handled)
@@ -980,7 +986,7 @@ use std::os::unix::process::CommandExt as _;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust;
+    use crate::decide::trust;
 
     const MX: &str = "Authentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\nReceived: from out.example.com by mx.example.com; Sun, 22 Nov 2026 09:00:00 +0000\r\n";
 

@@ -4,18 +4,23 @@
 //! variables, check who is asking (`trust`), find the playbook. `run` takes the same `Decision` and hands
 //! it to `ansible`, so the dry run and the real run cannot drift apart.
 
+pub mod authres;
+pub mod loops;
+pub mod redact;
+pub mod trust;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::decide::redact::Secrets;
+use crate::decide::trust::{Access, Authenticated};
+use crate::desk::config::Config;
+use crate::desk::keywords::{Classification, Keywords};
+use crate::desk::phrasebook::{Evidence, Input, Invalid, Missing, Phrasebook};
 use crate::desk::{DeskError, HELP, Playbook};
-use crate::keywords::{Classification, Keywords};
 use crate::mail::Mail;
-use crate::phrasebook::{Evidence, Input, Invalid, Missing, Phrasebook};
-use crate::redact::Secrets;
-use crate::trust::{self, Access, Authenticated};
 
 /// What the helpdesk will do with a mail.
 #[derive(Debug, Clone)]
@@ -182,7 +187,7 @@ impl<'a> Decider<'a> {
             *subject = secrets.scrub(subject);
         }
         decision.evidence = extraction.evidence;
-        let fields = crate::phrasebook::fields_set(&decision.vars);
+        let fields = crate::desk::phrasebook::fields_set(&decision.vars);
         decision.access = Some(match (&decision.authentication, mail.sender.as_deref()) {
             (Authenticated::Yes(_), Some(sender)) => trust::access(
                 config.access.as_deref(),

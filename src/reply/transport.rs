@@ -14,7 +14,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SendmailTransport, SmtpTransport, Transport as _};
 
-use crate::config::{PasswordSource, Security, Smtp, Transport};
+use crate::desk::config::{PasswordSource, Security, Smtp, Transport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {

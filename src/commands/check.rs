@@ -11,9 +11,9 @@ use std::process::Command;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::config::{Config, PasswordSource, Transport};
+use crate::desk::config::{Config, PasswordSource, Transport};
+use crate::desk::keywords::Keywords;
 use crate::desk::{DeskError, HELP};
-use crate::keywords::Keywords;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -112,7 +112,7 @@ pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
         );
     }
     if let Some(auth) = &config.authentication
-        && auth.require != crate::config::Require::None
+        && auth.require != crate::desk::config::Require::None
     {
         check_position(&mut report, &shown, auth);
     }
@@ -130,13 +130,13 @@ pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
 
 /// Says which layout of Authentication-Results is in effect; a warning
 /// when config.yaml leaves it to the default.
-fn check_position(report: &mut Report, shown: &str, auth: &crate::config::Authentication) {
+fn check_position(report: &mut Report, shown: &str, auth: &crate::desk::config::Authentication) {
     let mx = auth.received_by.join("/");
     let layout = match auth.position() {
-        crate::config::Position::Above => format!(
+        crate::desk::config::Position::Above => format!(
             "only Authentication-Results above {mx}'s own Received header count (Postfix with OpenDKIM/OpenDMARC, rspamd)"
         ),
-        crate::config::Position::Below => format!(
+        crate::desk::config::Position::Below => format!(
             "only the Authentication-Results directly below {mx}'s own Received header counts (Gmail)"
         ),
     };
@@ -161,8 +161,8 @@ fn check_position(report: &mut Report, shown: &str, auth: &crate::config::Authen
     }
 }
 
-fn config_problem(error: &crate::config::ConfigError) -> Problem {
-    use crate::config::ConfigError;
+fn config_problem(error: &crate::desk::config::ConfigError) -> Problem {
+    use crate::desk::config::ConfigError;
     match error {
         ConfigError::Yaml {
             path,
@@ -213,7 +213,7 @@ fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords) {
     let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for section in keywords.sections() {
         for phrase in &section.phrases {
-            let folded = crate::phrases::fold_phrase(&phrase.text);
+            let folded = crate::desk::phrases::fold_phrase(&phrase.text);
             match seen.get(&folded) {
                 Some((other, line)) if *other != section.name => report.error(
                     &file,

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::mail::Mail;
-use crate::quotes::Cut;
+use crate::mail::quotes::Cut;
 
 /// Lines shorter than this (after normalising) are never cut for
 /// repeating: "Thanks," or "Hi Bob" repeat in every thread.

@@ -7,23 +7,30 @@
 //! `playbooks/<name>.yaml` and `help_templates/<name>_help.txt`. Only what
 //! the chosen request type needs is loaded.
 
+pub mod config;
+pub mod help;
+pub mod keywords;
+pub mod phrasebook;
+pub mod phrases;
+pub mod sections;
+
 use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 
-use crate::keywords::Keywords;
-use crate::phrasebook::Phrasebook;
-use crate::sections::SyntaxError;
+use crate::desk::keywords::Keywords;
+use crate::desk::phrasebook::Phrasebook;
+use crate::desk::sections::SyntaxError;
 
 static PHRASEBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/phrasebooks");
 static PLAYBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
 static HELP_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/help_templates");
 static REPLY_TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/reply_templates");
 static EXAMPLES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/examples");
-static KEYWORDS: &str = include_str!("../keywords.txt");
-static INVENTORY: &str = include_str!("../inventory");
+static KEYWORDS: &str = include_str!("../../keywords.txt");
+static INVENTORY: &str = include_str!("../../inventory");
 
 /// The request type the helpdesk answers itself, without a playbook.
 pub const HELP: &str = "help";

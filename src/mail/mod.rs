@@ -6,10 +6,13 @@
 //! text and the signature removed, so that an old message quoted in a reply
 //! can never trigger an action.
 
+pub mod html;
+pub mod quotes;
+pub mod thread;
+
 use mail_parser::{Message, MessageParser, PartType};
 
-use crate::html;
-use crate::quotes::{self, Cut};
+use crate::mail::quotes::Cut;
 
 /// The parts of a message the helpdesk reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

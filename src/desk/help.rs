@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
+use crate::desk::keywords::Keywords;
 use crate::desk::{Desk, DeskError};
-use crate::keywords::Keywords;
 
 /// One capability in the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

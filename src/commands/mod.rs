@@ -1,6 +1,12 @@
 //! The subcommands: each turns arguments into a pipeline run and an exit
 //! status. `parse` is the pipeline without its edges; `run` adds them.
 
+pub mod check;
+pub mod replay;
+pub mod report;
+pub mod setup;
+pub mod terminal;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -8,14 +14,13 @@ use anyhow::anyhow;
 use serde_json::json;
 
 use crate::cli::{Cli, Command, Format};
-use crate::config::Config;
+use crate::decide;
+use crate::delivery;
+use crate::delivery::journal::{self, Journal};
+use crate::desk::config::Config;
 use crate::exit::{Failure, Status};
-use crate::journal::{self, Journal};
 use crate::mail;
-use crate::report;
-use crate::request;
-use crate::terminal;
-use crate::{ansible, delivery};
+use crate::run::ansible;
 
 pub fn execute(cli: Cli) -> Result<Status, Failure> {
     let program = program(&cli);
@@ -93,11 +98,10 @@ fn parse(
     let mut mail = mail::read(&raw.bytes, &config.sender_header);
     mail.truncated = raw.truncated;
     // What the thread repeats is cut as `run` would (read only).
-    crate::thread::cut_repeats(&config.state_dir, &mut mail);
+    crate::mail::thread::cut_repeats(&config.state_dir, &mut mail);
     let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
     let keywords = config.desk.keywords().map_err(|e| config_error(e.into()))?;
-    let decision =
-        request::decide(&config, &keywords, &mail).map_err(|e| config_error(e.into()))?;
+    let decision = decide::decide(&config, &keywords, &mail).map_err(|e| config_error(e.into()))?;
     let preview = report::preview(&config, &keywords, &mail, &decision)
         .map_err(|e| config_error(e.into()))?;
     let output = match format {
@@ -327,8 +331,8 @@ fn replay(
     let other = diff
         .map(|p| Config::load(p).map_err(|e| Failure::new(Status::Config, e)))
         .transpose()?;
-    let sources =
-        crate::replay::read_sources(path).map_err(|e| Failure::new(Status::NoInput, e))?;
+    let sources = crate::commands::replay::read_sources(path)
+        .map_err(|e| Failure::new(Status::NoInput, e))?;
     // A progress bar on a terminal only: never in a pipe or a log.
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(sources.len() as u64);
@@ -341,11 +345,11 @@ fn replay(
     });
     let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
     let configs: Vec<&Config> = std::iter::once(&config).chain(other.as_ref()).collect();
-    let mut decided =
-        crate::replay::decide_all(&configs, &sources, jsonl, bar.as_ref()).map_err(config_error)?;
+    let mut decided = crate::commands::replay::decide_all(&configs, &sources, jsonl, bar.as_ref())
+        .map_err(config_error)?;
     let after = (decided.len() > 1).then(|| decided.remove(1));
     let lines = decided.remove(0);
-    let changes = after.map(|after| crate::replay::differences(&sources, &lines, &after));
+    let changes = after.map(|after| crate::commands::replay::differences(&sources, &lines, &after));
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -361,7 +365,7 @@ fn replay(
             out.push('\n');
         }
     }
-    let mut table = crate::replay::summary(&lines);
+    let mut table = crate::commands::replay::summary(&lines);
     if let Some(changes) = &changes {
         table.push_str(&format!(
             "\n{} message(s) decided differently with {}:\n",
@@ -403,7 +407,7 @@ fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
             anyhow!("helpdesk check needs --config PATH (or HELPDESK_CONFIG)"),
         )
     })?;
-    let problems = crate::check::check(config_path, online);
+    let problems = crate::commands::check::check(config_path, online);
     let mut out = String::new();
     for problem in &problems {
         out.push_str(&format!("{problem}\n"));
@@ -411,11 +415,11 @@ fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
     print_stdout(&out);
     let errors = problems
         .iter()
-        .filter(|p| p.severity == crate::check::Severity::Error)
+        .filter(|p| p.severity == crate::commands::check::Severity::Error)
         .count();
     let warnings = problems
         .iter()
-        .filter(|p| p.severity == crate::check::Severity::Warning)
+        .filter(|p| p.severity == crate::commands::check::Severity::Warning)
         .count();
     eprintln!("{errors} error(s), {warnings} warning(s)");
     Ok(if errors > 0 {
@@ -426,7 +430,7 @@ fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
 }
 
 fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
-    use crate::setup::{self, Answers, Changed};
+    use crate::commands::setup::{Answers, Changed};
     let usage = |e: anyhow::Error| Failure::new(Status::Usage, e);
     let interactive = !args.non_interactive && args.answers.is_none();
     let answers = if let Some(file) = &args.answers {
@@ -511,7 +515,7 @@ fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
             .desk
             .keywords()
             .map_err(|e| Failure::new(Status::Config, e))?;
-        let decision = request::decide(&config, &keywords, &mail)
+        let decision = decide::decide(&config, &keywords, &mail)
             .map_err(|e| Failure::new(Status::Config, e))?;
         out.push_str(&format!(
             "\nDry run of examples/storage.eml: request type {}, {}.\n",

@@ -1,0 +1,6 @@
+//! Dispatch: the edge where a decision becomes a process. `ansible` builds
+//! the argument vector, the extra-vars file and the run log and starts
+//! `ansible-playbook`; `slots` bounds how many run at once.
+
+pub mod ansible;
+pub mod slots;
