@@ -33,6 +33,7 @@
 pub mod journal;
 pub mod metrics;
 pub mod spool;
+pub mod state;
 
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
@@ -48,6 +49,7 @@ use sha2::{Digest, Sha256};
 
 use crate::decide::{loops, trust};
 use crate::delivery::journal::{Arrival, Claim, Journal, Record, Start};
+use crate::delivery::state::hex;
 use crate::desk::config::{Config, Delivery, Limits};
 use crate::exit::Status;
 use crate::mail::{self, Mail};
@@ -94,7 +96,7 @@ pub fn deliver(
     let stored = spool::store(&config.state_dir, raw, suffix).with_context(|| {
         format!(
             "{}: cannot spool the message",
-            config.state_dir.join("spool").display()
+            state::spool(&config.state_dir).display()
         )
     })?;
     let shown = stored.path.display().to_string();
@@ -820,18 +822,13 @@ fn answer_quarantined(
 }
 
 fn open(config: &Config) -> anyhow::Result<Journal> {
-    // Not listable by others, whatever the umask (an existing folder is
-    // left as it is; `check` reports one that is looser).
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.state_dir)
-        .with_context(|| {
-            format!(
-                "{}: cannot create the state folder",
-                config.state_dir.display()
-            )
-        })?;
+    // Not listable by others, whatever the umask.
+    state::create_folder(&config.state_dir).with_context(|| {
+        format!(
+            "{}: cannot create the state folder",
+            config.state_dir.display()
+        )
+    })?;
     Ok(Journal::open(&config.state_dir, config.journal_timeout)?)
 }
 
@@ -976,11 +973,6 @@ fn spawn_retry(config: &Config, binary: &Path) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::process::CommandExt as _;
 
 #[cfg(test)]
