@@ -352,15 +352,14 @@ enum Verdict {
     Over(String),
 }
 
-/// Runs the deciding child for `spooled` and watches it until it has
-/// decided: its CPU time, its wall-clock time, and how it ends. The
-/// journal is not open meanwhile (the child opens its own connection).
-fn supervise(
+/// Starts `helpdesk deliver-spooled` for `spooled`, its standard input the
+/// locked spool file (so that the child shares the supervisor's lock).
+fn start_decider(
     config: &Config,
     program: &Program,
     spooled: &spool::Spooled,
     retry: bool,
-) -> anyhow::Result<Verdict> {
+) -> anyhow::Result<std::process::Child> {
     let config_file = config
         .file
         .as_ref()
@@ -380,7 +379,7 @@ fn supervise(
     if retry {
         command.arg("--retry");
     }
-    let mut child = command
+    command
         .stdin(Stdio::from(lock))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -390,7 +389,19 @@ fn supervise(
                 "{}: cannot start the process that decides a message",
                 program.path.display()
             )
-        })?;
+        })
+}
+
+/// Runs the deciding child for `spooled` and watches it until it has
+/// decided: its CPU time, its wall-clock time, and how it ends. The
+/// journal is not open meanwhile (the child opens its own connection).
+fn supervise(
+    config: &Config,
+    program: &Program,
+    spooled: &spool::Spooled,
+    retry: bool,
+) -> anyhow::Result<Verdict> {
+    let mut child = start_decider(config, program, spooled, retry)?;
     let stdout = child
         .stdout
         .take()
