@@ -1231,25 +1231,15 @@ mod tests {
             }
         };
         let id = Some("x@example.com");
-        assert_eq!(
-            outcome(&message(false, "alice@example.com", id, "a")),
-            "claimed"
-        );
-        assert_eq!(
-            outcome(&message(false, "alice@example.com", id, "a")),
-            "duplicate"
-        );
-        assert_eq!(
-            outcome(&message(true, "alice@example.com", id, "a")),
-            "claimed"
-        );
-        assert_eq!(
-            outcome(&message(true, "bob@example.com", id, "a")),
-            "claimed"
-        );
-        assert_eq!(
-            outcome(&message(true, "alice@example.com", id, "b")),
-            "duplicate"
-        );
+        for (authenticated, from, body, expected) in [
+            (false, "alice@example.com", "a", "claimed"),
+            (false, "alice@example.com", "a", "duplicate"),
+            (true, "alice@example.com", "a", "claimed"),
+            (true, "bob@example.com", "a", "claimed"),
+            (true, "alice@example.com", "b", "duplicate"),
+        ] {
+            let raw = message(authenticated, from, id, body);
+            assert_eq!(outcome(&raw), expected, "{from} {body} {authenticated}");
+        }
     }
 }
