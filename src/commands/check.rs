@@ -11,6 +11,7 @@ use std::process::Command;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::delivery::state;
 use crate::desk::config::{Config, PasswordSource, Transport};
 use crate::desk::keywords::Keywords;
 use crate::desk::{DeskError, HELP};
@@ -439,7 +440,10 @@ fn check_state_modes(report: &mut Report, config: &Config) {
         if is_dir && let Ok(entries) = std::fs::read_dir(&path) {
             pending.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
         }
-        if !(is_dir || meta.is_file()) || path == config.metrics_file || mode & 0o077 == 0 {
+        let Some(wanted) = state::wanted_mode(&path, &meta, &config.metrics_file) else {
+            continue;
+        };
+        if !state::is_loose(mode) {
             continue;
         }
         loose += 1;
@@ -447,11 +451,8 @@ fn check_state_modes(report: &mut Report, config: &Config) {
             continue;
         }
         let shown = path.display().to_string();
-        let (what, fix) = if is_dir {
-            ("listable", "chmod 700")
-        } else {
-            ("readable", "chmod 600")
-        };
+        let what = if is_dir { "listable" } else { "readable" };
+        let fix = format!("chmod {wanted:o}");
         if mode & 0o022 != 0 {
             report.error(&shown, None, format!("writable by group or others (mode {mode:o}): they could change what the helpdesk journals and runs; {fix} {shown}"));
         } else {

@@ -178,7 +178,7 @@ fn worker(
     let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::Config, e))?;
     tracing::info!(
         "worker: looking at {} every {}",
-        config.state_dir.join("spool").display(),
+        crate::delivery::state::spool(&config.state_dir).display(),
         humantime::format_duration(interval)
     );
     loop {
@@ -235,7 +235,7 @@ fn binary() -> PathBuf {
 
 fn journal_for_reading(config_path: Option<&Path>) -> Result<(Config, Journal), Failure> {
     let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::Config, e))?;
-    let path = config.state_dir.join("journal.sqlite");
+    let path = crate::delivery::state::journal(&config.state_dir);
     if !path.exists() {
         return Err(Failure::new(
             Status::NoInput,

@@ -14,6 +14,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use crate::delivery::state;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id             INTEGER PRIMARY KEY,
@@ -186,14 +188,10 @@ pub enum JournalError {
 /// made 0644 is tightened, with its companions. Tightening is best effort:
 /// someone other than its owner (an operator running `log`) cannot, and
 /// `check` reports it.
-fn make_private(path: &Path) -> Result<(), JournalError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path);
-    match created {
+fn make_private(state_dir: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state::journal(state_dir);
+    match state::create_file(&path) {
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(cause) => {
@@ -203,16 +201,12 @@ fn make_private(path: &Path) -> Result<(), JournalError> {
             });
         }
     }
-    let companion = |suffix: &str| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    };
-    for file in [path.to_path_buf(), companion("-wal"), companion("-shm")] {
+    for file in state::journal_files(state_dir) {
         if let Ok(meta) = std::fs::metadata(&file)
-            && meta.permissions().mode() & 0o077 != 0
+            && state::is_loose(meta.permissions().mode())
         {
-            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            let _ =
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(state::FILE_MODE));
         }
     }
     Ok(())
@@ -326,12 +320,12 @@ impl Journal {
     /// Opens (creating) `state_dir/journal.sqlite`, in WAL mode, waiting up
     /// to `busy` for a lock held by another delivery.
     pub fn open(state_dir: &Path, busy: Duration) -> Result<Self, JournalError> {
-        let path = state_dir.join("journal.sqlite");
+        let path = state::journal(state_dir);
         let error = |cause| JournalError::Sqlite {
             path: path.display().to_string(),
             cause,
         };
-        make_private(&path)?;
+        make_private(state_dir)?;
         let connection = Connection::open(&path).map_err(error)?;
         connection.busy_timeout(busy).map_err(error)?;
         connection

@@ -33,6 +33,7 @@
 pub mod journal;
 pub mod metrics;
 pub mod spool;
+pub mod state;
 
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
@@ -48,6 +49,7 @@ use sha2::{Digest, Sha256};
 
 use crate::decide::{loops, trust};
 use crate::delivery::journal::{Arrival, Claim, Journal, Record, Start};
+use crate::delivery::state::hex;
 use crate::desk::config::{Config, Delivery, Limits};
 use crate::exit::Status;
 use crate::mail::{self, Mail};
@@ -94,7 +96,7 @@ pub fn deliver(
     let stored = spool::store(&config.state_dir, raw, suffix).with_context(|| {
         format!(
             "{}: cannot spool the message",
-            config.state_dir.join("spool").display()
+            state::spool(&config.state_dir).display()
         )
     })?;
     let shown = stored.path.display().to_string();
@@ -350,15 +352,14 @@ enum Verdict {
     Over(String),
 }
 
-/// Runs the deciding child for `spooled` and watches it until it has
-/// decided: its CPU time, its wall-clock time, and how it ends. The
-/// journal is not open meanwhile (the child opens its own connection).
-fn supervise(
+/// Starts `helpdesk deliver-spooled` for `spooled`, its standard input the
+/// locked spool file (so that the child shares the supervisor's lock).
+fn start_decider(
     config: &Config,
     program: &Program,
     spooled: &spool::Spooled,
     retry: bool,
-) -> anyhow::Result<Verdict> {
+) -> anyhow::Result<std::process::Child> {
     let config_file = config
         .file
         .as_ref()
@@ -378,7 +379,7 @@ fn supervise(
     if retry {
         command.arg("--retry");
     }
-    let mut child = command
+    command
         .stdin(Stdio::from(lock))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -388,7 +389,19 @@ fn supervise(
                 "{}: cannot start the process that decides a message",
                 program.path.display()
             )
-        })?;
+        })
+}
+
+/// Runs the deciding child for `spooled` and watches it until it has
+/// decided: its CPU time, its wall-clock time, and how it ends. The
+/// journal is not open meanwhile (the child opens its own connection).
+fn supervise(
+    config: &Config,
+    program: &Program,
+    spooled: &spool::Spooled,
+    retry: bool,
+) -> anyhow::Result<Verdict> {
+    let mut child = start_decider(config, program, spooled, retry)?;
     let stdout = child
         .stdout
         .take()
@@ -820,18 +833,13 @@ fn answer_quarantined(
 }
 
 fn open(config: &Config) -> anyhow::Result<Journal> {
-    // Not listable by others, whatever the umask (an existing folder is
-    // left as it is; `check` reports one that is looser).
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.state_dir)
-        .with_context(|| {
-            format!(
-                "{}: cannot create the state folder",
-                config.state_dir.display()
-            )
-        })?;
+    // Not listable by others, whatever the umask.
+    state::create_folder(&config.state_dir).with_context(|| {
+        format!(
+            "{}: cannot create the state folder",
+            config.state_dir.display()
+        )
+    })?;
     Ok(Journal::open(&config.state_dir, config.journal_timeout)?)
 }
 
@@ -976,11 +984,6 @@ fn spawn_retry(config: &Config, binary: &Path) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::process::CommandExt as _;
 
 #[cfg(test)]
@@ -1228,25 +1231,15 @@ mod tests {
             }
         };
         let id = Some("x@example.com");
-        assert_eq!(
-            outcome(&message(false, "alice@example.com", id, "a")),
-            "claimed"
-        );
-        assert_eq!(
-            outcome(&message(false, "alice@example.com", id, "a")),
-            "duplicate"
-        );
-        assert_eq!(
-            outcome(&message(true, "alice@example.com", id, "a")),
-            "claimed"
-        );
-        assert_eq!(
-            outcome(&message(true, "bob@example.com", id, "a")),
-            "claimed"
-        );
-        assert_eq!(
-            outcome(&message(true, "alice@example.com", id, "b")),
-            "duplicate"
-        );
+        for (authenticated, from, body, expected) in [
+            (false, "alice@example.com", "a", "claimed"),
+            (false, "alice@example.com", "a", "duplicate"),
+            (true, "alice@example.com", "a", "claimed"),
+            (true, "bob@example.com", "a", "claimed"),
+            (true, "alice@example.com", "b", "duplicate"),
+        ] {
+            let raw = message(authenticated, from, id, body);
+            assert_eq!(outcome(&raw), expected, "{from} {body} {authenticated}");
+        }
     }
 }

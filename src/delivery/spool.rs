@@ -17,11 +17,10 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rustix::fs::{FlockOperation, flock};
+use crate::delivery::state;
 
 /// A spooled message, locked for as long as this value lives.
 #[derive(Debug)]
@@ -33,26 +32,15 @@ pub struct Spooled {
 /// Writes `raw` into the spool durably, named `<time>-<pid>-<n><suffix>`,
 /// and returns it locked.
 pub fn store(state_dir: &Path, raw: &[u8], suffix: &str) -> io::Result<Spooled> {
-    let dir = state_dir.join("spool");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
+    let dir = state::spool(state_dir);
+    state::create_folder(&dir)?;
     let mut file = tempfile::Builder::new()
-        .prefix(".incoming-")
+        .prefix(state::INCOMING_PREFIX)
         .tempfile_in(&dir)?;
-    flock(file.as_file(), FlockOperation::LockExclusive)?;
+    file.as_file().lock()?;
     file.write_all(raw)?;
     file.as_file().sync_all()?;
-    let stamp = humantime::format_rfc3339_micros(SystemTime::now())
-        .to_string()
-        .replace([':', '-', '.'], "");
-    let name = format!(
-        "{stamp}-{}-{:08x}{suffix}",
-        std::process::id(),
-        fastrand_u32()
-    );
-    let path = dir.join(name);
+    let path = dir.join(state::spool_name(suffix));
     let lock = file.persist_noclobber(&path).map_err(|e| e.error)?;
     File::open(&dir)?.sync_all()?;
     Ok(Spooled { path, _lock: lock })
@@ -66,14 +54,10 @@ pub fn lock(path: &Path) -> io::Result<Option<Spooled>> {
 /// Locks `file`, open on `path`, for handling; `None` when someone else
 /// holds it.
 fn take(path: &Path, file: File) -> io::Result<Option<Spooled>> {
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(Spooled {
-            path: path.to_path_buf(),
-            _lock: file,
-        })),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(state::try_lock(&file)?.then(|| Spooled {
+        path: path.to_path_buf(),
+        _lock: file,
+    }))
 }
 
 /// Takes over the lock on `path` that `file` holds (an open file
@@ -99,36 +83,24 @@ impl Spooled {
     /// Lets go of the message for someone else to take: unlike dropping
     /// it, this also frees a lock shared with a supervisor.
     pub fn unlock(self) -> io::Result<()> {
-        flock(&self._lock, FlockOperation::Unlock)?;
-        Ok(())
+        self._lock.unlock()
     }
 }
 
 /// Moves a message out of the spool into `state_dir/quarantine/`, under
 /// its spool name, durably. Returns where it went.
 pub fn quarantine(state_dir: &Path, spooled: Spooled) -> io::Result<PathBuf> {
-    let dir = state_dir.join("quarantine");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
+    let dir = state::quarantine(state_dir);
+    state::create_folder(&dir)?;
     let target = dir.join(spooled.path.file_name().unwrap_or_default());
     fs::rename(&spooled.path, &target)?;
     File::open(&dir)?.sync_all()?;
     Ok(target)
 }
 
-/// A little randomness for spool names without another dependency.
-fn fastrand_u32() -> u32 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
-}
-
 /// Spooled messages, oldest first.
 pub fn leftovers(state_dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let dir = state_dir.join("spool");
+    let dir = state::spool(state_dir);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -151,14 +123,8 @@ pub fn release(state_dir: &Path, spooled: Spooled, max_size: u64) -> io::Result<
         fs::remove_file(path)?;
         return Ok(None);
     }
-    let day = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let dir = state_dir
-        .join("archive")
-        .join(day.get(..10).unwrap_or("unknown"));
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
+    let dir = state::archive_day(state_dir, SystemTime::now());
+    state::create_folder(&dir)?;
     let target = dir.join(path.file_name().unwrap_or_default());
     fs::rename(path, &target)?;
     Ok(Some(target))
@@ -171,20 +137,18 @@ pub fn discard(spooled: Spooled) -> io::Result<()> {
 
 /// Deletes archive days older than `keep`.
 pub fn prune_archive(state_dir: &Path, keep: Duration) -> io::Result<usize> {
-    let dir = state_dir.join("archive");
-    let Ok(entries) = fs::read_dir(&dir) else {
+    let Ok(entries) = fs::read_dir(state::archive(state_dir)) else {
         return Ok(0);
     };
     let cutoff = SystemTime::now()
         .checked_sub(keep)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let cutoff = humantime::format_rfc3339_seconds(cutoff).to_string();
-    let cutoff = cutoff.get(..10).unwrap_or_default();
+    let cutoff = state::day(cutoff).unwrap_or_default();
     let mut removed = 0;
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
         // Day folders are named YYYY-MM-DD, so they compare as text.
-        if name.len() == 10 && name.as_str() < cutoff {
+        if name.len() == 10 && name < cutoff {
             fs::remove_dir_all(entry.path())?;
             removed += 1;
         }

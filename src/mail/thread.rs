@@ -16,12 +16,12 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
+use crate::delivery::state;
 use crate::mail::Mail;
 use crate::mail::quotes::Cut;
 
@@ -35,16 +35,6 @@ const MAX_LINES: usize = 2000;
 const MAX_MESSAGES: usize = 20;
 
 const DIGEST: usize = 8;
-
-fn folder(state_dir: &Path) -> PathBuf {
-    state_dir.join("threads")
-}
-
-fn file_of(state_dir: &Path, message_id: &str) -> PathBuf {
-    let digest = Sha256::digest(message_id.as_bytes());
-    let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    folder(state_dir).join(name)
-}
 
 /// A line as it is compared: without quote marks, white space collapsed,
 /// lower case; `None` when it is too short to say anything.
@@ -81,17 +71,10 @@ pub fn remember(state_dir: &Path, message_id: &str, text: &str) -> io::Result<()
     if new.is_empty() {
         return Ok(());
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(folder(state_dir))?;
-    let path = file_of(state_dir, message_id);
+    state::create_folder(&state::threads(state_dir))?;
+    let path = state::thread(state_dir, message_id);
     // Appends of one write each: two handlers of a thread may add at once.
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)?;
+    let mut file = state::options().create(true).append(true).open(&path)?;
     let len = file.metadata()?.len();
     if len >= (MAX_LINES * DIGEST) as u64 {
         return Ok(());
@@ -109,7 +92,7 @@ fn known(state_dir: &Path, mail: &Mail) -> HashSet<[u8; DIGEST]> {
         .chain(mail.references.iter().rev())
         .take(MAX_MESSAGES);
     for id in ids {
-        let Ok(bytes) = fs::read(file_of(state_dir, id)) else {
+        let Ok(bytes) = fs::read(state::thread(state_dir, id)) else {
             continue;
         };
         for chunk in bytes.chunks_exact(DIGEST).take(MAX_LINES) {
@@ -163,7 +146,7 @@ pub fn cut_repeats(state_dir: &Path, mail: &mut Mail) {
 
 /// Removes what is kept for threads not added to within `keep`.
 pub fn prune(state_dir: &Path, keep: Duration) -> io::Result<usize> {
-    let entries = match fs::read_dir(folder(state_dir)) {
+    let entries = match fs::read_dir(state::threads(state_dir)) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
@@ -242,7 +225,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         remember(dir.path(), "<a@x>", "username: verysecretname\nok").unwrap();
-        let path = file_of(dir.path(), "<a@x>");
+        let path = state::thread(dir.path(), "<a@x>");
         let bytes = fs::read(&path).unwrap();
         assert_eq!(bytes.len(), DIGEST, "one line long enough, one digest");
         assert!(!String::from_utf8_lossy(&bytes).contains("verysecret"));

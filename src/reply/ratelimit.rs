@@ -5,14 +5,11 @@
 //! address) under `state_dir/replies/` holds the times of recent replies;
 //! an exclusive `flock` makes concurrent deliveries count correctly.
 
-use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{FlockOperation, flock};
-use sha2::{Digest, Sha256};
+use crate::delivery::state;
 
 const WINDOW_SECS: u64 = 3600;
 
@@ -20,20 +17,14 @@ const WINDOW_SECS: u64 = 3600;
 /// were sent to it in the past hour; returns false (and records nothing)
 /// otherwise.
 pub fn allow(state_dir: &Path, address: &str, limit: u32) -> io::Result<bool> {
-    let dir = state_dir.join("replies");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    let name = hex(&Sha256::digest(address.trim().to_lowercase().as_bytes()));
-    let mut file = OpenOptions::new()
+    state::create_folder(&state::replies(state_dir))?;
+    let mut file = state::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o600)
-        .open(dir.join(name))?;
-    flock(&file, FlockOperation::LockExclusive)?;
+        .open(state::replies_to(state_dir, address))?;
+    file.lock()?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     let now = SystemTime::now()
@@ -53,10 +44,6 @@ pub fn allow(state_dir: &Path, address: &str, limit: u32) -> io::Result<bool> {
     file.seek(SeekFrom::Start(0))?;
     file.write_all(kept.join("\n").as_bytes())?;
     Ok(allowed)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@
 //! SSH connections go with it. A failed or timed-out playbook is an
 //! outcome, not an error.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::delivery::state;
 use crate::desk::config::Ansible;
 
 /// The callback plugin that reports a run's failures and recap as JSON.
@@ -135,74 +135,75 @@ pub struct Job<'a> {
     pub guard: Option<&'a Path>,
 }
 
-/// Runs a playbook to completion or timeout.
-pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
-    let Job {
-        playbook,
-        workdir,
-        vars,
-        state_dir,
-        label,
-        guard,
-    } = job;
-    let state_error = |path: &Path| {
-        let path = path.display().to_string();
-        move |cause| DispatchError::State { path, cause }
-    };
-    // Started first, so that its start-up overlaps with writing the vars
-    // file and starting the playbook; it is told what to watch below.
-    let mut guard = guard.and_then(Guard::start);
-    let runs = state_dir.join("runs");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&runs)
-        .map_err(state_error(&runs))?;
+/// What a run has ready before its playbook starts, in `state_dir/runs/`.
+#[derive(Debug)]
+struct Prepared {
+    /// Removed when dropped.
+    vars_file: tempfile::NamedTempFile,
+    plugins: PathBuf,
+    log_path: PathBuf,
+    log: File,
+}
 
-    let mut vars_file = tempfile::Builder::new()
-        .prefix("vars-")
-        .suffix(".yaml")
-        .tempfile_in(&runs)
-        .map_err(state_error(&runs))?;
+fn state_error(path: &Path) -> impl FnOnce(io::Error) -> DispatchError + use<> {
+    let path = path.display().to_string();
+    move |cause| DispatchError::State { path, cause }
+}
+
+/// Writes the vars file, installs the callback plugin and creates the run
+/// log (0600, a new file).
+fn prepare(
+    state_dir: &Path,
+    vars: &Map<String, Value>,
+    label: &str,
+) -> Result<Prepared, DispatchError> {
+    let runs = state::runs(state_dir);
+    state::create_folder(&runs).map_err(state_error(&runs))?;
+    let mut vars_file = state::vars_file(state_dir).map_err(state_error(&runs))?;
     vars_file
         .write_all(extra_vars_yaml(vars).as_bytes())
         .and_then(|()| vars_file.flush())
         .map_err(state_error(vars_file.path()))?;
-
     let plugins = install_plugin(state_dir).map_err(state_error(state_dir))?;
-    let log_path = runs.join(log_name(label));
-    let result_path = log_path.with_extension("json");
-    let mut log = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(state_error(&log_path))?;
-    let argv = command_line(
-        ansible,
-        &playbook.display().to_string(),
-        &vars_file.path().display().to_string(),
-    );
-    let _ = writeln!(log, "# {}", shell_words(&argv));
-    let _ = writeln!(
+    let log_path = state::run_log(state_dir, label);
+    let log = state::create_file(&log_path).map_err(state_error(&log_path))?;
+    Ok(Prepared {
+        vars_file,
+        plugins,
+        log_path,
         log,
-        "# started {}",
-        humantime::format_rfc3339_seconds(SystemTime::now())
-    );
+    })
+}
 
-    let started = Instant::now();
+/// Starts `argv` in `workdir`, in a process group of its own, its output
+/// going to the run log.
+fn spawn(
+    ansible: &Ansible,
+    argv: &[String],
+    workdir: &Path,
+    prepared: &Prepared,
+) -> Result<std::process::Child, DispatchError> {
     let (program, args) = argv.split_first().unwrap_or((&ansible.command, &[]));
-    let child = Command::new(program)
+    let output = || {
+        prepared
+            .log
+            .try_clone()
+            .map_err(state_error(&prepared.log_path))
+    };
+    Command::new(program)
         .args(args)
         .current_dir(workdir)
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(state_error(&log_path))?)
-        .stderr(log.try_clone().map_err(state_error(&log_path))?)
+        .stdout(output()?)
+        .stderr(output()?)
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .env("PYTHONUNBUFFERED", "1")
-        .env("HELPDESK_RESULT_FILE", &result_path)
-        .env("ANSIBLE_CALLBACK_PLUGINS", plugin_path(&plugins))
+        .env(
+            "HELPDESK_RESULT_FILE",
+            state::run_report(&prepared.log_path),
+        )
+        .env("ANSIBLE_CALLBACK_PLUGINS", plugin_path(&prepared.plugins))
         .env_remove("ANSIBLE_FORCE_COLOR")
         .envs(
             ansible
@@ -215,16 +216,45 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
         .map_err(|cause| DispatchError::Spawn {
             program: program.clone(),
             cause,
-        })?;
+        })
+}
 
+/// Runs a playbook to completion or timeout.
+pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
+    let Job {
+        playbook,
+        workdir,
+        vars,
+        state_dir,
+        label,
+        guard,
+    } = job;
+    // Started first, so that its start-up overlaps with writing the vars
+    // file and starting the playbook; it is told what to watch below.
+    let mut guard = guard.and_then(Guard::start);
+    let mut prepared = prepare(state_dir, vars, label)?;
+    let argv = command_line(
+        ansible,
+        &playbook.display().to_string(),
+        &prepared.vars_file.path().display().to_string(),
+    );
+    let _ = writeln!(prepared.log, "# {}", shell_words(&argv));
+    let _ = writeln!(
+        prepared.log,
+        "# started {}",
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    );
+
+    let started = Instant::now();
+    let child = spawn(ansible, &argv, workdir, &prepared)?;
     if let Some(watching) = guard.as_mut()
-        && !watching.watch(child.id(), vars_file.path())
+        && !watching.watch(child.id(), prepared.vars_file.path())
     {
         guard = None;
     }
     let status =
         wait_with_timeout(child, ansible.timeout).map_err(|cause| DispatchError::Wait {
-            program: program.clone(),
+            program: argv.first().unwrap_or(&ansible.command).clone(),
             cause,
         })?;
     // The playbook is over: the guard stands down.
@@ -236,9 +266,15 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
             after: ansible.timeout,
         },
     };
+    let Prepared {
+        vars_file,
+        log_path,
+        mut log,
+        ..
+    } = prepared;
     footer(&mut log, &outcome, duration);
     drop(vars_file);
-    let report = fs::read_to_string(&result_path)
+    let report = fs::read_to_string(state::run_report(&log_path))
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok());
     Ok(Run {
@@ -252,13 +288,10 @@ pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
 /// Writes the callback plugin into `state_dir/plugins/callback/` (when it
 /// is not there already, or differs) and returns that folder.
 fn install_plugin(state_dir: &Path) -> io::Result<PathBuf> {
-    let dir = state_dir.join("plugins").join("callback");
+    let dir = state::plugins(state_dir);
     let path = dir.join("helpdesk_result.py");
     if fs::read_to_string(&path).ok().as_deref() != Some(RESULT_PLUGIN) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        state::create_folder(&dir)?;
         let mut file = tempfile::NamedTempFile::new_in(&dir)?;
         file.write_all(RESULT_PLUGIN.as_bytes())?;
         file.persist(&path).map_err(|e| e.error)?;
@@ -451,10 +484,7 @@ pub fn guard(input: &mut dyn io::Read) {
         return;
     }
     kill_group(pgid, rustix::process::Signal::KILL);
-    if let Some(file) = vars_file.filter(|f| {
-        f.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("vars-"))
-    }) {
+    if let Some(file) = vars_file.filter(|f| state::is_vars_file(f)) {
         let _ = fs::remove_file(file);
     }
 }
@@ -572,24 +602,6 @@ pub fn describe(outcome: &Outcome) -> String {
             format!("timed out after {}", humantime::format_duration(*after))
         }
     }
-}
-
-/// `20261122T025251Z-storage-1234.log`: sortable, unique per process.
-fn log_name(label: &str) -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
-        .replace(['-', ':'], "");
-    let label: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{stamp}-{label}-{}.log", std::process::id())
 }
 
 /// Quotes an argument vector for display, the way a shell would read it.

@@ -2,13 +2,12 @@
 //! each run holds an exclusive `flock` on one of N slot files under
 //! `state_dir/slots/`; the rest wait their turn (they do not fail).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use rustix::fs::{FlockOperation, flock};
+use crate::delivery::state;
 
 /// A held slot; released when dropped (the lock goes with the file).
 #[derive(Debug)]
@@ -18,34 +17,25 @@ pub struct Slot {
 }
 
 pub fn acquire(state_dir: &Path, slots: usize) -> io::Result<Slot> {
-    let dir = state_dir.join("slots");
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
+    state::create_folder(&state::slots(state_dir))?;
     let files = (0..slots.max(1))
         .map(|n| {
-            OpenOptions::new()
+            state::options()
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .mode(0o600)
-                .open(dir.join(n.to_string()))
+                .open(state::slot(state_dir, n))
         })
         .collect::<io::Result<Vec<File>>>()?;
     let mut waited = Duration::ZERO;
     loop {
         for (number, file) in files.iter().enumerate() {
-            match flock(file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => {
-                    let file = file.try_clone()?;
-                    return Ok(Slot {
-                        _file: file,
-                        number,
-                    });
-                }
-                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {}
-                Err(e) => return Err(e.into()),
+            if state::try_lock(file)? {
+                let file = file.try_clone()?;
+                return Ok(Slot {
+                    _file: file,
+                    number,
+                });
             }
         }
         if waited.as_secs() > 0 && waited.as_millis() % 10_000 < 50 {
