@@ -170,6 +170,15 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
     }
 }
 
+/// The messages of an mbox file (`From ` lines split them), each as its
+/// raw bytes, in file order; an error stops the reading.
+pub(crate) fn mbox<R: std::io::BufRead>(
+    reader: R,
+) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
+    mail_parser::mailbox::mbox::MessageIterator::new(reader)
+        .map(|message| message.map(mail_parser::mailbox::mbox::Message::unwrap_contents))
+}
+
 /// A header's decoded text as the rest of the program sees it: control
 /// characters (C0, DEL, C1; an encoded word can carry any of them) are
 /// gone, tabs and line breaks become one space, and the ends are trimmed.
