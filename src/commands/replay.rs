@@ -275,16 +275,16 @@ pub fn summary(outcomes: &[Replayed]) -> String {
 
 /// A message decided differently by two helpdesk folders (`--diff`).
 #[derive(Debug, Serialize)]
-pub struct Change<'a> {
-    pub source: &'a str,
-    pub before: &'a str,
-    pub after: &'a str,
+pub(crate) struct Change<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) before: &'a str,
+    pub(crate) after: &'a str,
     /// The variables whose values differ, in name order.
-    pub changed_vars: BTreeSet<&'a str>,
+    pub(crate) changed_vars: BTreeSet<&'a str>,
 }
 
 /// The messages whose decision differs between two helpdesk folders.
-pub fn differences<'a>(
+pub(crate) fn differences<'a>(
     sources: &'a [Source],
     before: &'a [Replayed],
     after: &'a [Replayed],
@@ -310,17 +310,17 @@ pub fn differences<'a>(
 
 /// What `replay` prints.
 #[derive(Debug, Default)]
-pub struct Printed {
+pub(crate) struct Printed {
     /// The JSON lines (`--jsonl`), or else the summary table.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// The summary table, after JSON lines.
-    pub stderr: String,
+    pub(crate) stderr: String,
 }
 
 /// `helpdesk replay`: every source decided with `configs` (the second is
 /// `--diff`'s, read from `diff`), as it prints: the JSON lines and the
 /// changes, the summary table and the changed messages.
-pub fn replay(
+pub(crate) fn replay(
     configs: &[&Config],
     sources: &[Source],
     jsonl: bool,
@@ -385,4 +385,50 @@ pub fn replay(
         printed.stdout.push_str(&table);
     }
     Ok(printed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replayed(verdict: &str, vars: Value) -> Replayed {
+        Replayed {
+            verdict: verdict.into(),
+            vars: vars.as_object().cloned().unwrap_or_default(),
+            line: String::new(),
+        }
+    }
+
+    /// Only the messages decided differently are listed, with the
+    /// variables that differ in name order, as JSON of the same shape as
+    /// before the record was typed.
+    #[test]
+    fn differences_name_the_changed_vars() {
+        let sources: Vec<Source> = ["a.eml", "b.eml", "c.eml"]
+            .into_iter()
+            .map(|name| Source::file(PathBuf::from(name)))
+            .collect();
+        let before = [
+            replayed("runs storage", json!({"size": 1, "user": "al"})),
+            replayed("help", json!({})),
+            replayed("unclassified", json!({})),
+        ];
+        let after = [
+            replayed("runs storage", json!({"user": "bo", "size": 2})),
+            replayed("help", json!({})),
+            replayed("runs storage", json!({})),
+        ];
+        let changes = differences(&sources, &before, &after);
+        let json: Vec<String> = changes
+            .iter()
+            .map(|c| json!({ "changed": c }).to_string())
+            .collect();
+        assert_eq!(
+            json,
+            [
+                r#"{"changed":{"source":"a.eml","before":"runs storage","after":"runs storage","changed_vars":["size","user"]}}"#,
+                r#"{"changed":{"source":"c.eml","before":"unclassified","after":"runs storage","changed_vars":[]}}"#,
+            ]
+        );
+    }
 }

@@ -1194,6 +1194,24 @@ mod tests {
         (dir, old)
     }
 
+    /// A word no vocabulary knows, in a row, is an error naming it, never
+    /// a panic.
+    #[test]
+    fn an_unknown_outcome_in_a_row_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let id = arrive(&mut journal, 1, "frank@example.com");
+        journal
+            .connection
+            .execute(
+                "UPDATE messages SET outcome = 'sent' WHERE id = ?1",
+                params![id],
+            )
+            .unwrap();
+        let error = journal.get(id).unwrap_err().to_string();
+        assert!(error.contains(r#"unknown outcome "sent""#), "{error}");
+    }
+
     /// A version-3 journal (no `reason`) gets the column; a quarantined
     /// row keeps its reason and counts in the totals.
     #[test]
