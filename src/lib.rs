@@ -10,6 +10,7 @@
 //! run/       dispatch: ansible-playbook, slots
 //! reply/     compose and send the answer
 //! pipeline   one mail through every stage and its edges
+//! outcome    the one vocabulary of outcomes: what became of a message
 //! delivery/  spool, journal, budgets, retry: who owns a message
 //! commands/  the subcommands, check, setup, replay, and what they print
 //! ```
@@ -22,6 +23,7 @@ pub mod desk;
 pub mod exit;
 pub mod fuzzing;
 pub mod mail;
+pub mod outcome;
 pub mod pipeline;
 pub mod reply;
 pub mod run;

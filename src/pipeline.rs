@@ -10,14 +10,15 @@ use anyhow::anyhow;
 use crate::decide::loops::{self, Silence};
 use crate::decide::redact::Secrets;
 use crate::decide::{self, Decision};
-use crate::delivery::journal::{self, Record, Start};
+use crate::delivery::journal::{Record, Start};
 use crate::desk::config::Config;
 use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
+use crate::outcome::Outcome;
 use crate::reply::ratelimit;
 use crate::reply::transport;
-use crate::reply::{self, Answer};
-use crate::run::ansible::{self, Outcome};
+use crate::reply::{self, Answer, Reply, ReplyError};
+use crate::run::ansible;
 use crate::run::slots;
 
 /// A mail decided before the journal sees it.
@@ -84,147 +85,42 @@ pub fn handle(
         .message_id
         .clone()
         .unwrap_or_else(|| "(no Message-ID)".into());
-    let mut record = Record::default();
     let silence = loops::silence(mail, config.helpdesk_address.as_deref());
     if let Some(reason) = silence.as_ref().filter(|s| s.drops_request()) {
         tracing::info!("{id}: ignored, nothing run and no reply: {reason}");
-        record.outcome = Some("ignored".into());
-        record.reply = Some(format!("none: {reason}"));
-        return Ok(record);
+        let none = format!("none: {reason}");
+        return Ok(ended(Record::default(), Outcome::Ignored, none));
     }
-    if decided.authenticated()
-        && !decided.has_secrets()
-        && let Some(message_id) = &mail.message_id
-        && let Err(e) = crate::mail::thread::remember(&config.state_dir, message_id, &mail.body)
-    {
-        tracing::warn!("{id}: cannot keep the thread's digests in the state folder: {e}");
-    }
-    record.request_type.clone_from(&decision.request_type);
-    record.vars = Some(serde_json::Value::Object(secrets.redact_vars(&decision.vars)).to_string());
-    record.authentication = Some(decision.authentication.to_string());
-    record.access = decision.access.as_ref().map(ToString::to_string);
-
-    let Some(mut answer) = reply::answer(&config.desk, keywords, decision)? else {
+    remember_thread(config, mail, decided, &id);
+    let record = Record {
+        request_type: decision.request_type.clone(),
+        vars: Some(serde_json::Value::Object(secrets.redact_vars(&decision.vars)).to_string()),
+        authentication: Some(decision.authentication.to_string()),
+        access: decision.access.as_ref().map(ToString::to_string),
+        ..Record::default()
+    };
+    let Some(answer) = reply::answer(&config.desk, keywords, decision)? else {
         tracing::warn!(
             "{id}: from {}: {}; nothing run, no reply",
             mail.sender.as_deref().unwrap_or("(no sender)"),
             decision.authentication
         );
-        record.outcome = Some("unauthenticated".into());
-        record.reply = Some("none: the sender is not authenticated".into());
-        return Ok(record);
+        let none = "none: the sender is not authenticated";
+        return Ok(ended(record, Outcome::Unauthenticated, none));
     };
-    let request_type = decision.request_type.as_deref().unwrap_or("-");
-    if matches!(answer, Answer::Pending)
-        && let Start::Limited { limit, reply } = on_running(&record)?
-    {
-        tracing::warn!(
-            "{id}: {request_type}: refused: {} already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)",
-            mail.sender.as_deref().unwrap_or("(no sender)")
-        );
-        if !reply {
-            // One reply per stretch over the limit, not one per mail: a
-            // sender (or a robot) that keeps asking is not answered each
-            // time.
-            record.outcome = Some(journal::LIMITED.into());
-            record.reply =
-                Some("none: the sender was already told of limits.runs_per_sender_per_hour".into());
-            return Ok(record);
+    let (mut record, answer) = match answer {
+        Answer::Pending => {
+            match run_stage(config, mail, decided, guard, on_running, record, &id)? {
+                Next::Reply(record, answer) => (record, answer),
+                Next::Done(record) => return Ok(record),
+            }
         }
-        answer = Answer::Limited(limit);
-    }
-    record.outcome = Some(
-        match &answer {
-            Answer::Pending => {
-                let run = dispatch(config, decision, request_type, guard)?;
-                // A playbook may print a secret it was given; what it
-                // printed stays in the state folder and `show` prints it.
-                for file in [run.log.clone(), run.log.with_extension("json")] {
-                    if let Err(e) = secrets.scrub_file(&file) {
-                        tracing::warn!("{id}: cannot redact secrets in {}: {e}", file.display());
-                    }
-                }
-                let summary = format!(
-                    "{id}: {request_type}: playbook {} in {:.1}s (log: {})",
-                    ansible::describe(&run.outcome),
-                    run.duration.as_secs_f64(),
-                    run.log.display()
-                );
-                match run.outcome {
-                    Outcome::Succeeded => tracing::info!("{summary}"),
-                    _ => tracing::warn!("{summary}"),
-                }
-                record.exit_code = match run.outcome {
-                    Outcome::Succeeded => Some(0),
-                    Outcome::Failed { code, .. } => code,
-                    Outcome::TimedOut { .. } => None,
-                };
-                record.duration_ms =
-                    Some(u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX));
-                record.run_log = Some(run.log.display().to_string());
-                let outcome = match run.outcome {
-                    Outcome::Succeeded => "done",
-                    Outcome::Failed { .. } => "failed",
-                    Outcome::TimedOut { .. } => "timeout",
-                };
-                let quiet = config
-                    .mail
-                    .as_ref()
-                    .is_some_and(|m| m.no_result_reply.iter().any(|t| t == request_type));
-                if quiet {
-                    tracing::info!(
-                        "{id}: no result reply: mail.no_result_reply lists {request_type}"
-                    );
-                    record.reply = Some("none: mail.no_result_reply".into());
-                    record.outcome = Some(outcome.into());
-                    return Ok(record);
-                }
-                answer = Answer::Result(run);
-                outcome
-            }
-            Answer::Unclassified => {
-                tracing::info!(
-                    "{id}: nothing to run: {}",
-                    decision.reason.as_deref().unwrap_or("unclassified")
-                );
-                "ignored"
-            }
-            Answer::Refused(why) => {
-                tracing::warn!("{id}: {request_type}: refused: {why}");
-                "unauthorized"
-            }
-            Answer::Invalid(invalid) => {
-                let fields: Vec<String> = invalid
-                    .iter()
-                    .map(|i| format!("{} {}", i.var, i.why))
-                    .collect();
-                tracing::warn!("{id}: {request_type}: refused: {}", fields.join("; "));
-                "refused"
-            }
-            Answer::TooLarge => {
-                tracing::warn!(
-                    "{id}: refused: {}",
-                    decision.reason.as_deref().unwrap_or("too large")
-                );
-                "refused"
-            }
-            Answer::Missing(missing) => {
-                let names: Vec<&str> = missing.iter().map(|m| m.var.as_str()).collect();
-                tracing::info!(
-                    "{id}: {request_type}: nothing run, missing {}",
-                    names.join(", ")
-                );
-                "refused"
-            }
-            Answer::HelpTopic { .. } | Answer::HelpIndex { .. } => {
-                tracing::info!("{id}: help request");
-                "done"
-            }
-            Answer::Limited(_) => journal::LIMITED,
-            Answer::Result(_) => "done",
+        answer => {
+            log_answer(&id, decision, &answer);
+            (record, answer)
         }
-        .to_owned(),
-    );
+    };
+    record.outcome = answer.outcome();
     record.reply = Some(send_reply(
         config,
         keywords,
@@ -236,6 +132,141 @@ pub fn handle(
         &id,
     ));
     Ok(record)
+}
+
+/// What comes after the run stage.
+enum Next {
+    /// Reply with this answer.
+    Reply(Record, Answer),
+    /// Journal this record, with no reply.
+    Done(Record),
+}
+
+/// `record` with its outcome and why no reply was sent.
+fn ended(mut record: Record, outcome: Outcome, reply: impl Into<String>) -> Record {
+    record.outcome = Some(outcome);
+    record.reply = Some(reply.into());
+    record
+}
+
+/// Keeps the thread's digests, so that a later mail quoting this one has
+/// the repeats cut (`mail::thread`); only of a proven sender's mail that
+/// gave no secret.
+fn remember_thread(config: &Config, mail: &Mail, decided: &Decided, id: &str) {
+    if decided.authenticated()
+        && !decided.has_secrets()
+        && let Some(message_id) = &mail.message_id
+        && let Err(e) = crate::mail::thread::remember(&config.state_dir, message_id, &mail.body)
+    {
+        tracing::warn!("{id}: cannot keep the thread's digests in the state folder: {e}");
+    }
+}
+
+/// The stage of a request whose playbook may run: the cap on runs per
+/// sender, the run, and whether its result is answered.
+fn run_stage(
+    config: &Config,
+    mail: &Mail,
+    decided: &Decided,
+    guard: Option<&Path>,
+    on_running: &mut dyn FnMut(&Record) -> anyhow::Result<Start>,
+    mut record: Record,
+    id: &str,
+) -> anyhow::Result<Next> {
+    let request_type = decided.decision.request_type.as_deref().unwrap_or("-");
+    if let Start::Limited { limit, reply } = on_running(&record)? {
+        tracing::warn!(
+            "{id}: {request_type}: refused: {} already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)",
+            mail.sender.as_deref().unwrap_or("(no sender)")
+        );
+        if !reply {
+            // One reply per stretch over the limit, not one per mail: a
+            // sender (or a robot) that keeps asking is not answered each
+            // time.
+            let none = "none: the sender was already told of limits.runs_per_sender_per_hour";
+            return Ok(Next::Done(ended(record, Outcome::Limited, none)));
+        }
+        return Ok(Next::Reply(record, Answer::Limited(limit)));
+    }
+    let run = dispatch(config, &decided.decision, request_type, guard)?;
+    note_run(&run, &decided.secrets, &mut record, id, request_type);
+    let quiet = config
+        .mail
+        .as_ref()
+        .is_some_and(|m| m.no_result_reply.iter().any(|t| t == request_type));
+    if quiet {
+        tracing::info!("{id}: no result reply: mail.no_result_reply lists {request_type}");
+        let outcome = Outcome::of_run(&run.outcome);
+        return Ok(Next::Done(ended(
+            record,
+            outcome,
+            "none: mail.no_result_reply",
+        )));
+    }
+    Ok(Next::Reply(record, Answer::Result(run)))
+}
+
+/// Scrubs the run's log of secrets, logs how it went and writes that in
+/// `record`.
+fn note_run(run: &ansible::Run, secrets: &Secrets, record: &mut Record, id: &str, label: &str) {
+    // A playbook may print a secret it was given; what it printed stays in
+    // the state folder and `show` prints it.
+    for file in [run.log.clone(), run.log.with_extension("json")] {
+        if let Err(e) = secrets.scrub_file(&file) {
+            tracing::warn!("{id}: cannot redact secrets in {}: {e}", file.display());
+        }
+    }
+    let summary = format!(
+        "{id}: {label}: playbook {} in {:.1}s (log: {})",
+        ansible::describe(&run.outcome),
+        run.duration.as_secs_f64(),
+        run.log.display()
+    );
+    match run.outcome {
+        ansible::Outcome::Succeeded => tracing::info!("{summary}"),
+        _ => tracing::warn!("{summary}"),
+    }
+    record.exit_code = match run.outcome {
+        ansible::Outcome::Succeeded => Some(0),
+        ansible::Outcome::Failed { code, .. } => code,
+        ansible::Outcome::TimedOut { .. } => None,
+    };
+    record.duration_ms = Some(u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX));
+    record.run_log = Some(run.log.display().to_string());
+}
+
+/// Logs an answer given without a run, saying why nothing runs.
+fn log_answer(id: &str, decision: &Decision, answer: &Answer) {
+    let request_type = decision.request_type.as_deref().unwrap_or("-");
+    match answer {
+        Answer::Unclassified => tracing::info!(
+            "{id}: nothing to run: {}",
+            decision.reason.as_deref().unwrap_or("unclassified")
+        ),
+        Answer::Refused(why) => tracing::warn!("{id}: {request_type}: refused: {why}"),
+        Answer::Invalid(invalid) => {
+            let fields: Vec<String> = invalid
+                .iter()
+                .map(|i| format!("{} {}", i.var, i.why))
+                .collect();
+            tracing::warn!("{id}: {request_type}: refused: {}", fields.join("; "));
+        }
+        Answer::TooLarge => tracing::warn!(
+            "{id}: refused: {}",
+            decision.reason.as_deref().unwrap_or("too large")
+        ),
+        Answer::Missing(missing) => {
+            let names: Vec<&str> = missing.iter().map(|m| m.var.as_str()).collect();
+            tracing::info!(
+                "{id}: {request_type}: nothing run, missing {}",
+                names.join(", ")
+            );
+        }
+        Answer::HelpTopic { .. } | Answer::HelpIndex { .. } => {
+            tracing::info!("{id}: help request");
+        }
+        Answer::Limited(_) | Answer::Result(_) | Answer::Pending => {}
+    }
 }
 
 fn dispatch(
@@ -291,16 +322,31 @@ fn send_reply(
         tracing::info!("{id}: no reply: {reason}");
         return format!("none: {reason}");
     }
+    send(config, id, Some(mail), || {
+        reply::compose(config, keywords, mail, decision, answer, secrets)
+    })
+}
+
+/// Sends the reply `build` composes, within `mail.reply_limit_per_hour`,
+/// or logs why not; returns what happened, for the journal. `label` starts
+/// the log lines (a Message-ID, `row 12`). Once it is sent, the thread of
+/// `thread` (the mail answered) keeps the reply's digests. Every reply,
+/// `delivery`'s to a quarantined mail too, goes out this one way.
+pub(crate) fn send(
+    config: &Config,
+    label: &str,
+    thread: Option<&Mail>,
+    build: impl FnOnce() -> Result<Reply, ReplyError>,
+) -> String {
     let (Some(settings), Some(from)) = (&config.mail, &config.helpdesk_address) else {
-        tracing::warn!("{id}: no reply sent: config.yaml has no mail: section");
+        tracing::warn!("{label}: no reply sent: config.yaml has no mail: section");
         return "none: config.yaml has no mail: section".into();
     };
-    let result = reply::compose(config, keywords, mail, decision, answer, secrets)
-        .and_then(|reply| Ok((reply::to_message(&reply, from)?, reply)));
+    let result = build().and_then(|reply| Ok((reply::to_message(&reply, from)?, reply)));
     let (message, reply) = match result {
         Ok(built) => built,
         Err(e) => {
-            tracing::warn!("{id}: reply not sent: {e}");
+            tracing::warn!("{label}: reply not sent: {e}");
             return format!("not sent: {e}");
         }
     };
@@ -311,7 +357,7 @@ fn send_reply(
                 "{} already got {} replies in the past hour (mail.reply_limit_per_hour)",
                 reply.to, settings.reply_limit_per_hour
             );
-            tracing::warn!("{id}: no reply: {why}");
+            tracing::warn!("{label}: no reply: {why}");
             return format!("none: {why}");
         }
         Err(e) => {
@@ -319,27 +365,25 @@ fn send_reply(
                 "cannot count replies in {}: {e}",
                 config.state_dir.display()
             );
-            tracing::warn!("{id}: reply not sent: {why}");
+            tracing::warn!("{label}: reply not sent: {why}");
             return format!("not sent: {why}");
         }
     }
+    let (template, to) = (&reply.template, &reply.to);
     match transport::send(&settings.transport, &message) {
         Ok(where_to) => {
-            if let (Some(message_id), Some(body)) = (&mail.message_id, &reply.body)
+            if let (Some(message_id), Some(body)) =
+                (thread.and_then(|m| m.message_id.as_ref()), &reply.body)
                 && let Err(e) = crate::mail::thread::remember(&config.state_dir, message_id, body)
             {
-                tracing::warn!("{id}: cannot keep the reply's digests in the state folder: {e}");
+                tracing::warn!("{label}: cannot keep the reply's digests in the state folder: {e}");
             }
-            tracing::info!("{id}: {} reply to {}: {where_to}", reply.template, reply.to);
-            format!("sent: {} reply to {}: {where_to}", reply.template, reply.to)
+            tracing::info!("{label}: {template} reply to {to}: {where_to}");
+            format!("sent: {template} reply to {to}: {where_to}")
         }
         Err(e) => {
-            tracing::warn!(
-                "{id}: {} reply to {} not sent: {e}",
-                reply.template,
-                reply.to
-            );
-            format!("not sent: {} reply to {}: {e}", reply.template, reply.to)
+            tracing::warn!("{label}: {template} reply to {to} not sent: {e}");
+            format!("not sent: {template} reply to {to}: {e}")
         }
     }
 }

@@ -11,7 +11,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use serde_json::json;
 
 use crate::cli::{Cli, Command, Format};
 use crate::decide;
@@ -20,6 +19,7 @@ use crate::delivery::journal::{self, Journal};
 use crate::desk::config::Config;
 use crate::exit::{Failure, Status};
 use crate::mail;
+use crate::outcome::Outcome;
 use crate::run::ansible;
 
 pub fn execute(cli: Cli) -> Result<Status, Failure> {
@@ -265,15 +265,19 @@ fn log(
         .transpose()
         .map_err(|e| Failure::new(Status::Usage, e))?;
     let (_, journal) = journal_for_reading(config_path)?;
-    let rows = journal
-        .list(&journal::Filter {
-            sender,
-            request_type,
-            outcome,
-            since,
-            limit,
-        })
-        .map_err(|e| Failure::new(Status::TempFail, e))?;
+    // A word that is no outcome matches no row.
+    let rows = match outcome.map(|word| word.parse::<Outcome>()).transpose() {
+        Ok(outcome) => journal
+            .list(&journal::Filter {
+                sender,
+                request_type,
+                outcome,
+                since,
+                limit,
+            })
+            .map_err(|e| Failure::new(Status::TempFail, e))?,
+        Err(_) => Vec::new(),
+    };
     let output = match format {
         Format::Json => rows
             .iter()
@@ -323,80 +327,18 @@ fn replay(
     jsonl: bool,
     diff: Option<&Path>,
 ) -> Result<Status, Failure> {
-    use std::io::IsTerminal;
+    let load = |path: &Path| Config::load(path).map_err(|e| Failure::new(Status::Config, e));
     let config = match config_path {
-        Some(path) => Config::load(path).map_err(|e| Failure::new(Status::Config, e))?,
+        Some(path) => load(path)?,
         None => Config::builtin(),
     };
-    let other = diff
-        .map(|p| Config::load(p).map_err(|e| Failure::new(Status::Config, e)))
-        .transpose()?;
-    let sources = crate::commands::replay::read_sources(path)
-        .map_err(|e| Failure::new(Status::NoInput, e))?;
-    // A progress bar on a terminal only: never in a pipe or a log.
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(sources.len() as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} messages, {per_sec}, {eta} left",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    });
-    let config_error = |e: anyhow::Error| Failure::new(Status::Config, e);
+    let other = diff.map(load).transpose()?;
+    let sources = replay::read_sources(path).map_err(|e| Failure::new(Status::NoInput, e))?;
     let configs: Vec<&Config> = std::iter::once(&config).chain(other.as_ref()).collect();
-    let mut decided = crate::commands::replay::decide_all(&configs, &sources, jsonl, bar.as_ref())
-        .map_err(config_error)?;
-    let after = (decided.len() > 1).then(|| decided.remove(1));
-    let lines = decided.remove(0);
-    let changes = after.map(|after| crate::commands::replay::differences(&sources, &lines, &after));
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let mut out = String::new();
-    if jsonl {
-        for line in &lines {
-            // Its vars and Message-ID come from the mails.
-            out.push_str(&terminal::escape_json(&line.line));
-            out.push('\n');
-        }
-        for change in changes.iter().flatten() {
-            out.push_str(&json!({ "changed": change }).to_string());
-            out.push('\n');
-        }
-    }
-    let mut table = crate::commands::replay::summary(&lines);
-    if let Some(changes) = &changes {
-        table.push_str(&format!(
-            "\n{} message(s) decided differently with {}:\n",
-            changes.len(),
-            diff.map(|p| p.display().to_string()).unwrap_or_default()
-        ));
-        for change in changes {
-            table.push_str(&format!(
-                "  {}: {} -> {}{}\n",
-                change["source"].as_str().unwrap_or("?"),
-                change["before"].as_str().unwrap_or("?"),
-                change["after"].as_str().unwrap_or("?"),
-                match change["changed_vars"].as_array() {
-                    Some(vars) if !vars.is_empty() => format!(
-                        " (vars: {})",
-                        vars.iter()
-                            .filter_map(|v| v.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    _ => String::new(),
-                }
-            ));
-        }
-    }
-    if jsonl {
-        eprint!("{table}");
-    } else {
-        out.push_str(&table);
-    }
-    print_stdout(&out);
+    let printed = replay::replay(&configs, &sources, jsonl, diff)
+        .map_err(|e| Failure::new(Status::Config, e))?;
+    eprint!("{}", printed.stderr);
+    print_stdout(&printed.stdout);
     Ok(Status::Ok)
 }
 

@@ -8,22 +8,23 @@
 //! the messages at work are held in memory (an mbox is split up front: it
 //! is one file).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
+use rayon::prelude::*;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::commands::terminal;
 use crate::decide::loops;
-use crate::decide::trust::Access;
 use crate::decide::{Decider, Decision};
-use crate::desk::HELP;
 use crate::desk::config::Config;
 use crate::desk::phrasebook::{Invalid, Missing};
 use crate::mail;
+use crate::outcome::Verdict;
 
 /// One message of the mailbox.
 #[derive(Debug)]
@@ -64,13 +65,11 @@ pub fn read_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
     if path.is_file() {
         let file = std::fs::File::open(path).with_context(|| shown.clone())?;
         let mut sources = Vec::new();
-        for (n, message) in
-            mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file)).enumerate()
-        {
+        for (n, message) in mail::mbox(BufReader::new(file)).enumerate() {
             let message = message.with_context(|| format!("{shown}: message {}", n + 1))?;
             sources.push(Source {
                 name: format!("{shown}#{}", n + 1),
-                body: Body::Bytes(message.unwrap_contents()),
+                body: Body::Bytes(message),
             });
         }
         return Ok(sources);
@@ -111,35 +110,16 @@ pub fn read_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
     Ok(files.into_iter().map(Source::file).collect())
 }
 
-/// What would happen to a message, in one word or two.
+/// What would happen to a message, in one word or two: the words of
+/// `Verdict` (the order `run` answers in), after the loop check `run` makes
+/// first.
 pub fn verdict(config: &Config, mail: &mail::Mail, decision: &Decision) -> String {
     if let Some(silence) =
         loops::silence(mail, config.helpdesk_address.as_deref()).filter(|s| s.drops_request())
     {
         return format!("ignored: {}", short_silence(&silence));
     }
-    if !decision.authentication.is_yes() {
-        return "unauthenticated".into();
-    }
-    if decision.too_large {
-        return "refused: too large".into();
-    }
-    let Some(request_type) = decision.request_type.as_deref() else {
-        return "unclassified".into();
-    };
-    if matches!(decision.access, Some(Access::Denied(_))) {
-        return "refused: not allowed".into();
-    }
-    if request_type == HELP {
-        return "help".into();
-    }
-    if !decision.invalid.is_empty() {
-        return "refused: invalid value".into();
-    }
-    if !decision.missing.is_empty() {
-        return "missing information".into();
-    }
-    format!("runs {request_type}")
+    Verdict::of(decision).to_string()
 }
 
 fn short_silence(silence: &loops::Silence) -> &'static str {
@@ -152,7 +132,7 @@ fn short_silence(silence: &loops::Silence) -> &'static str {
 /// What one helpdesk folder decided about one message: its verdict, its
 /// variables (for `--diff`) and, when asked for, its JSON line.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Replayed {
     pub verdict: String,
     /// Kept for `--diff` only.
     pub vars: Map<String, Value>,
@@ -174,15 +154,15 @@ struct Line<'a> {
 }
 
 /// One message with one helpdesk folder.
-fn outcome(
+fn replay_one(
     config: &Config,
     decider: &Decider<'_>,
     source: &Source,
     raw: &std::io::Result<std::borrow::Cow<'_, [u8]>>,
     jsonl: bool,
     keep_vars: bool,
-) -> Outcome {
-    let failed = |reason: String| Outcome {
+) -> Replayed {
+    let failed = |reason: String| Replayed {
         line: if jsonl {
             json!({"source": source.name, "verdict": "error", "reason": reason}).to_string()
         } else {
@@ -217,7 +197,7 @@ fn outcome(
     } else {
         String::new()
     };
-    Outcome {
+    Replayed {
         verdict,
         vars: if keep_vars { decision.vars } else { Map::new() },
         line,
@@ -232,7 +212,7 @@ pub fn decide_all(
     sources: &[Source],
     jsonl: bool,
     progress: Option<&indicatif::ProgressBar>,
-) -> anyhow::Result<Vec<Vec<Outcome>>> {
+) -> anyhow::Result<Vec<Vec<Replayed>>> {
     let keywords = configs
         .iter()
         .map(|config| {
@@ -248,60 +228,38 @@ pub fn decide_all(
         .map(|(config, keywords)| Decider::new(config, keywords))
         .collect();
     let keep_vars = configs.len() > 1;
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(sources.len().max(1));
-    let mut results: Vec<Option<Vec<Outcome>>> = Vec::new();
-    results.resize_with(sources.len(), || None);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(source) = sources.get(i) else { break };
-                        let raw = source.bytes();
-                        let outcomes = configs
-                            .iter()
-                            .zip(&deciders)
-                            .map(|(config, decider)| {
-                                outcome(config, decider, source, &raw, jsonl, keep_vars)
-                            })
-                            .collect();
-                        done.push((i, outcomes));
-                        if let Some(bar) = progress {
-                            bar.inc(1);
-                        }
-                    }
-                    done
+    // An indexed parallel iterator collects in source order.
+    let per_source: Vec<Vec<Replayed>> = sources
+        .par_iter()
+        .map(|source| {
+            let raw = source.bytes();
+            let replayed = configs
+                .iter()
+                .zip(&deciders)
+                .map(|(config, decider)| {
+                    replay_one(config, decider, source, &raw, jsonl, keep_vars)
                 })
-            })
-            .collect();
-        for worker in workers {
-            for (i, outcomes) in worker.join().unwrap_or_default() {
-                if let Some(slot) = results.get_mut(i) {
-                    *slot = Some(outcomes);
-                }
+                .collect();
+            if let Some(bar) = progress {
+                bar.inc(1);
             }
-        }
-    });
-    let mut per_config: Vec<Vec<Outcome>> = configs
+            replayed
+        })
+        .collect();
+    let mut per_config: Vec<Vec<Replayed>> = configs
         .iter()
         .map(|_| Vec::with_capacity(sources.len()))
         .collect();
-    for outcomes in results {
-        let outcomes = outcomes.ok_or_else(|| anyhow!("a replay worker failed"))?;
-        for (list, outcome) in per_config.iter_mut().zip(outcomes) {
-            list.push(outcome);
+    for replayed in per_source {
+        for (list, one) in per_config.iter_mut().zip(replayed) {
+            list.push(one);
         }
     }
     Ok(per_config)
 }
 
 /// The summary table: how many messages got each verdict.
-pub fn summary(outcomes: &[Outcome]) -> String {
+pub fn summary(outcomes: &[Replayed]) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for outcome in outcomes {
         *counts.entry(&outcome.verdict).or_default() += 1;
@@ -315,25 +273,162 @@ pub fn summary(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// A message decided differently by two helpdesk folders (`--diff`).
+#[derive(Debug, Serialize)]
+pub(crate) struct Change<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) before: &'a str,
+    pub(crate) after: &'a str,
+    /// The variables whose values differ, in name order.
+    pub(crate) changed_vars: BTreeSet<&'a str>,
+}
+
 /// The messages whose decision differs between two helpdesk folders.
-pub fn differences(sources: &[Source], before: &[Outcome], after: &[Outcome]) -> Vec<Value> {
+pub(crate) fn differences<'a>(
+    sources: &'a [Source],
+    before: &'a [Replayed],
+    after: &'a [Replayed],
+) -> Vec<Change<'a>> {
     sources
         .iter()
         .zip(before.iter().zip(after))
         .filter(|(_, (a, b))| a.verdict != b.verdict || a.vars != b.vars)
-        .map(|(source, (a, b))| {
-            let changed_vars: std::collections::BTreeSet<&String> = a
+        .map(|(source, (a, b))| Change {
+            source: &source.name,
+            before: &a.verdict,
+            after: &b.verdict,
+            changed_vars: a
                 .vars
                 .keys()
                 .chain(b.vars.keys())
                 .filter(|k| a.vars.get(k.as_str()) != b.vars.get(k.as_str()))
-                .collect();
-            json!({
-                "source": source.name,
-                "before": a.verdict,
-                "after": b.verdict,
-                "changed_vars": changed_vars,
-            })
+                .map(String::as_str)
+                .collect(),
         })
         .collect()
+}
+
+/// What `replay` prints.
+#[derive(Debug, Default)]
+pub(crate) struct Printed {
+    /// The JSON lines (`--jsonl`), or else the summary table.
+    pub(crate) stdout: String,
+    /// The summary table, after JSON lines.
+    pub(crate) stderr: String,
+}
+
+/// `helpdesk replay`: every source decided with `configs` (the second is
+/// `--diff`'s, read from `diff`), as it prints: the JSON lines and the
+/// changes, the summary table and the changed messages.
+pub(crate) fn replay(
+    configs: &[&Config],
+    sources: &[Source],
+    jsonl: bool,
+    diff: Option<&Path>,
+) -> anyhow::Result<Printed> {
+    use std::io::IsTerminal;
+    // A progress bar on a terminal only: never in a pipe or a log.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(sources.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} messages, {per_sec}, {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut decided = decide_all(configs, sources, jsonl, bar.as_ref())?;
+    let after = (decided.len() > 1).then(|| decided.remove(1));
+    let lines = decided.remove(0);
+    let changes = after
+        .as_ref()
+        .map(|after| differences(sources, &lines, after));
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut printed = Printed::default();
+    if jsonl {
+        for line in &lines {
+            // Its vars and Message-ID come from the mails.
+            printed.stdout.push_str(&terminal::escape_json(&line.line));
+            printed.stdout.push('\n');
+        }
+        for change in changes.iter().flatten() {
+            printed
+                .stdout
+                .push_str(&json!({ "changed": change }).to_string());
+            printed.stdout.push('\n');
+        }
+    }
+    let mut table = summary(&lines);
+    if let Some(changes) = &changes {
+        let diff = diff.map(|p| p.display().to_string()).unwrap_or_default();
+        let _ = write!(
+            table,
+            "\n{} message(s) decided differently with {diff}:\n",
+            changes.len()
+        );
+        for change in changes {
+            let vars = Vec::from_iter(change.changed_vars.iter().copied());
+            let vars = if vars.is_empty() {
+                String::new()
+            } else {
+                format!(" (vars: {})", vars.join(", "))
+            };
+            let (source, before, after) = (change.source, change.before, change.after);
+            let _ = writeln!(table, "  {source}: {before} -> {after}{vars}");
+        }
+    }
+    if jsonl {
+        printed.stderr = table;
+    } else {
+        printed.stdout.push_str(&table);
+    }
+    Ok(printed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replayed(verdict: &str, vars: Value) -> Replayed {
+        Replayed {
+            verdict: verdict.into(),
+            vars: vars.as_object().cloned().unwrap_or_default(),
+            line: String::new(),
+        }
+    }
+
+    /// Only the messages decided differently are listed, with the
+    /// variables that differ in name order, as JSON of the same shape as
+    /// before the record was typed.
+    #[test]
+    fn differences_name_the_changed_vars() {
+        let sources: Vec<Source> = ["a.eml", "b.eml", "c.eml"]
+            .into_iter()
+            .map(|name| Source::file(PathBuf::from(name)))
+            .collect();
+        let before = [
+            replayed("runs storage", json!({"size": 1, "user": "al"})),
+            replayed("help", json!({})),
+            replayed("unclassified", json!({})),
+        ];
+        let after = [
+            replayed("runs storage", json!({"user": "bo", "size": 2})),
+            replayed("help", json!({})),
+            replayed("runs storage", json!({})),
+        ];
+        let changes = differences(&sources, &before, &after);
+        let json: Vec<String> = changes
+            .iter()
+            .map(|c| json!({ "changed": c }).to_string())
+            .collect();
+        assert_eq!(
+            json,
+            [
+                r#"{"changed":{"source":"a.eml","before":"runs storage","after":"runs storage","changed_vars":["size","user"]}}"#,
+                r#"{"changed":{"source":"c.eml","before":"unclassified","after":"runs storage","changed_vars":[]}}"#,
+            ]
+        );
+    }
 }

@@ -13,6 +13,7 @@ use crate::decide::redact::Secrets;
 use crate::desk::config::Config;
 use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
+use crate::outcome::Outcome;
 use crate::reply::{self, Reply, ReplyError};
 use crate::run::ansible::{self, VARS_FILE_PLACEHOLDER};
 
@@ -139,6 +140,22 @@ pub fn text(
             escape(&missing.form)
         );
     }
+    write_preview(&mut out, preview);
+    if explain {
+        let _ = writeln!(out, "explain");
+        for line in explanation(config, mail, decision) {
+            let _ = writeln!(out, "  {}", escape(&line));
+        }
+        let _ = writeln!(out, "text read (subject, then body)");
+        for line in decision.searched.lines() {
+            let _ = writeln!(out, "  | {}", escape(line));
+        }
+    }
+    out
+}
+
+/// The `reply` lines of `parse --format text`.
+fn write_preview(out: &mut String, preview: &Preview) {
     match preview {
         Preview::None(why) => {
             let _ = writeln!(out, "reply         none: {}", escape(why));
@@ -158,17 +175,6 @@ pub fn text(
             }
         }
     }
-    if explain {
-        let _ = writeln!(out, "explain");
-        for line in explanation(config, mail, decision) {
-            let _ = writeln!(out, "  {}", escape(&line));
-        }
-        let _ = writeln!(out, "text read (subject, then body)");
-        for line in decision.searched.lines() {
-            let _ = writeln!(out, "  | {}", escape(line));
-        }
-    }
-    out
 }
 
 fn command(config: &Config, decision: &Decision) -> Option<Vec<String>> {
@@ -276,7 +282,10 @@ pub fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
                     + "…"
             }
         };
-        let outcome = row.record.outcome.as_ref().unwrap_or(&row.state);
+        let outcome = row
+            .record
+            .outcome
+            .map_or(row.state.as_str(), Outcome::as_str);
         let secs = row
             .record
             .duration_ms
@@ -320,8 +329,8 @@ pub fn show_row(row: &crate::delivery::journal::Row) -> String {
     line(&mut out, "request type", r.request_type.clone());
     line(&mut out, "authentication", r.authentication.clone());
     line(&mut out, "access", r.access.clone());
-    line(&mut out, "state", Some(row.state.clone()));
-    line(&mut out, "outcome", r.outcome.clone());
+    line(&mut out, "state", Some(row.state.to_string()));
+    line(&mut out, "outcome", r.outcome.map(|o| o.to_string()));
     if r.reason.is_some() {
         line(&mut out, "reason", r.reason.clone());
     }

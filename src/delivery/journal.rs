@@ -11,10 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::delivery::state;
+pub use crate::outcome::{Outcome, State};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -59,6 +61,8 @@ CREATE TABLE IF NOT EXISTS duration_totals (
 
 /// The indexes `start_run` counts with. Separate from `SCHEMA` because a
 /// journal from before version 3 gets `started_at` only after `SCHEMA` ran.
+/// `'limited'` is `Outcome::Limited`'s word, written out because an index
+/// on disk is defined by its text.
 const RUN_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS runs_by_sender ON messages(sender COLLATE NOCASE, started_at)
     WHERE started_at IS NOT NULL;
@@ -72,13 +76,6 @@ CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, 
 /// Version 3 added `started_at`, for the cap on runs per sender. Version 4
 /// added `reason`, why a message was quarantined.
 const SCHEMA_VERSION: i64 = 4;
-
-/// The outcome of a request refused by `limits.runs_per_sender_per_hour`.
-pub const LIMITED: &str = "limited";
-
-/// The outcome of a message whose decision went over a budget
-/// (`limits.decision_*`): set aside unread, never retried (`delivery`).
-pub const QUARANTINED: &str = "quarantined";
 
 /// The window of `limits.runs_per_sender_per_hour`.
 const RUN_WINDOW: Duration = Duration::from_secs(3600);
@@ -105,7 +102,7 @@ fn bucket_of(ms: u64) -> i64 {
 fn count_outcome(
     connection: &Connection,
     request_type: Option<&str>,
-    outcome: &str,
+    outcome: Outcome,
     duration_ms: Option<u64>,
 ) -> rusqlite::Result<()> {
     connection.execute(
@@ -165,10 +162,32 @@ fn has_column(connection: &Connection, table: &str, column: &str) -> rusqlite::R
     Ok(false)
 }
 
-/// Where a row is in its life.
-pub const CLAIMED: &str = "claimed";
-pub const RUNNING: &str = "running";
-pub const FINISHED: &str = "finished";
+/// Where a row is in its life (short names for `State`'s variants).
+pub const CLAIMED: State = State::Claimed;
+pub const RUNNING: State = State::Running;
+pub const FINISHED: State = State::Finished;
+
+/// The journal stores the vocabularies' words, and reads them back.
+macro_rules! sql_words {
+    ($($name:ident),+) => {$(
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e| FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )+};
+}
+
+sql_words!(Outcome, State);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -259,7 +278,7 @@ pub struct Record {
     pub vars: Option<String>,
     pub authentication: Option<String>,
     pub access: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub exit_code: Option<i32>,
     pub duration_ms: Option<u64>,
     pub run_log: Option<String>,
@@ -277,7 +296,7 @@ pub struct Row {
     pub received_at: String,
     pub sender: Option<String>,
     pub subject: Option<String>,
-    pub state: String,
+    pub state: State,
     pub attempts: i64,
     pub duplicate_of: Option<i64>,
     pub spool_path: Option<String>,
@@ -293,7 +312,7 @@ pub struct Row {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
     /// (request type, outcome, count)
-    pub counts: Vec<(String, String, u64)>,
+    pub counts: Vec<(String, Outcome, u64)>,
     /// Playbook runs per bucket of `DURATION_BUCKETS_MS` (not cumulative),
     /// the last one `+Inf`.
     pub buckets: Vec<u64>,
@@ -306,7 +325,7 @@ pub struct Totals {
 pub struct Filter {
     pub sender: Option<String>,
     pub request_type: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     /// RFC 3339 time; rows received at or after it.
     pub since: Option<String>,
     pub limit: usize,
@@ -314,6 +333,29 @@ pub struct Filter {
 
 fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Marks row `id` `limited` at `stamp`; whether it is the first refusal
+/// of `sender` since `since` (the latest run's start), which is told.
+fn refuse(
+    tx: &Connection,
+    id: i64,
+    sender: &str,
+    since: &str,
+    stamp: &str,
+) -> rusqlite::Result<bool> {
+    // Refused since the latest run started: then one was told.
+    let told: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM messages
+         WHERE sender = ?1 COLLATE NOCASE AND outcome = ?2 AND updated_at >= ?3 AND id != ?4",
+        params![sender, Outcome::Limited, since, id],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE messages SET outcome = ?1, updated_at = ?2 WHERE id = ?3",
+        params![Outcome::Limited, stamp, id],
+    )?;
+    Ok(told == 0)
 }
 
 impl Journal {
@@ -435,11 +477,11 @@ impl Journal {
                     .map_err(error)?;
                 tx.execute(
                     "INSERT INTO messages (key, message_id, received_at, sender, subject, state, outcome, duplicate_of, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'duplicate', ?7, ?3)",
-                    params![arrival.key, arrival.message_id, stamp, arrival.sender, arrival.subject, FINISHED, original],
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?3)",
+                    params![arrival.key, arrival.message_id, stamp, arrival.sender, arrival.subject, FINISHED, original, Outcome::Duplicate],
                 )
                 .map_err(error)?;
-                count_outcome(&tx, None, "duplicate", None).map_err(error)?;
+                count_outcome(&tx, None, Outcome::Duplicate, None).map_err(error)?;
                 Claim::Duplicate {
                     original,
                     row: tx.last_insert_rowid(),
@@ -503,7 +545,7 @@ impl Journal {
 
     /// Writes what is known so far and the row's new state: `RUNNING`
     /// (relaxed), or `FINISHED` to end it (durable).
-    pub fn record(&self, id: i64, record: &Record, state: &str) -> Result<(), JournalError> {
+    pub fn record(&self, id: i64, record: &Record, state: State) -> Result<(), JournalError> {
         let write = |connection: &Connection| {
             connection.execute(
                 "UPDATE messages SET request_type = ?1, vars = ?2, authentication = ?3, access = ?4,
@@ -536,7 +578,7 @@ impl Journal {
             .unchecked_transaction()
             .map_err(self.error())?;
         write(&tx).map_err(self.error())?;
-        if let Some(outcome) = &record.outcome {
+        if let Some(outcome) = record.outcome {
             count_outcome(
                 &tx,
                 record.request_type.as_deref(),
@@ -609,24 +651,13 @@ impl Journal {
                 )?;
                 Start::Run
             } else {
-                // Refused since the latest run started: then one was told.
-                let told: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM messages
-                     WHERE sender = ?1 COLLATE NOCASE AND outcome = ?2 AND updated_at >= ?3
-                       AND id != ?4",
-                    params![sender, LIMITED, latest.as_deref().unwrap_or(&since), id],
-                    |r| r.get(0),
-                )?;
+                let since = latest.clone().unwrap_or(since);
                 // Never before the latest run (a clock stepped back), so
                 // that the next refusal sees this one.
                 let stamp = latest.filter(|l| *l > stamp).unwrap_or(stamp);
-                tx.execute(
-                    "UPDATE messages SET outcome = ?1, updated_at = ?2 WHERE id = ?3",
-                    params![LIMITED, stamp, id],
-                )?;
                 Start::Limited {
                     limit,
-                    reply: told == 0,
+                    reply: refuse(&tx, id, sender, &since, &stamp)?,
                 }
             };
             tx.commit()?;
@@ -668,11 +699,14 @@ impl Journal {
     pub fn list(&self, filter: &Filter) -> Result<Vec<Row>, JournalError> {
         let mut clauses = Vec::new();
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
-        let wanted = [
-            ("sender = ?", filter.sender.as_ref()),
-            ("request_type = ?", filter.request_type.as_ref()),
-            ("outcome = ?", filter.outcome.as_ref()),
-            ("received_at >= ?", filter.since.as_ref()),
+        let wanted: [(&str, Option<&dyn rusqlite::ToSql>); 4] = [
+            ("sender = ?", filter.sender.as_ref().map(|v| v as _)),
+            (
+                "request_type = ?",
+                filter.request_type.as_ref().map(|v| v as _),
+            ),
+            ("outcome = ?", filter.outcome.as_ref().map(|v| v as _)),
+            ("received_at >= ?", filter.since.as_ref().map(|v| v as _)),
         ];
         for (clause, value) in wanted {
             if let Some(value) = value {
@@ -786,7 +820,7 @@ impl Journal {
 
     /// Whether a row with this id exists and is still open.
     pub fn is_open(&self, id: i64) -> Result<bool, JournalError> {
-        let state: Option<String> = self
+        let state: Option<State> = self
             .connection
             .query_row(
                 "SELECT state FROM messages WHERE id = ?1",
@@ -832,7 +866,7 @@ mod tests {
             "only one retry may take over"
         );
         let record = Record {
-            outcome: Some("done".into()),
+            outcome: Some(Outcome::Done),
             request_type: Some("storage".into()),
             duration_ms: Some(1500),
             ..Record::default()
@@ -841,7 +875,7 @@ mod tests {
         assert!(!journal.is_open(id).unwrap());
         let rows = journal
             .list(&Filter {
-                outcome: Some("duplicate".into()),
+                outcome: Some(Outcome::Duplicate),
                 limit: 10,
                 ..Filter::default()
             })
@@ -852,8 +886,8 @@ mod tests {
         assert_eq!(
             totals.counts,
             vec![
-                ("".into(), "duplicate".into(), 1),
-                ("storage".into(), "done".into(), 1)
+                ("".into(), Outcome::Duplicate, 1),
+                ("storage".into(), Outcome::Done, 1)
             ]
         );
         assert_eq!(totals.buckets, vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -949,9 +983,9 @@ mod tests {
         assert_eq!(
             before.counts,
             vec![
-                ("".into(), "duplicate".into(), 1),
-                ("storage".into(), "done".into(), 2),
-                ("storage".into(), "failed".into(), 1)
+                ("".into(), Outcome::Duplicate, 1),
+                ("storage".into(), Outcome::Done, 2),
+                ("storage".into(), Outcome::Failed, 1)
             ]
         );
         assert_eq!(before.buckets, vec![1, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
@@ -983,13 +1017,13 @@ mod tests {
             "running is not counted"
         );
         let done = Record {
-            outcome: Some("done".into()),
+            outcome: Some(Outcome::Done),
             duration_ms: Some(3_000),
             ..running
         };
         journal.record(id, &done, FINISHED).unwrap();
         let after = journal.totals().unwrap();
-        assert_eq!(after.counts[1], ("storage".into(), "done".into(), 3));
+        assert_eq!(after.counts[1], ("storage".into(), Outcome::Done, 3));
         assert_eq!(after.buckets, vec![1, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
     }
 
@@ -1010,6 +1044,26 @@ mod tests {
         }
     }
 
+    /// Claims message `n` from `sender` and asks to start its run, at most
+    /// two an hour, as `sender_case` writes the address.
+    fn start(journal: &mut Journal, n: usize, sender: &str, sender_case: &str) -> (i64, Start) {
+        let id = arrive(journal, n, sender);
+        let record = Record {
+            request_type: Some("storage".into()),
+            ..Record::default()
+        };
+        (id, journal.start_run(id, &record, sender_case, 2).unwrap())
+    }
+
+    const LIMITED_TOLD: Start = Start::Limited {
+        limit: 2,
+        reply: true,
+    };
+    const LIMITED_SILENT: Start = Start::Limited {
+        limit: 2,
+        reply: false,
+    };
+
     /// Over the cap a request is refused; only the first refusal since
     /// the sender's latest run is told; help and refusals are no runs;
     /// another sender has a count of its own; a run an hour old no longer
@@ -1018,88 +1072,50 @@ mod tests {
     fn runs_per_sender_are_capped_and_told_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
-        let record = Record {
-            request_type: Some("storage".into()),
-            ..Record::default()
-        };
         let mut starts = Vec::new();
         for n in 0..5 {
-            let id = arrive(
-                &mut journal,
-                n,
-                if n % 2 == 0 {
-                    "alice@example.com"
-                } else {
-                    "ALICE@Example.com"
-                },
-            );
-            starts.push(
-                journal
-                    .start_run(id, &record, "Alice@example.com", 2)
-                    .unwrap(),
-            );
-            let outcome = match starts[n] {
-                Start::Run => "done",
-                Start::Limited { .. } => LIMITED,
+            let sender = ["alice@example.com", "ALICE@Example.com"][n % 2];
+            let (id, started) = start(&mut journal, n, sender, "Alice@example.com");
+            let outcome = match started {
+                Start::Run => Outcome::Done,
+                Start::Limited { .. } => Outcome::Limited,
             };
             let done = Record {
-                outcome: Some(outcome.into()),
-                ..record.clone()
+                request_type: Some("storage".into()),
+                outcome: Some(outcome),
+                ..Record::default()
             };
             journal.record(id, &done, FINISHED).unwrap();
+            starts.push(started);
         }
         assert_eq!(
             starts,
             [
                 Start::Run,
                 Start::Run,
-                Start::Limited {
-                    limit: 2,
-                    reply: true
-                },
-                Start::Limited {
-                    limit: 2,
-                    reply: false
-                },
-                Start::Limited {
-                    limit: 2,
-                    reply: false
-                },
+                LIMITED_TOLD,
+                LIMITED_SILENT,
+                LIMITED_SILENT
             ]
         );
         // A row that never asked to start (help, a refusal) is no run.
         let help = arrive(&mut journal, 5, "bob@example.com");
-        journal
-            .record(
-                help,
-                &Record {
-                    outcome: Some("done".into()),
-                    ..Record::default()
-                },
-                FINISHED,
-            )
-            .unwrap();
+        let answered = Record {
+            outcome: Some(Outcome::Done),
+            ..Record::default()
+        };
+        journal.record(help, &answered, FINISHED).unwrap();
+        let bob = "bob@example.com";
         for n in 6..8 {
-            let id = arrive(&mut journal, n, "bob@example.com");
-            assert_eq!(
-                journal
-                    .start_run(id, &record, "bob@example.com", 2)
-                    .unwrap(),
-                Start::Run
-            );
+            assert_eq!(start(&mut journal, n, bob, bob).1, Start::Run);
         }
-        let id = arrive(&mut journal, 8, "bob@example.com");
-        assert_eq!(
-            journal
-                .start_run(id, &record, "bob@example.com", 2)
-                .unwrap(),
-            Start::Limited {
-                limit: 2,
-                reply: true
-            }
-        );
+        assert_eq!(start(&mut journal, 8, bob, bob).1, LIMITED_TOLD);
+        a_new_stretch_is_told_again(&mut journal);
+    }
 
-        // Alice's first run is now more than an hour old.
+    /// The end of `runs_per_sender_are_capped_and_told_once`, after
+    /// Alice's first run has become more than an hour old.
+    fn a_new_stretch_is_told_again(journal: &mut Journal) {
         let old = humantime::format_rfc3339_millis(
             std::time::SystemTime::now() - RUN_WINDOW - Duration::from_secs(60),
         )
@@ -1111,30 +1127,20 @@ mod tests {
                 params![old],
             )
             .unwrap();
-        let id = arrive(&mut journal, 9, "alice@example.com");
-        assert_eq!(
-            journal
-                .start_run(id, &record, "alice@example.com", 2)
-                .unwrap(),
-            Start::Run
-        );
+        let alice = "alice@example.com";
+        let (id, started) = start(journal, 9, alice, alice);
+        assert_eq!(started, Start::Run);
         let row = journal.get(id).unwrap().unwrap();
         assert_eq!(row.state, RUNNING);
         assert!(row.started_at.is_some());
         assert_eq!(row.record.request_type.as_deref(), Some("storage"));
-        let id = arrive(&mut journal, 10, "alice@example.com");
+        let (id, started) = start(journal, 10, alice, alice);
         assert_eq!(
-            journal
-                .start_run(id, &record, "alice@example.com", 2)
-                .unwrap(),
-            Start::Limited {
-                limit: 2,
-                reply: true
-            },
+            started, LIMITED_TOLD,
             "a new stretch over the limit is told again"
         );
         let row = journal.get(id).unwrap().unwrap();
-        assert_eq!(row.record.outcome.as_deref(), Some(LIMITED));
+        assert_eq!(row.record.outcome, Some(Outcome::Limited));
         assert_eq!(row.started_at, None);
         assert_eq!(row.state, CLAIMED);
     }
@@ -1170,22 +1176,47 @@ mod tests {
         assert_eq!(told, 1, "{starts:?}");
     }
 
+    /// A journal as an older version made it: `SCHEMA` with `from` (a
+    /// column it did not have yet) replaced by `to`, its rows still empty.
+    fn older_journal(from: &str, to: &str) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+        let schema = SCHEMA.replace(from, to);
+        assert_ne!(schema, SCHEMA);
+        old.execute_batch(&schema).unwrap();
+        (dir, old)
+    }
+
+    /// A word no vocabulary knows, in a row, is an error naming it, never
+    /// a panic.
+    #[test]
+    fn an_unknown_outcome_in_a_row_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let id = arrive(&mut journal, 1, "frank@example.com");
+        journal
+            .connection
+            .execute(
+                "UPDATE messages SET outcome = 'sent' WHERE id = ?1",
+                params![id],
+            )
+            .unwrap();
+        let error = journal.get(id).unwrap_err().to_string();
+        assert!(error.contains(r#"unknown outcome "sent""#), "{error}");
+    }
+
     /// A version-3 journal (no `reason`) gets the column; a quarantined
     /// row keeps its reason and counts in the totals.
     #[test]
     fn a_version_3_journal_gets_the_quarantine_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = Connection::open(dir.path().join("journal.sqlite")).unwrap();
-        let v3 = SCHEMA.replace("    reason         TEXT,\n", "");
-        assert_ne!(v3, SCHEMA);
-        old.execute_batch(&v3).unwrap();
+        let (dir, old) = older_journal("    reason         TEXT,\n", "");
         old.execute_batch(RUN_INDEXES).unwrap();
         old.pragma_update(None, "user_version", 3).unwrap();
         drop(old);
         let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
         let id = arrive(&mut journal, 1, "erin@example.com");
         let record = Record {
-            outcome: Some(QUARANTINED.into()),
+            outcome: Some(Outcome::Quarantined),
             reason: Some("the decision used more than 5 s of CPU".into()),
             ..Record::default()
         };
@@ -1195,7 +1226,7 @@ mod tests {
         assert_eq!(row.state, FINISHED);
         assert_eq!(
             journal.totals().unwrap().counts,
-            vec![("".into(), QUARANTINED.into(), 1)]
+            vec![("".into(), Outcome::Quarantined, 1)]
         );
         let json = serde_json::to_value(&row).unwrap();
         assert_eq!(json["reason"], "the decision used more than 5 s of CPU");
@@ -1205,11 +1236,7 @@ mod tests {
     /// indexes; its totals are not counted again; its rows are no runs.
     #[test]
     fn a_version_2_journal_is_upgraded_without_counting_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = Connection::open(dir.path().join("journal.sqlite")).unwrap();
-        let v2 = SCHEMA.replace(",\n    started_at     TEXT\n", "\n");
-        assert_ne!(v2, SCHEMA);
-        old.execute_batch(&v2).unwrap();
+        let (dir, old) = older_journal(",\n    started_at     TEXT\n", "\n");
         old.execute(
             "INSERT INTO messages (key, message_id, received_at, sender, request_type, state, outcome, updated_at)
              VALUES ('message-id:a@example.com', 'a@example.com', 'now', 'dave@example.com', 'storage', 'finished', 'done', 'now')",
@@ -1226,7 +1253,7 @@ mod tests {
         let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
         assert_eq!(
             journal.totals().unwrap().counts,
-            vec![("storage".into(), "done".into(), 1)]
+            vec![("storage".into(), Outcome::Done, 1)]
         );
         let id = arrive(&mut journal, 1, "dave@example.com");
         assert_eq!(

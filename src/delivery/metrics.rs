@@ -27,7 +27,7 @@ pub fn render(journal: &Journal) -> Result<String, JournalError> {
             out,
             "helpdesk_messages_total{{request_type=\"{}\",outcome=\"{}\"}} {count}",
             escape(&request_type),
-            escape(&outcome)
+            escape(outcome.as_str())
         );
     }
     let _ = writeln!(

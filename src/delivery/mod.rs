@@ -53,7 +53,6 @@ use crate::delivery::state::hex;
 use crate::desk::config::{Config, Delivery, Limits};
 use crate::exit::Status;
 use crate::mail::{self, Mail};
-use crate::reply::{ratelimit, transport};
 use crate::{pipeline, reply};
 
 /// Claims made by a `run` in queue mode: no process holds them, so the
@@ -716,7 +715,7 @@ fn quarantine(config: &Config, spooled: spool::Spooled, reason: &str) -> anyhow:
     journal.set_spool_path(id, Some(&moved))?;
     let record = Record {
         authentication: Some(authentication.to_string()),
-        outcome: Some(journal::QUARANTINED.into()),
+        outcome: Some(journal::Outcome::Quarantined),
         reason: Some(reason.to_owned()),
         reply: Some(answer_quarantined(
             config,
@@ -784,52 +783,9 @@ fn answer_quarantined(
     if !authentication.is_yes() {
         return "none: the sender is not authenticated".into();
     }
-    let (Some(settings), Some(from)) = (&config.mail, &config.helpdesk_address) else {
-        tracing::warn!("row {id}: no reply sent: config.yaml has no mail: section");
-        return "none: config.yaml has no mail: section".into();
-    };
-    let built = reply::quarantined(config, mail, reason)
-        .and_then(|reply| Ok((reply::to_message(&reply, from)?, reply)));
-    let (message, reply) = match built {
-        Ok(built) => built,
-        Err(e) => {
-            tracing::warn!("row {id}: reply not sent: {e}");
-            return format!("not sent: {e}");
-        }
-    };
-    match ratelimit::allow(&config.state_dir, &reply.to, settings.reply_limit_per_hour) {
-        Ok(true) => {}
-        Ok(false) => {
-            return format!(
-                "none: {} already got {} replies in the past hour (mail.reply_limit_per_hour)",
-                reply.to, settings.reply_limit_per_hour
-            );
-        }
-        Err(e) => {
-            return format!(
-                "not sent: cannot count replies in {}: {e}",
-                config.state_dir.display()
-            );
-        }
-    }
-    match transport::send(&settings.transport, &message) {
-        Ok(where_to) => {
-            tracing::info!(
-                "row {id}: {} reply to {}: {where_to}",
-                reply.template,
-                reply.to
-            );
-            format!("sent: {} reply to {}: {where_to}", reply.template, reply.to)
-        }
-        Err(e) => {
-            tracing::warn!(
-                "row {id}: {} reply to {} not sent: {e}",
-                reply.template,
-                reply.to
-            );
-            format!("not sent: {} reply to {}: {e}", reply.template, reply.to)
-        }
-    }
+    pipeline::send(config, &format!("row {id}"), None, || {
+        reply::quarantined(config, mail, reason)
+    })
 }
 
 fn open(config: &Config) -> anyhow::Result<Journal> {

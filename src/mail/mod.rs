@@ -1,4 +1,5 @@
-//! Reading one raw RFC 822 message: the only module that knows mail-parser.
+//! Reading one raw RFC 822 message (and splitting an mbox into them): the
+//! only module that knows mail-parser.
 //!
 //! It yields what the rest of the pipeline needs and nothing more: the
 //! sender, the decoded subject (and the subject without `Re:`-style
@@ -168,6 +169,15 @@ pub fn read(raw: &[u8], sender_header: &str) -> Mail {
         trace: trace(&message),
         truncated: false,
     }
+}
+
+/// The messages of an mbox file (`From ` lines split them), each as its
+/// raw bytes, in file order (an error where one cannot be read).
+pub(crate) fn mbox<R: std::io::BufRead>(
+    reader: R,
+) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
+    mail_parser::mailbox::mbox::MessageIterator::new(reader)
+        .map(|message| message.map(mail_parser::mailbox::mbox::Message::unwrap_contents))
 }
 
 /// A header's decoded text as the rest of the program sees it: control

@@ -22,6 +22,7 @@ use crate::desk::keywords::Keywords;
 use crate::desk::phrasebook::{Invalid, Missing};
 use crate::desk::{Desk, DeskError};
 use crate::mail::Mail;
+use crate::outcome::{self, Verdict};
 use crate::run::ansible::{Outcome, Report, Run};
 
 /// What the helpdesk has to say about a mail.
@@ -81,46 +82,72 @@ pub enum ReplyError {
     Build(String),
 }
 
-/// Decides what to answer for a decision, before anything runs. `None`:
-/// the sender is not authenticated, and a reply could be backscatter to a
-/// forged address.
+impl Answer {
+    /// What became of the message once this is its answer (the journal's
+    /// outcome); `None` while `Pending`: the playbook's run decides it.
+    pub(crate) fn outcome(&self) -> Option<outcome::Outcome> {
+        Some(match self {
+            Self::HelpTopic { .. } | Self::HelpIndex { .. } => outcome::Outcome::Done,
+            Self::Unclassified => outcome::Outcome::Ignored,
+            Self::Refused(_) => outcome::Outcome::Unauthorized,
+            Self::Invalid(_) | Self::TooLarge | Self::Missing(_) => outcome::Outcome::Refused,
+            Self::Limited(_) => outcome::Outcome::Limited,
+            Self::Result(run) => outcome::Outcome::of_run(&run.outcome),
+            Self::Pending => return None,
+        })
+    }
+
+    /// The template of its reply.
+    fn template(&self) -> &'static str {
+        match self {
+            Self::HelpTopic { .. } => "help_topic",
+            Self::HelpIndex { .. } => "help_index",
+            Self::Unclassified => "unclassified",
+            Self::Refused(_) => "refused",
+            Self::Invalid(_) => "invalid",
+            Self::TooLarge => "too_large",
+            Self::Missing(_) => "missing",
+            Self::Limited(_) => "limited",
+            Self::Result(run) => match outcome::Outcome::of_run(&run.outcome) {
+                outcome::Outcome::Failed => "failure",
+                outcome::Outcome::Timeout => "timeout",
+                _ => "success",
+            },
+            Self::Pending => "success",
+        }
+    }
+}
+
+/// Decides what to answer for a decision, before anything runs, in the
+/// order `Verdict::of` keeps (and `replay` shows). `None`: the sender is
+/// not authenticated, and a reply could be backscatter to a forged address.
 pub fn answer(
     desk: &Desk,
     keywords: &Keywords,
     decision: &Decision,
 ) -> Result<Option<Answer>, DeskError> {
-    if !decision.authentication.is_yes() {
-        return Ok(None);
-    }
-    if decision.too_large {
-        return Ok(Some(Answer::TooLarge));
-    }
-    let Some(request_type) = decision.request_type.as_deref() else {
-        return Ok(Some(Answer::Unclassified));
-    };
-    if let Some(crate::decide::trust::Access::Denied(why)) = &decision.access {
-        return Ok(Some(Answer::Refused(why.clone())));
-    }
-    if request_type == crate::desk::HELP {
-        let asked = decision.vars.get("targets").and_then(|v| v.as_str());
-        let topic = asked
-            .map(|t| help::topic(desk, keywords, t))
-            .transpose()?
-            .flatten();
-        return Ok(Some(match topic {
-            Some((topic, text)) => Answer::HelpTopic { topic, text },
-            None => Answer::HelpIndex {
-                asked: asked.map(str::to_owned),
-            },
-        }));
-    }
-    if !decision.invalid.is_empty() {
-        return Ok(Some(Answer::Invalid(decision.invalid.clone())));
-    }
-    if !decision.missing.is_empty() {
-        return Ok(Some(Answer::Missing(decision.missing.clone())));
-    }
-    Ok(Some(Answer::Pending))
+    Ok(Some(match Verdict::of(decision) {
+        Verdict::Unauthenticated => return Ok(None),
+        Verdict::TooLarge => Answer::TooLarge,
+        Verdict::Unclassified => Answer::Unclassified,
+        Verdict::NotAllowed(why) => Answer::Refused(why.to_owned()),
+        Verdict::Help => {
+            let asked = decision.vars.get("targets").and_then(|v| v.as_str());
+            let topic = asked
+                .map(|t| help::topic(desk, keywords, t))
+                .transpose()?
+                .flatten();
+            match topic {
+                Some((topic, text)) => Answer::HelpTopic { topic, text },
+                None => Answer::HelpIndex {
+                    asked: asked.map(str::to_owned),
+                },
+            }
+        }
+        Verdict::Invalid => Answer::Invalid(decision.invalid.clone()),
+        Verdict::Missing => Answer::Missing(decision.missing.clone()),
+        Verdict::Runs(_) => Answer::Pending,
+    }))
 }
 
 /// Renders the reply for `answer`.
@@ -133,22 +160,7 @@ pub fn compose(
     secrets: &Secrets,
 ) -> Result<Reply, ReplyError> {
     let desk = &config.desk;
-    let template = match answer {
-        Answer::HelpTopic { .. } => "help_topic",
-        Answer::HelpIndex { .. } => "help_index",
-        Answer::Unclassified => "unclassified",
-        Answer::Refused(_) => "refused",
-        Answer::Invalid(_) => "invalid",
-        Answer::TooLarge => "too_large",
-        Answer::Missing(_) => "missing",
-        Answer::Limited(_) => "limited",
-        Answer::Result(run) => match run.outcome {
-            Outcome::Succeeded => "success",
-            Outcome::Failed { .. } => "failure",
-            Outcome::TimedOut { .. } => "timeout",
-        },
-        Answer::Pending => "success",
-    };
+    let template = answer.template();
     let body = match answer {
         Answer::Pending => None,
         _ => {
