@@ -236,11 +236,7 @@ pub struct Input<'a> {
 impl Phrasebook {
     pub fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
         let parsed = sections::parse(file, text)?;
-        let error = |line, kind| SyntaxError {
-            file: file.to_owned(),
-            line,
-            kind,
-        };
+        let error = |line, kind| SyntaxError::at_line(file, line, kind);
         let find = |name: &str| parsed.iter().find(|s| s.name == name);
 
         let mut labels: Vec<Label> = Vec::new();
