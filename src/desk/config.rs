@@ -87,7 +87,7 @@ impl Authentication {
 
 /// `authentication.position`: where the trusted MX puts its own
 /// Authentication-Results relative to its own `Received` header.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Position {
     /// Above it (RFC 8601 section 4): Postfix with OpenDKIM/OpenDMARC at
@@ -108,7 +108,7 @@ impl Position {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Require {
     Dmarc,
@@ -211,7 +211,7 @@ pub struct Smtp {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Security {
     /// Implicit TLS (SMTPS, port 465).
