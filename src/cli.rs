@@ -66,27 +66,7 @@ pub enum Command {
         interval: String,
     },
     /// Recent requests from the journal, newest first
-    Log {
-        /// Only this sender address
-        #[arg(long)]
-        sender: Option<String>,
-        /// Only this request type
-        #[arg(long = "type", value_name = "TYPE")]
-        request_type: Option<String>,
-        /// Only this outcome (done, failed, timeout, refused, unauthorized,
-        /// unauthenticated, duplicate, ignored, limited, quarantined)
-        #[arg(long)]
-        outcome: Option<String>,
-        /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time
-        #[arg(long, value_name = "DURATION|TIME")]
-        since: Option<String>,
-        /// At most this many rows
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Output format
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    Log(LogArgs),
     /// One request from the journal, with its run log
     Show {
         /// The row id (first column of `helpdesk log`)
@@ -143,6 +123,30 @@ pub enum Command {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `log`'s filters and format.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Only this sender address
+    #[arg(long)]
+    pub sender: Option<String>,
+    /// Only this request type
+    #[arg(long = "type", value_name = "TYPE")]
+    pub request_type: Option<String>,
+    /// Only this outcome (done, failed, timeout, refused, unauthorized,
+    /// unauthenticated, duplicate, ignored, limited, quarantined)
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+    /// At most this many rows
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `setup`'s flags: where the answers come from, the answers themselves

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::cli::{Cli, Command, Format};
+use crate::cli::{Cli, Command, Format, LogArgs};
 use crate::decide;
 use crate::delivery;
 use crate::delivery::journal::{self, Journal};
@@ -38,22 +38,7 @@ pub fn execute(cli: Cli) -> Result<Status, Failure> {
             retry,
             supervisor,
         } => deliver_spooled(cli.config.as_deref(), &path, retry, supervisor, &program),
-        Command::Log {
-            sender,
-            request_type,
-            outcome,
-            since,
-            limit,
-            format,
-        } => log(
-            cli.config.as_deref(),
-            sender,
-            request_type,
-            outcome,
-            since,
-            limit,
-            format,
-        ),
+        Command::Log(args) => log(cli.config.as_deref(), args),
         Command::Show { id } => show(cli.config.as_deref(), id),
         Command::Setup(args) => setup(&args),
         Command::Replay { path, jsonl, diff } => {
@@ -251,15 +236,15 @@ fn journal_for_reading(config_path: Option<&Path>) -> Result<(Config, Journal), 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn log(
-    config_path: Option<&Path>,
-    sender: Option<String>,
-    request_type: Option<String>,
-    outcome: Option<String>,
-    since: Option<String>,
-    limit: usize,
-    format: Format,
-) -> Result<Status, Failure> {
+fn log(config_path: Option<&Path>, args: LogArgs) -> Result<Status, Failure> {
+    let LogArgs {
+        sender,
+        request_type,
+        outcome,
+        since,
+        limit,
+        format,
+    } = args;
     let since = since
         .map(|s| since_time(&s))
         .transpose()
