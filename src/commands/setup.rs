@@ -246,15 +246,52 @@ fn detect_ansible() -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
+/// The wizard's choices: what a prompt shows, and what it means.
+const TRANSPORTS: &[(&str, TransportChoice)] = &[
+    ("an SMTP server", TransportChoice::Smtp),
+    (
+        "the local sendmail (helpdesk runs on the mail host)",
+        TransportChoice::Sendmail,
+    ),
+    (
+        "a folder of .eml files (for trying it out)",
+        TransportChoice::Folder,
+    ),
+];
+const ENCRYPTIONS: &[(&str, Security)] = &[
+    ("starttls (port 587)", Security::Starttls),
+    ("tls (port 465)", Security::Tls),
+    (
+        "none (plain text: a relay on loopback only)",
+        Security::None,
+    ),
+];
+const REQUIREMENTS: &[(&str, Require)] = &[
+    ("dmarc (recommended)", Require::Dmarc),
+    ("dkim", Require::Dkim),
+    ("spf", Require::Spf),
+    ("none (a closed internal relay only)", Require::None),
+];
+const POSITIONS: &[(&str, Position)] = &[
+    (
+        "above: the MX writes Authentication-Results above its own Received header (Postfix with OpenDKIM/OpenDMARC, rspamd)",
+        Position::Above,
+    ),
+    (
+        "below: directly below its Received header (Gmail, mail fetched by fdm)",
+        Position::Below,
+    ),
+];
+
 /// The interactive wizard; an existing folder's config.yaml gives the
 /// default domain when re-run.
 pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
     let theme = ColorfulTheme::default();
-    let dir: String = Input::with_theme(&theme)
-        .with_prompt("Helpdesk folder")
-        .default(default_dir.display().to_string())
-        .interact_text()?;
-    let dir = PathBuf::from(dir);
+    let dir = PathBuf::from(line(
+        &theme,
+        "Helpdesk folder",
+        default_dir.display().to_string(),
+    )?);
     let last_question = format!("Write {} now?", dir.display());
     let mut domain_prompt = Input::<String>::with_theme(&theme)
         .with_prompt("Your organisation's mail domain")
@@ -268,21 +305,7 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
         .default(format!("helpdesk@{domain}"))
         .validate_with(|a: &String| valid_address(a.trim()))
         .interact_text()?;
-    let transport = select(
-        &theme,
-        "How do replies leave?",
-        &[
-            ("an SMTP server", TransportChoice::Smtp),
-            (
-                "the local sendmail (helpdesk runs on the mail host)",
-                TransportChoice::Sendmail,
-            ),
-            (
-                "a folder of .eml files (for trying it out)",
-                TransportChoice::Folder,
-            ),
-        ],
-    )?;
+    let transport = select(&theme, "How do replies leave?", TRANSPORTS)?;
     let mut answers = Answers {
         dir: Some(dir),
         domain: Some(domain),
@@ -293,12 +316,11 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
     match transport {
         TransportChoice::Smtp => ask_smtp(&theme, &mut answers, &address)?,
         TransportChoice::Sendmail => {
-            answers.sendmail = Some(
-                Input::with_theme(&theme)
-                    .with_prompt("sendmail command")
-                    .default("/usr/sbin/sendmail".into())
-                    .interact_text()?,
-            );
+            answers.sendmail = Some(line(
+                &theme,
+                "sendmail command",
+                "/usr/sbin/sendmail".into(),
+            )?);
         }
         TransportChoice::Folder => {}
     }
@@ -313,6 +335,14 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
         bail!("nothing written");
     }
     Ok(answers)
+}
+
+/// A line of text; `default` when left empty.
+fn line(theme: &dyn Theme, prompt: &str, default: String) -> anyhow::Result<String> {
+    Ok(Input::with_theme(theme)
+        .with_prompt(prompt)
+        .default(default)
+        .interact_text()?)
 }
 
 /// One of `choices` (what the prompt shows, what it means); the first is
@@ -332,24 +362,12 @@ fn select<T: Copy>(theme: &dyn Theme, prompt: &str, choices: &[(&str, T)]) -> an
 /// Server, encryption, port, user and password; `address` is the default
 /// user.
 fn ask_smtp(theme: &dyn Theme, answers: &mut Answers, address: &str) -> anyhow::Result<()> {
-    answers.smtp_host = Some(
-        Input::with_theme(theme)
-            .with_prompt("SMTP server")
-            .default(format!("mail.{}", answers.domain()))
-            .interact_text()?,
-    );
-    answers.smtp_security = Some(select(
+    answers.smtp_host = Some(line(
         theme,
-        "Encryption",
-        &[
-            ("starttls (port 587)", Security::Starttls),
-            ("tls (port 465)", Security::Tls),
-            (
-                "none (plain text: a relay on loopback only)",
-                Security::None,
-            ),
-        ],
+        "SMTP server",
+        format!("mail.{}", answers.domain()),
     )?);
+    answers.smtp_security = Some(select(theme, "Encryption", ENCRYPTIONS)?);
     answers.smtp_port = Some(
         Input::with_theme(theme)
             .with_prompt("Port")
@@ -376,10 +394,7 @@ fn ask_smtp(theme: &dyn Theme, answers: &mut Answers, address: &str) -> anyhow::
 fn ask_grants(theme: &dyn Theme, answers: &mut Answers) -> anyhow::Result<()> {
     let domain = answers.domain().to_owned();
     println!("\nWho may send requests? A list of addresses, *@domain or *, separated by spaces.");
-    let senders: String = Input::with_theme(theme)
-        .with_prompt("Senders")
-        .default(format!("*@{domain}"))
-        .interact_text()?;
+    let senders = line(theme, "Senders", format!("*@{domain}"))?;
     answers.senders = senders.split_whitespace().map(str::to_owned).collect();
     answers.any_account = !Confirm::with_theme(theme)
         .with_prompt(
@@ -404,35 +419,16 @@ fn ask_authentication(theme: &dyn Theme, answers: &mut Answers) -> anyhow::Resul
     println!(
         "header your mail server (or Gmail: mx.google.com) added says the mail passed DMARC, DKIM or SPF."
     );
-    answers.authserv_id = Some(
-        Input::with_theme(theme)
-            .with_prompt("authserv-id of your MX")
-            .default(format!("mx.{}", answers.domain()))
-            .interact_text()?,
-    );
-    answers.require = Some(select(
+    answers.authserv_id = Some(line(
         theme,
-        "Require",
-        &[
-            ("dmarc (recommended)", Require::Dmarc),
-            ("dkim", Require::Dkim),
-            ("spf", Require::Spf),
-            ("none (a closed internal relay only)", Require::None),
-        ],
+        "authserv-id of your MX",
+        format!("mx.{}", answers.domain()),
     )?);
+    answers.require = Some(select(theme, "Require", REQUIREMENTS)?);
     answers.position = Some(select(
         theme,
         "Where does your MX write its Authentication-Results?",
-        &[
-            (
-                "above: the MX writes Authentication-Results above its own Received header (Postfix with OpenDKIM/OpenDMARC, rspamd)",
-                Position::Above,
-            ),
-            (
-                "below: directly below its Received header (Gmail, mail fetched by fdm)",
-                Position::Below,
-            ),
-        ],
+        POSITIONS,
     )?);
     Ok(())
 }
@@ -444,12 +440,11 @@ fn ask_ansible(theme: &dyn Theme, answers: &mut Answers) -> anyhow::Result<()> {
             "\nansible-playbook is not on PATH: install ansible-core (pip install ansible-core) or give its path."
         );
     }
-    answers.ansible = Some(
-        Input::with_theme(theme)
-            .with_prompt("ansible-playbook")
-            .default(detected.unwrap_or_else(|| "ansible-playbook".into()))
-            .interact_text()?,
-    );
+    answers.ansible = Some(line(
+        theme,
+        "ansible-playbook",
+        detected.unwrap_or_else(|| "ansible-playbook".into()),
+    )?);
     Ok(())
 }
 
