@@ -121,7 +121,7 @@ fn word(value: impl clap::ValueEnum) -> String {
 impl Answers {
     /// The folder and the domain, the two answers without a default; the
     /// flag of the first one missing.
-    pub fn required(&self) -> Result<(&Path, &str), &'static str> {
+    pub(crate) fn required(&self) -> Result<(&Path, &str), &'static str> {
         match (&self.dir, &self.domain) {
             (None, _) => Err("--dir"),
             (_, None) => Err("--domain"),
@@ -185,7 +185,7 @@ impl Answers {
 }
 
 /// The answers `args` ask for: from the file, the flags, or the wizard.
-pub fn answers(args: &SetupArgs) -> anyhow::Result<Answers> {
+pub(crate) fn answers(args: &SetupArgs) -> anyhow::Result<Answers> {
     if let Some(file) = &args.answers {
         let text = fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
         serde_saphyr::from_str::<Answers>(&text).map_err(|e| anyhow!("{}: {e}", file.display()))
@@ -669,7 +669,7 @@ const SELF_SERVICE_COMMENT: &str = concat!(
 
 /// Asks whether to keep a changed default file, unless `--replace-changed`
 /// said (replace) or nobody is at a terminal to answer (keep).
-pub fn keep_or_replace(path: &Path, replace: bool, interactive: bool) -> Changed {
+pub(crate) fn keep_or_replace(path: &Path, replace: bool, interactive: bool) -> Changed {
     if replace {
         return Changed::BackUpAndReplace;
     }
@@ -693,7 +693,7 @@ pub fn keep_or_replace(path: &Path, replace: bool, interactive: bool) -> Changed
 
 /// The dry run of a sample mail through the new folder, when its config
 /// loads: what `parse` would say of examples/storage.eml.
-pub fn dry_run(config_path: &Path) -> Result<String, desk::DeskError> {
+pub(crate) fn dry_run(config_path: &Path) -> Result<String, desk::DeskError> {
     let (Ok(config), Some(sample)) = (Config::load(config_path), desk::example_mail("storage.eml"))
     else {
         return Ok(String::new());

@@ -225,7 +225,7 @@ pub enum Security {
 impl Security {
     /// The port its name goes with: 465 for SMTPS, 587 for submission,
     /// 25 for a plain relay.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             Self::Tls => 465,
             Self::Starttls => 587,

@@ -69,7 +69,7 @@ pub struct Located<K> {
 
 impl<K> Located<K> {
     /// `kind` about `file` as a whole.
-    pub fn in_file(file: impl Into<String>, kind: K) -> Self {
+    pub(crate) fn in_file(file: impl Into<String>, kind: K) -> Self {
         Self {
             file: file.into(),
             line: None,
@@ -79,7 +79,7 @@ impl<K> Located<K> {
     }
 
     /// `kind` on 1-based `line` of `file`.
-    pub fn at_line(file: impl Into<String>, line: usize, kind: K) -> Self {
+    pub(crate) fn at_line(file: impl Into<String>, line: usize, kind: K) -> Self {
         Self {
             line: u64::try_from(line).ok(),
             ..Self::in_file(file, kind)
