@@ -194,15 +194,18 @@ fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords) {
         }
         let name = section.name.as_str();
         let line = Some(section.line as u64);
-        if let Err(e) = config.desk.phrasebook(name) {
-            match e.kind {
-                DeskErrorKind::MissingForType { .. } => report.error(
-                    &file,
-                    line,
-                    format!("*{name}* has no phrasebook: create {}", e.file),
-                ),
-                _ => report.problems.push(error_problem(&e)),
-            }
+        match config.desk.phrasebook(name) {
+            Ok(_) => {}
+            Err(Located {
+                file: path,
+                kind: DeskErrorKind::MissingForType { .. },
+                ..
+            }) => report.error(
+                &file,
+                line,
+                format!("*{name}* has no phrasebook: create {path}"),
+            ),
+            Err(other) => report.problems.push(error_problem(&other)),
         }
         if name != HELP {
             match config.desk.playbook(name) {

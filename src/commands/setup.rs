@@ -129,6 +129,7 @@ impl Answers {
         }
     }
 
+    /// Empty only before `validate`, which refuses that.
     fn domain(&self) -> &str {
         self.domain.as_deref().unwrap_or_default()
     }
