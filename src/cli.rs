@@ -66,27 +66,7 @@ pub enum Command {
         interval: String,
     },
     /// Recent requests from the journal, newest first
-    Log {
-        /// Only this sender address
-        #[arg(long)]
-        sender: Option<String>,
-        /// Only this request type
-        #[arg(long = "type", value_name = "TYPE")]
-        request_type: Option<String>,
-        /// Only this outcome (done, failed, timeout, refused, unauthorized,
-        /// unauthenticated, duplicate, ignored, limited, quarantined)
-        #[arg(long)]
-        outcome: Option<String>,
-        /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time
-        #[arg(long, value_name = "DURATION|TIME")]
-        since: Option<String>,
-        /// At most this many rows
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Output format
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    Log(LogArgs),
     /// One request from the journal, with its run log
     Show {
         /// The row id (first column of `helpdesk log`)
@@ -145,7 +125,33 @@ pub enum LogFormat {
     Json,
 }
 
-/// Answers for `setup` without prompts.
+/// `log`'s filters and format.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Only this sender address
+    #[arg(long)]
+    pub sender: Option<String>,
+    /// Only this request type
+    #[arg(long = "type", value_name = "TYPE")]
+    pub request_type: Option<String>,
+    /// Only this outcome (done, failed, timeout, refused, unauthorized,
+    /// unauthenticated, duplicate, ignored, limited, quarantined)
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+    /// At most this many rows
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `setup`'s flags: where the answers come from, the answers themselves
+/// (see [`Answers`](crate::commands::setup::Answers)), and what to do with
+/// changed files.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SetupArgs {
     /// Take every answer from flags (or --answers); never prompt
@@ -154,54 +160,8 @@ pub struct SetupArgs {
     /// Take the answers from a YAML file (keys as the flags, with _)
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
-    /// The helpdesk folder to create or update
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// The organisation's mail domain (example.com)
-    #[arg(long)]
-    pub domain: Option<String>,
-    /// The helpdesk's address (default: helpdesk@DOMAIN)
-    #[arg(long)]
-    pub address: Option<String>,
-    /// How replies leave
-    #[arg(long, value_enum)]
-    pub transport: Option<crate::commands::setup::TransportChoice>,
-    #[arg(long)]
-    pub smtp_host: Option<String>,
-    #[arg(long)]
-    pub smtp_port: Option<u16>,
-    /// starttls, tls or none
-    #[arg(long)]
-    pub smtp_security: Option<String>,
-    #[arg(long)]
-    pub smtp_user: Option<String>,
-    /// A file holding the SMTP password (mode 600)
-    #[arg(long)]
-    pub smtp_password_file: Option<PathBuf>,
-    /// The sendmail command, for --transport sendmail
-    #[arg(long)]
-    pub sendmail: Option<String>,
-    /// Who may send requests (repeat; default *@DOMAIN)
-    #[arg(long = "sender")]
-    pub senders: Vec<String>,
-    /// Let senders act on any account, not only their own
-    #[arg(long)]
-    pub any_account: bool,
-    /// Administrators (repeat; default admin@DOMAIN)
-    #[arg(long = "admin")]
-    pub admins: Vec<String>,
-    /// The authserv-id of your MX (default mx.DOMAIN)
-    #[arg(long)]
-    pub authserv_id: Option<String>,
-    /// dmarc, dkim, spf or none
-    #[arg(long)]
-    pub require: Option<String>,
-    /// Where the MX writes Authentication-Results: above its Received header (Postfix with OpenDKIM/OpenDMARC, rspamd; default) or below it (Gmail)
-    #[arg(long)]
-    pub position: Option<String>,
-    /// Path of ansible-playbook (default: found on PATH)
-    #[arg(long)]
-    pub ansible: Option<String>,
+    #[command(flatten)]
+    pub given: crate::commands::setup::Answers,
     /// In an existing folder, save changed default files as .bak and replace them (default: keep them)
     #[arg(long)]
     pub replace_changed: bool,

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use crate::delivery::state;
 use crate::desk::config::{Config, PasswordSource, Transport};
 use crate::desk::keywords::Keywords;
-use crate::desk::{DeskError, HELP};
+use crate::desk::{DeskErrorKind, HELP, Located};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -85,7 +85,7 @@ pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
-            report.problems.push(config_problem(&e));
+            report.problems.push(error_problem(&e));
             return report.problems;
         }
     };
@@ -94,7 +94,7 @@ pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
     let keywords = match config.desk.keywords() {
         Ok(keywords) => Some(keywords),
         Err(e) => {
-            report.problems.push(desk_problem(&e));
+            report.problems.push(error_problem(&e));
             None
         }
     };
@@ -162,50 +162,13 @@ fn check_position(report: &mut Report, shown: &str, auth: &crate::desk::config::
     }
 }
 
-fn config_problem(error: &crate::desk::config::ConfigError) -> Problem {
-    use crate::desk::config::ConfigError;
-    match error {
-        ConfigError::Yaml {
-            path,
-            line,
-            message,
-            ..
-        } => Problem {
-            file: path.clone(),
-            line: Some(*line),
-            severity: Severity::Error,
-            message: message.clone(),
-        },
-        ConfigError::Read { path, .. } | ConfigError::Invalid { path, .. } => Problem {
-            file: path.clone(),
-            line: None,
-            severity: Severity::Error,
-            message: error
-                .to_string()
-                .trim_start_matches(&format!("{path}: "))
-                .to_owned(),
-        },
-    }
-}
-
-fn desk_problem(error: &DeskError) -> Problem {
-    match error {
-        DeskError::Syntax(e) => Problem {
-            file: e.file.clone(),
-            line: Some(e.line as u64),
-            severity: Severity::Error,
-            message: e.kind.to_string(),
-        },
-        other => {
-            let text = other.to_string();
-            let (file, message) = text.split_once(": ").unwrap_or(("", &text));
-            Problem {
-                file: file.to_owned(),
-                line: None,
-                severity: Severity::Error,
-                message: message.to_owned(),
-            }
-        }
+/// A located error, as `check` reports it: its place and its message.
+fn error_problem<K: fmt::Display>(error: &Located<K>) -> Problem {
+    Problem {
+        file: error.file.clone(),
+        line: error.line,
+        severity: Severity::Error,
+        message: error.kind.to_string(),
     }
 }
 
@@ -232,15 +195,18 @@ fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords) {
         }
         let name = section.name.as_str();
         let line = Some(section.line as u64);
-        if let Err(e) = config.desk.phrasebook(name) {
-            match e {
-                DeskError::MissingForType { path, .. } => report.error(
-                    &file,
-                    line,
-                    format!("*{name}* has no phrasebook: create {path}"),
-                ),
-                other => report.problems.push(desk_problem(&other)),
-            }
+        match config.desk.phrasebook(name) {
+            Ok(_) => {}
+            Err(Located {
+                file: path,
+                kind: DeskErrorKind::MissingForType { .. },
+                ..
+            }) => report.error(
+                &file,
+                line,
+                format!("*{name}* has no phrasebook: create {path}"),
+            ),
+            Err(other) => report.problems.push(error_problem(&other)),
         }
         if name != HELP {
             match config.desk.playbook(name) {
@@ -249,14 +215,18 @@ fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords) {
                         check_playbook(report, config, &path);
                     }
                 }
-                Err(DeskError::MissingForType { path, .. }) => {
+                Err(Located {
+                    file: path,
+                    kind: DeskErrorKind::MissingForType { .. },
+                    ..
+                }) => {
                     report.error(
                         &file,
                         line,
                         format!("*{name}* has no playbook: create {path}"),
                     );
                 }
-                Err(other) => report.problems.push(desk_problem(&other)),
+                Err(other) => report.problems.push(error_problem(&other)),
             }
         }
         let help = format!("help_templates/{name}_help.txt");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
-use crate::cli::{Cli, Command, Format};
+use crate::cli::{Cli, Command, Format, LogArgs};
 use crate::decide;
 use crate::delivery;
 use crate::delivery::journal::{self, Journal};
@@ -38,22 +38,7 @@ pub fn execute(cli: Cli) -> Result<Status, Failure> {
             retry,
             supervisor,
         } => deliver_spooled(cli.config.as_deref(), &path, retry, supervisor, &program),
-        Command::Log {
-            sender,
-            request_type,
-            outcome,
-            since,
-            limit,
-            format,
-        } => log(
-            cli.config.as_deref(),
-            sender,
-            request_type,
-            outcome,
-            since,
-            limit,
-            format,
-        ),
+        Command::Log(args) => log(cli.config.as_deref(), args),
         Command::Show { id } => show(cli.config.as_deref(), id),
         Command::Setup(args) => setup(&args),
         Command::Replay { path, jsonl, diff } => {
@@ -251,15 +236,15 @@ fn journal_for_reading(config_path: Option<&Path>) -> Result<(Config, Journal), 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn log(
-    config_path: Option<&Path>,
-    sender: Option<String>,
-    request_type: Option<String>,
-    outcome: Option<String>,
-    since: Option<String>,
-    limit: usize,
-    format: Format,
-) -> Result<Status, Failure> {
+fn log(config_path: Option<&Path>, args: LogArgs) -> Result<Status, Failure> {
+    let LogArgs {
+        sender,
+        request_type,
+        outcome,
+        since,
+        limit,
+        format,
+    } = args;
     let since = since
         .map(|s| since_time(&s))
         .transpose()
@@ -372,99 +357,16 @@ fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
 }
 
 fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
-    use crate::commands::setup::{Answers, Changed};
     let usage = |e: anyhow::Error| Failure::new(Status::Usage, e);
-    let interactive = !args.non_interactive && args.answers.is_none();
-    let answers = if let Some(file) = &args.answers {
-        let text =
-            std::fs::read_to_string(file).map_err(|e| usage(anyhow!("{}: {e}", file.display())))?;
-        serde_saphyr::from_str::<Answers>(&text)
-            .map_err(|e| usage(anyhow!("{}: {e}", file.display())))?
-    } else if args.non_interactive {
-        let need = |flag: &str| anyhow!("--non-interactive needs {flag}");
-        let dir = args.dir.clone().ok_or_else(|| usage(need("--dir")))?;
-        let domain = args.domain.clone().ok_or_else(|| usage(need("--domain")))?;
-        Answers {
-            address: args.address.clone(),
-            transport: args.transport.unwrap_or_default(),
-            smtp_host: args.smtp_host.clone(),
-            smtp_port: args.smtp_port,
-            smtp_security: args.smtp_security.clone(),
-            smtp_user: args.smtp_user.clone(),
-            smtp_password_file: args.smtp_password_file.clone(),
-            sendmail: args.sendmail.clone(),
-            senders: args.senders.clone(),
-            own_account_only: !args.any_account,
-            admins: args.admins.clone(),
-            authserv_id: args.authserv_id.clone(),
-            require: args.require.clone(),
-            position: args.position.clone(),
-            ansible: args.ansible.clone(),
-            ..Answers::new(dir, &domain)
-        }
-    } else {
-        setup::require_terminal().map_err(usage)?;
-        let default_dir = args.dir.clone().unwrap_or_else(|| {
-            if rustix::process::geteuid().is_root() {
-                PathBuf::from("/etc/helpdesk")
-            } else {
-                std::env::var_os("HOME").map_or_else(
-                    || PathBuf::from("helpdesk"),
-                    |h| PathBuf::from(h).join("helpdesk"),
-                )
-            }
-        });
-        setup::ask(&default_dir).map_err(|e| Failure::new(Status::Usage, e))?
-    };
+    let answers = setup::answers(args).map_err(usage)?;
     answers.validate().map_err(usage)?;
-    let replace = args.replace_changed;
-    let mut decide = |path: &Path| -> Changed {
-        if replace {
-            return Changed::BackUpAndReplace;
-        }
-        if !interactive {
-            return Changed::Keep;
-        }
-        let keep = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "{} differs from the default: keep yours? (no: save it as .bak and replace it)",
-                path.display()
-            ))
-            .default(true)
-            .interact()
-            .unwrap_or(true);
-        if keep {
-            Changed::Keep
-        } else {
-            Changed::BackUpAndReplace
-        }
-    };
-    let notes =
+    let interactive = !args.non_interactive && args.answers.is_none();
+    let mut decide = |path: &Path| setup::keep_or_replace(path, args.replace_changed, interactive);
+    let (dir, notes) =
         setup::write(&answers, &mut decide).map_err(|e| Failure::new(Status::CantCreate, e))?;
-    let dir = std::path::absolute(&answers.dir).unwrap_or_else(|_| answers.dir.clone());
     let config_path = dir.join("config.yaml");
-    let mut out = String::new();
-    for note in notes {
-        out.push_str(&format!("{note}\n"));
-    }
-    // The dry run of a sample mail through the new folder.
-    if let (Ok(config), Some(sample)) = (
-        Config::load(&config_path),
-        crate::desk::example_mail("storage.eml"),
-    ) {
-        let mail = mail::read(sample, &config.sender_header);
-        let keywords = config
-            .desk
-            .keywords()
-            .map_err(|e| Failure::new(Status::Config, e))?;
-        let decision = decide::decide(&config, &keywords, &mail)
-            .map_err(|e| Failure::new(Status::Config, e))?;
-        out.push_str(&format!(
-            "\nDry run of examples/storage.eml: request type {}, {}.\n",
-            decision.request_type.as_deref().unwrap_or("none"),
-            decision.authentication
-        ));
-    }
+    let mut out: String = notes.iter().map(|note| format!("{note}\n")).collect();
+    out.push_str(&setup::dry_run(&config_path).map_err(|e| Failure::new(Status::Config, e))?);
     out.push_str(&format!(
         "\nCheck it: helpdesk check --config {}\n\n",
         config_path.display()

@@ -2,12 +2,12 @@
 //!
 //! Answers come from the interactive wizard (dialoguer prompts on a
 //! terminal), from flags (`--non-interactive`) or from a YAML file
-//! (`--answers`). Nothing is written until every answer is in, so Ctrl-C
-//! at any prompt leaves nothing behind; a new folder is assembled next to
-//! its final place and renamed into it. In an existing folder, files the
-//! user changed are kept (or, when asked, saved as `.bak` and replaced),
-//! and config.yaml is rewritten from the new answers with the old one kept
-//! as config.yaml.bak.
+//! (`--answers`), all into one [`Answers`]. Nothing is written until every
+//! answer is in, so Ctrl-C at any prompt leaves nothing behind; a new
+//! folder is assembled next to its final place and renamed into it. In an
+//! existing folder, files the user changed are kept (or, when asked, saved
+//! as `.bak` and replaced), and config.yaml is rewritten from the new
+//! answers with the old one kept as config.yaml.bak.
 
 use std::fs;
 use std::io::{IsTerminal, Write};
@@ -15,55 +15,90 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use serde::Deserialize;
+use dialoguer::theme::{ColorfulTheme, Theme};
+use dialoguer::{Confirm, Input, Password, Select};
+use serde::{Deserialize, Deserializer};
 
+use crate::cli::SetupArgs;
 use crate::desk;
+use crate::desk::config::{Config, Position, Require, Security};
 
-/// Everything the wizard asks.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything the wizard asks. The same answers come as flags or as a
+/// YAML file whose keys are the fields (`senders`, `admins` and
+/// `own_account_only` where the flags say `--sender`, `--admin` and
+/// `--any-account`); the doc comments are the flags' help.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Answers {
-    pub dir: PathBuf,
-    pub domain: String,
-    #[serde(default)]
+    /// The helpdesk folder to create or update
+    #[arg(long)]
+    #[serde(deserialize_with = "given")]
+    pub dir: Option<PathBuf>,
+    /// The organisation's mail domain (example.com)
+    #[arg(long)]
+    #[serde(deserialize_with = "given")]
+    pub domain: Option<String>,
+    /// The helpdesk's address (default: helpdesk@DOMAIN)
+    #[arg(long)]
     pub address: Option<String>,
-    #[serde(default)]
-    pub transport: TransportChoice,
-    #[serde(default)]
+    /// How replies leave
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportChoice>,
+    #[arg(long)]
     pub smtp_host: Option<String>,
-    #[serde(default)]
+    #[arg(long)]
     pub smtp_port: Option<u16>,
-    #[serde(default)]
-    pub smtp_security: Option<String>,
-    #[serde(default)]
+    /// starttls, tls or none
+    #[arg(long, value_enum, hide_possible_values = true)]
+    pub smtp_security: Option<Security>,
+    #[arg(long)]
     pub smtp_user: Option<String>,
-    /// Only from the prompt or a file the operator points at; stored in a
-    /// 0600 secret file, never in config.yaml.
-    #[serde(default)]
+    /// A file holding the SMTP password (mode 600)
+    #[arg(long)]
     pub smtp_password_file: Option<PathBuf>,
+    // Only from the prompt: stored in a 0600 secret file, never in
+    // config.yaml, and never a flag (others can read a command line).
+    #[arg(skip)]
     #[serde(skip)]
     pub smtp_password: Option<String>,
-    #[serde(default)]
+    /// The sendmail command, for --transport sendmail
+    #[arg(long)]
     pub sendmail: Option<String>,
+    /// Who may send requests (repeat; default *@DOMAIN)
+    #[arg(long = "sender")]
     #[serde(default)]
     pub senders: Vec<String>,
-    #[serde(default = "yes")]
-    pub own_account_only: bool,
+    /// Let senders act on any account, not only their own
+    #[arg(long)]
+    #[serde(rename = "own_account_only", default, deserialize_with = "negated")]
+    pub any_account: bool,
+    /// Administrators (repeat; default admin@DOMAIN)
+    #[arg(long = "admin")]
     #[serde(default)]
     pub admins: Vec<String>,
-    #[serde(default)]
+    /// The authserv-id of your MX (default mx.DOMAIN)
+    #[arg(long)]
     pub authserv_id: Option<String>,
-    #[serde(default)]
-    pub require: Option<String>,
-    /// `above` or `below`: where the MX writes its Authentication-Results.
-    #[serde(default)]
-    pub position: Option<String>,
-    #[serde(default)]
+    /// dmarc, dkim, spf or none
+    #[arg(long, value_enum, hide_possible_values = true)]
+    pub require: Option<Require>,
+    /// Where the MX writes Authentication-Results: above its Received header (Postfix with OpenDKIM/OpenDMARC, rspamd; default) or below it (Gmail)
+    #[arg(long, value_enum, hide_possible_values = true)]
+    pub position: Option<Position>,
+    /// Path of ansible-playbook (default: found on PATH)
+    #[arg(long)]
     pub ansible: Option<String>,
 }
 
-fn yes() -> bool {
-    true
+/// A key the answers file must have, though its flag may be left out (the
+/// wizard asks for it).
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `own_account_only: false` is `--any-account`.
+fn negated<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    bool::deserialize(d).map(|own_account_only| !own_account_only)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -75,46 +110,44 @@ pub enum TransportChoice {
     Folder,
 }
 
+/// The word a flag and config.yaml use for `value`.
+fn word(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
 impl Answers {
-    /// Every answer at its default but the folder and the domain.
-    pub fn new(dir: PathBuf, domain: &str) -> Self {
-        Self {
-            dir,
-            domain: domain.to_owned(),
-            address: None,
-            transport: TransportChoice::default(),
-            smtp_host: None,
-            smtp_port: None,
-            smtp_security: None,
-            smtp_user: None,
-            smtp_password_file: None,
-            smtp_password: None,
-            sendmail: None,
-            senders: Vec::new(),
-            own_account_only: true,
-            admins: Vec::new(),
-            authserv_id: None,
-            require: None,
-            position: None,
-            ansible: None,
+    /// The folder and the domain, the two answers without a default; the
+    /// flag of the first one missing.
+    pub(crate) fn required(&self) -> Result<(&Path, &str), &'static str> {
+        match (&self.dir, &self.domain) {
+            (None, _) => Err("--dir"),
+            (_, None) => Err("--domain"),
+            (Some(dir), Some(domain)) => Ok((dir, domain)),
         }
     }
 
+    /// Empty only before `validate`, which refuses that.
+    fn domain(&self) -> &str {
+        self.domain.as_deref().unwrap_or_default()
+    }
     fn address(&self) -> String {
         self.address
             .clone()
-            .unwrap_or_else(|| format!("helpdesk@{}", self.domain))
+            .unwrap_or_else(|| format!("helpdesk@{}", self.domain()))
     }
     fn senders(&self) -> Vec<String> {
         if self.senders.is_empty() {
-            vec![format!("*@{}", self.domain)]
+            vec![format!("*@{}", self.domain())]
         } else {
             self.senders.clone()
         }
     }
     fn admins(&self) -> Vec<String> {
         if self.admins.is_empty() {
-            vec![format!("admin@{}", self.domain)]
+            vec![format!("admin@{}", self.domain())]
         } else {
             self.admins.clone()
         }
@@ -122,25 +155,14 @@ impl Answers {
     fn authserv_id(&self) -> String {
         self.authserv_id
             .clone()
-            .unwrap_or_else(|| format!("mx.{}", self.domain))
+            .unwrap_or_else(|| format!("mx.{}", self.domain()))
     }
-    fn require(&self) -> String {
-        self.require.clone().unwrap_or_else(|| "dmarc".into())
-    }
-    fn position(&self) -> String {
-        self.position.clone().unwrap_or_else(|| "above".into())
-    }
-    fn security(&self) -> String {
-        self.smtp_security
-            .clone()
-            .unwrap_or_else(|| "starttls".into())
+    fn security(&self) -> Security {
+        self.smtp_security.unwrap_or(Security::Starttls)
     }
     fn port(&self) -> u16 {
-        self.smtp_port.unwrap_or(match self.security().as_str() {
-            "tls" => 465,
-            "none" => 25,
-            _ => 587,
-        })
+        self.smtp_port
+            .unwrap_or_else(|| self.security().default_port())
     }
     fn ansible(&self) -> String {
         self.ansible
@@ -151,27 +173,44 @@ impl Answers {
 
     /// Checks what a prompt's validator would, for answers from flags or a file.
     pub fn validate(&self) -> anyhow::Result<()> {
-        valid_domain(&self.domain).map_err(|e| anyhow!("domain {:?}: {e}", self.domain))?;
+        let (_, domain) = self
+            .required()
+            .map_err(|flag| anyhow!("no answer for {flag}"))?;
+        valid_domain(domain).map_err(|e| anyhow!("domain {domain:?}: {e}"))?;
         valid_address(&self.address()).map_err(|e| anyhow!("address: {e}"))?;
         for admin in self.admins() {
             valid_address(&admin).map_err(|e| anyhow!("admin: {e}"))?;
         }
-        if !["dmarc", "dkim", "spf", "none"].contains(&self.require().as_str()) {
-            bail!("require {:?}: use dmarc, dkim, spf or none", self.require());
-        }
-        if !["above", "below"].contains(&self.position().as_str()) {
-            bail!(
-                "position {:?}: use above (Postfix with OpenDKIM/OpenDMARC, rspamd) or below (Gmail)",
-                self.position()
-            );
-        }
-        if !["starttls", "tls", "none"].contains(&self.security().as_str()) {
-            bail!(
-                "smtp security {:?}: use starttls, tls or none",
-                self.security()
-            );
-        }
         Ok(())
+    }
+}
+
+/// The answers `args` ask for: from the file, the flags, or the wizard.
+pub(crate) fn answers(args: &SetupArgs) -> anyhow::Result<Answers> {
+    if let Some(file) = &args.answers {
+        let text = fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        serde_saphyr::from_str::<Answers>(&text).map_err(|e| anyhow!("{}: {e}", file.display()))
+    } else if args.non_interactive {
+        args.given
+            .required()
+            .map_err(|flag| anyhow!("--non-interactive needs {flag}"))?;
+        Ok(args.given.clone())
+    } else {
+        require_terminal()?;
+        let default_dir = args.given.dir.clone().unwrap_or_else(default_dir);
+        ask(&default_dir)
+    }
+}
+
+/// `/etc/helpdesk` for root, else `~/helpdesk`.
+fn default_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        PathBuf::from("/etc/helpdesk")
+    } else {
+        std::env::var_os("HOME").map_or_else(
+            || PathBuf::from("helpdesk"),
+            |h| PathBuf::from(h).join("helpdesk"),
+        )
     }
 }
 
@@ -208,22 +247,58 @@ fn detect_ansible() -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
-/// The interactive wizard. `existing` gives defaults when re-run.
+/// The wizard's choices: what a prompt shows, and what it means.
+const TRANSPORTS: &[(&str, TransportChoice)] = &[
+    ("an SMTP server", TransportChoice::Smtp),
+    (
+        "the local sendmail (helpdesk runs on the mail host)",
+        TransportChoice::Sendmail,
+    ),
+    (
+        "a folder of .eml files (for trying it out)",
+        TransportChoice::Folder,
+    ),
+];
+const ENCRYPTIONS: &[(&str, Security)] = &[
+    ("starttls (port 587)", Security::Starttls),
+    ("tls (port 465)", Security::Tls),
+    (
+        "none (plain text: a relay on loopback only)",
+        Security::None,
+    ),
+];
+const REQUIREMENTS: &[(&str, Require)] = &[
+    ("dmarc (recommended)", Require::Dmarc),
+    ("dkim", Require::Dkim),
+    ("spf", Require::Spf),
+    ("none (a closed internal relay only)", Require::None),
+];
+const POSITIONS: &[(&str, Position)] = &[
+    (
+        "above: the MX writes Authentication-Results above its own Received header (Postfix with OpenDKIM/OpenDMARC, rspamd)",
+        Position::Above,
+    ),
+    (
+        "below: directly below its Received header (Gmail, mail fetched by fdm)",
+        Position::Below,
+    ),
+];
+
+/// The interactive wizard; an existing folder's config.yaml gives the
+/// default domain when re-run.
 pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
-    use dialoguer::theme::ColorfulTheme;
-    use dialoguer::{Confirm, Input, Password, Select};
     let theme = ColorfulTheme::default();
-    let dir: String = Input::with_theme(&theme)
-        .with_prompt("Helpdesk folder")
-        .default(default_dir.display().to_string())
-        .interact_text()?;
-    let dir = PathBuf::from(dir);
-    let previous = previous_answers(&dir);
+    let dir = PathBuf::from(line(
+        &theme,
+        "Helpdesk folder",
+        default_dir.display().to_string(),
+    )?);
+    let last_question = format!("Write {} now?", dir.display());
     let mut domain_prompt = Input::<String>::with_theme(&theme)
         .with_prompt("Your organisation's mail domain")
         .validate_with(|d: &String| valid_domain(d.trim()));
-    if let Some(p) = &previous {
-        domain_prompt = domain_prompt.default(p.domain.clone());
+    if let Some(previous) = previous_domain(&dir) {
+        domain_prompt = domain_prompt.default(previous);
     }
     let domain = domain_prompt.interact_text()?.trim().to_owned();
     let address: String = Input::with_theme(&theme)
@@ -231,149 +306,30 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
         .default(format!("helpdesk@{domain}"))
         .validate_with(|a: &String| valid_address(a.trim()))
         .interact_text()?;
-
-    let transports = [
-        "an SMTP server",
-        "the local sendmail (helpdesk runs on the mail host)",
-        "a folder of .eml files (for trying it out)",
-    ];
-    let transport = match Select::with_theme(&theme)
-        .with_prompt("How do replies leave?")
-        .items(transports)
-        .default(0)
-        .interact()?
-    {
-        0 => TransportChoice::Smtp,
-        1 => TransportChoice::Sendmail,
-        _ => TransportChoice::Folder,
-    };
+    let transport = select(&theme, "How do replies leave?", TRANSPORTS)?;
     let mut answers = Answers {
+        dir: Some(dir),
+        domain: Some(domain),
         address: Some(address.trim().to_owned()),
-        transport,
-        ..Answers::new(dir, &domain)
+        transport: Some(transport),
+        ..Answers::default()
     };
     match transport {
-        TransportChoice::Smtp => {
-            answers.smtp_host = Some(
-                Input::with_theme(&theme)
-                    .with_prompt("SMTP server")
-                    .default(format!("mail.{domain}"))
-                    .interact_text()?,
-            );
-            let modes = [
-                "starttls (port 587)",
-                "tls (port 465)",
-                "none (plain text: a relay on loopback only)",
-            ];
-            let security = ["starttls", "tls", "none"][Select::with_theme(&theme)
-                .with_prompt("Encryption")
-                .items(modes)
-                .default(0)
-                .interact()?];
-            answers.smtp_security = Some(security.to_owned());
-            answers.smtp_port = Some(
-                Input::with_theme(&theme)
-                    .with_prompt("Port")
-                    .default(answers.port())
-                    .interact_text()?,
-            );
-            let user: String = Input::with_theme(&theme)
-                .with_prompt("SMTP user (empty for none)")
-                .default(address.clone())
-                .allow_empty(true)
-                .interact_text()?;
-            if !user.trim().is_empty() {
-                answers.smtp_user = Some(user.trim().to_owned());
-                answers.smtp_password = Some(
-                    Password::with_theme(&theme)
-                        .with_prompt("SMTP password (kept in smtp.secret, mode 600)")
-                        .interact()?,
-                );
-            }
-        }
+        TransportChoice::Smtp => ask_smtp(&theme, &mut answers, &address)?,
         TransportChoice::Sendmail => {
-            answers.sendmail = Some(
-                Input::with_theme(&theme)
-                    .with_prompt("sendmail command")
-                    .default("/usr/sbin/sendmail".into())
-                    .interact_text()?,
-            );
+            answers.sendmail = Some(line(
+                &theme,
+                "sendmail command",
+                "/usr/sbin/sendmail".into(),
+            )?);
         }
         TransportChoice::Folder => {}
     }
-
-    println!("\nWho may send requests? A list of addresses, *@domain or *, separated by spaces.");
-    let senders: String = Input::with_theme(&theme)
-        .with_prompt("Senders")
-        .default(format!("*@{domain}"))
-        .interact_text()?;
-    answers.senders = senders.split_whitespace().map(str::to_owned).collect();
-    answers.own_account_only = Confirm::with_theme(&theme)
-        .with_prompt(
-            "Only self-service on their own account: password reset, failed logins, quota and account info (scope: self)?",
-        )
-        .default(true)
-        .interact()?;
-    let admins: String = Input::with_theme(&theme)
-        .with_prompt("Administrators (may manage users and act on any account)")
-        .default(format!("admin@{domain}"))
-        .validate_with(|a: &String| a.split_whitespace().try_for_each(valid_address))
-        .interact_text()?;
-    answers.admins = admins.split_whitespace().map(str::to_owned).collect();
-
-    println!(
-        "\nThe From header is easy to forge. helpdesk trusts it only when the Authentication-Results"
-    );
-    println!(
-        "header your mail server (or Gmail: mx.google.com) added says the mail passed DMARC, DKIM or SPF."
-    );
-    answers.authserv_id = Some(
-        Input::with_theme(&theme)
-            .with_prompt("authserv-id of your MX")
-            .default(format!("mx.{domain}"))
-            .interact_text()?,
-    );
-    let requires = [
-        "dmarc (recommended)",
-        "dkim",
-        "spf",
-        "none (a closed internal relay only)",
-    ];
-    answers.require = Some(
-        ["dmarc", "dkim", "spf", "none"][Select::with_theme(&theme)
-            .with_prompt("Require")
-            .items(requires)
-            .default(0)
-            .interact()?]
-        .to_owned(),
-    );
-    let positions = [
-        "above: the MX writes Authentication-Results above its own Received header (Postfix with OpenDKIM/OpenDMARC, rspamd)",
-        "below: directly below its Received header (Gmail, mail fetched by fdm)",
-    ];
-    answers.position = Some(
-        ["above", "below"][Select::with_theme(&theme)
-            .with_prompt("Where does your MX write its Authentication-Results?")
-            .items(positions)
-            .default(0)
-            .interact()?]
-        .to_owned(),
-    );
-
-    let detected = detect_ansible();
-    if detected.is_none() {
-        println!(
-            "\nansible-playbook is not on PATH: install ansible-core (pip install ansible-core) or give its path."
-        );
-    }
-    answers.ansible = Some(
-        Input::with_theme(&theme)
-            .with_prompt("ansible-playbook")
-            .default(detected.unwrap_or_else(|| "ansible-playbook".into()))
-            .interact_text()?,
-    );
+    ask_grants(&theme, &mut answers)?;
+    ask_authentication(&theme, &mut answers)?;
+    ask_ansible(&theme, &mut answers)?;
     if !Confirm::with_theme(&theme)
-        .with_prompt(format!("Write {} now?", answers.dir.display()))
+        .with_prompt(last_question)
         .default(true)
         .interact()?
     {
@@ -382,20 +338,126 @@ pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
     Ok(answers)
 }
 
-/// Defaults from an existing folder's config.yaml, when re-run.
-fn previous_answers(dir: &Path) -> Option<Answers> {
+/// A line of text; `default` when left empty.
+fn line(theme: &dyn Theme, prompt: &str, default: String) -> anyhow::Result<String> {
+    Ok(Input::with_theme(theme)
+        .with_prompt(prompt)
+        .default(default)
+        .interact_text()?)
+}
+
+/// One of `choices` (what the prompt shows, what it means); the first is
+/// the default.
+fn select<T: Copy>(theme: &dyn Theme, prompt: &str, choices: &[(&str, T)]) -> anyhow::Result<T> {
+    let chosen = Select::with_theme(theme)
+        .with_prompt(prompt)
+        .items(choices.iter().map(|(shown, _)| shown))
+        .default(0)
+        .interact()?;
+    choices
+        .get(chosen)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| anyhow!("{prompt}: no choice {chosen}"))
+}
+
+/// Server, encryption, port, user and password; `address` is the default
+/// user.
+fn ask_smtp(theme: &dyn Theme, answers: &mut Answers, address: &str) -> anyhow::Result<()> {
+    answers.smtp_host = Some(line(
+        theme,
+        "SMTP server",
+        format!("mail.{}", answers.domain()),
+    )?);
+    answers.smtp_security = Some(select(theme, "Encryption", ENCRYPTIONS)?);
+    answers.smtp_port = Some(
+        Input::with_theme(theme)
+            .with_prompt("Port")
+            .default(answers.port())
+            .interact_text()?,
+    );
+    let user: String = Input::with_theme(theme)
+        .with_prompt("SMTP user (empty for none)")
+        .default(address.to_owned())
+        .allow_empty(true)
+        .interact_text()?;
+    if !user.trim().is_empty() {
+        answers.smtp_user = Some(user.trim().to_owned());
+        answers.smtp_password = Some(
+            Password::with_theme(theme)
+                .with_prompt("SMTP password (kept in smtp.secret, mode 600)")
+                .interact()?,
+        );
+    }
+    Ok(())
+}
+
+/// Who may send requests, for which accounts, and the administrators.
+fn ask_grants(theme: &dyn Theme, answers: &mut Answers) -> anyhow::Result<()> {
+    let domain = answers.domain().to_owned();
+    println!("\nWho may send requests? A list of addresses, *@domain or *, separated by spaces.");
+    let senders = line(theme, "Senders", format!("*@{domain}"))?;
+    answers.senders = senders.split_whitespace().map(str::to_owned).collect();
+    answers.any_account = !Confirm::with_theme(theme)
+        .with_prompt(
+            "Only self-service on their own account: password reset, failed logins, quota and account info (scope: self)?",
+        )
+        .default(true)
+        .interact()?;
+    let admins: String = Input::with_theme(theme)
+        .with_prompt("Administrators (may manage users and act on any account)")
+        .default(format!("admin@{domain}"))
+        .validate_with(|a: &String| a.split_whitespace().try_for_each(valid_address))
+        .interact_text()?;
+    answers.admins = admins.split_whitespace().map(str::to_owned).collect();
+    Ok(())
+}
+
+/// Whose Authentication-Results count, what they must say, and where.
+fn ask_authentication(theme: &dyn Theme, answers: &mut Answers) -> anyhow::Result<()> {
+    println!(
+        "\nThe From header is easy to forge. helpdesk trusts it only when the Authentication-Results"
+    );
+    println!(
+        "header your mail server (or Gmail: mx.google.com) added says the mail passed DMARC, DKIM or SPF."
+    );
+    answers.authserv_id = Some(line(
+        theme,
+        "authserv-id of your MX",
+        format!("mx.{}", answers.domain()),
+    )?);
+    answers.require = Some(select(theme, "Require", REQUIREMENTS)?);
+    answers.position = Some(select(
+        theme,
+        "Where does your MX write its Authentication-Results?",
+        POSITIONS,
+    )?);
+    Ok(())
+}
+
+fn ask_ansible(theme: &dyn Theme, answers: &mut Answers) -> anyhow::Result<()> {
+    let detected = detect_ansible();
+    if detected.is_none() {
+        println!(
+            "\nansible-playbook is not on PATH: install ansible-core (pip install ansible-core) or give its path."
+        );
+    }
+    answers.ansible = Some(line(
+        theme,
+        "ansible-playbook",
+        detected.unwrap_or_else(|| "ansible-playbook".into()),
+    )?);
+    Ok(())
+}
+
+/// The domain of an existing folder's helpdesk address, when re-run.
+fn previous_domain(dir: &Path) -> Option<String> {
     let text = fs::read_to_string(dir.join("config.yaml")).ok()?;
     let address = text
         .lines()
         .find_map(|l| l.strip_prefix("helpdesk_address: "))?
         .trim()
-        .trim_matches('"')
-        .to_owned();
-    let domain = address.rsplit_once('@')?.1.to_owned();
-    Some(Answers {
-        address: Some(address),
-        ..Answers::new(dir.to_path_buf(), &domain)
-    })
+        .trim_matches('"');
+    Some(address.rsplit_once('@')?.1.to_owned())
 }
 
 /// What to do with a default file the user changed.
@@ -405,13 +467,17 @@ pub enum Changed {
     BackUpAndReplace,
 }
 
-/// Writes the folder. `decide` is asked about each changed default file.
+/// Writes the folder; `decide` is asked about each changed default file.
+/// Returns the folder's absolute path and what was done.
 pub fn write(
     answers: &Answers,
     decide: &mut dyn FnMut(&Path) -> Changed,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<(PathBuf, Vec<String>)> {
     answers.validate()?;
-    let target = absolute(&answers.dir)?;
+    let (dir, _) = answers
+        .required()
+        .map_err(|flag| anyhow!("no answer for {flag}"))?;
+    let target = absolute(dir)?;
     let mut notes = Vec::new();
     if target.exists() {
         for (relative, text) in desk::builtin_files() {
@@ -458,7 +524,7 @@ pub fn write(
             .with_context(|| format!("cannot move the new folder to {}", target.display()))?;
         notes.push(format!("created {}", target.display()));
     }
-    Ok(notes)
+    Ok((target, notes))
 }
 
 fn backup(path: &Path) -> PathBuf {
@@ -532,7 +598,7 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
         q(&answers.address())
     ));
     out.push_str("mail:\n");
-    match answers.transport {
+    match answers.transport.unwrap_or_default() {
         TransportChoice::Smtp => {
             out.push_str("  transport: smtp\n  smtp:\n");
             out.push_str(&format!(
@@ -542,7 +608,7 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
             ));
             out.push_str(&format!(
                 "    # starttls, tls, or none (a relay on loopback only)\n    security: {}\n",
-                answers.security()
+                word(answers.security())
             ));
             if let Some(user) = &answers.smtp_user {
                 out.push_str(&format!("    username: {}\n", q(user)));
@@ -564,9 +630,9 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
     }
     out.push_str("  reply_limit_per_hour: 10\n\n");
     out.push_str("# The From address counts only with this MX's Authentication-Results verdict.\nauthentication:\n");
-    out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n  # where the MX writes its Authentication-Results: above its own Received\n  # header (Postfix with OpenDKIM/OpenDMARC, rspamd) or below it (Gmail);\n  # results anywhere else never count\n  position: {}\n\n", q(&answers.authserv_id()), answers.require(), answers.position()));
+    out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n  # where the MX writes its Authentication-Results: above its own Received\n  # header (Postfix with OpenDKIM/OpenDMARC, rspamd) or below it (Gmail);\n  # results anywhere else never count\n  position: {}\n\n", q(&answers.authserv_id()), word(answers.require.unwrap_or(Require::Dmarc)), word(answers.position.unwrap_or_default())));
     out.push_str("# Who may ask for what (default deny). A sender gets what the most generous\n# grant that matches them gives.\naccess:\n");
-    if answers.own_account_only {
+    if !answers.any_account {
         out.push_str(SELF_SERVICE_COMMENT);
     } else {
         out.push_str(
@@ -577,7 +643,7 @@ pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
         "  - requests: [\"*\"]\n    senders: {}\n",
         list(&answers.senders())
     ));
-    if answers.own_account_only {
+    if !answers.any_account {
         out.push_str("    scope: self\n");
     }
     out.push_str(&format!(
@@ -601,6 +667,47 @@ const SELF_SERVICE_COMMENT: &str = concat!(
     "  # account. Groups, shell, lock/unlock, rename, quota changes and\n",
     "  # creating or deleting accounts are refused (only administrators).\n",
 );
+
+/// Asks whether to keep a changed default file, unless `--replace-changed`
+/// said (replace) or nobody is at a terminal to answer (keep).
+pub(crate) fn keep_or_replace(path: &Path, replace: bool, interactive: bool) -> Changed {
+    if replace {
+        return Changed::BackUpAndReplace;
+    }
+    if !interactive {
+        return Changed::Keep;
+    }
+    let keep = Confirm::new()
+        .with_prompt(format!(
+            "{} differs from the default: keep yours? (no: save it as .bak and replace it)",
+            path.display()
+        ))
+        .default(true)
+        .interact()
+        .unwrap_or(true);
+    if keep {
+        Changed::Keep
+    } else {
+        Changed::BackUpAndReplace
+    }
+}
+
+/// The dry run of a sample mail through the new folder, when its config
+/// loads: what `parse` would say of examples/storage.eml.
+pub(crate) fn dry_run(config_path: &Path) -> Result<String, desk::DeskError> {
+    let (Ok(config), Some(sample)) = (Config::load(config_path), desk::example_mail("storage.eml"))
+    else {
+        return Ok(String::new());
+    };
+    let mail = crate::mail::read(sample, &config.sender_header);
+    let keywords = config.desk.keywords()?;
+    let decision = crate::decide::decide(&config, &keywords, &mail)?;
+    Ok(format!(
+        "\nDry run of examples/storage.eml: request type {}, {}.\n",
+        decision.request_type.as_deref().unwrap_or("none"),
+        decision.authentication
+    ))
+}
 
 /// The snippets to paste into the MTA or fetcher, for this install.
 pub fn snippets(binary: &Path, config: &Path) -> String {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::desk::Desk;
+use crate::desk::{Desk, Located};
 
 /// Everything the pipeline needs to know, validated.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ impl Authentication {
 
 /// `authentication.position`: where the trusted MX puts its own
 /// Authentication-Results relative to its own `Received` header.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Position {
     /// Above it (RFC 8601 section 4): Postfix with OpenDKIM/OpenDMARC at
@@ -108,7 +108,7 @@ impl Position {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Require {
     Dmarc,
@@ -211,7 +211,7 @@ pub struct Smtp {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Security {
     /// Implicit TLS (SMTPS, port 465).
@@ -220,6 +220,18 @@ pub enum Security {
     Starttls,
     /// Plain text, for a relay on loopback.
     None,
+}
+
+impl Security {
+    /// The port its name goes with: 465 for SMTPS, 587 for submission,
+    /// 25 for a plain relay.
+    pub(crate) fn default_port(self) -> u16 {
+        match self {
+            Self::Tls => 465,
+            Self::Starttls => 587,
+            Self::None => 25,
+        }
+    }
 }
 
 /// Where the SMTP password is read from, at send time.
@@ -241,19 +253,19 @@ pub struct Ansible {
     pub environment: Vec<(String, String)>,
 }
 
+/// What is wrong with config.yaml, and where.
+pub type ConfigError = Located<ConfigErrorKind>;
+
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: cannot read config: {cause}")]
-    Read { path: String, cause: std::io::Error },
-    #[error("{path}:{line}:{column}: {message}")]
-    Yaml {
-        path: String,
-        line: u64,
-        column: u64,
-        message: String,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+pub enum ConfigErrorKind {
+    #[error("cannot read config: {0}")]
+    Read(std::io::Error),
+    /// Not YAML, or not config.yaml's keys and types (the parser's words).
+    #[error("{0}")]
+    Yaml(String),
+    /// A value the parser took but that cannot work.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -424,14 +436,9 @@ impl Config {
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: shown.clone(),
-            cause,
-        })?;
-        let absolute = std::path::absolute(path).map_err(|cause| ConfigError::Read {
-            path: shown.clone(),
-            cause,
-        })?;
+        let unreadable = |cause| ConfigError::in_file(&shown, ConfigErrorKind::Read(cause));
+        let text = std::fs::read_to_string(path).map_err(unreadable)?;
+        let absolute = std::path::absolute(path).map_err(unreadable)?;
         let base = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
         Self::from_yaml(&text, &shown, &base).map(|mut config| {
             config.file = Some(absolute);
@@ -446,109 +453,43 @@ impl Config {
         } else {
             serde_saphyr::from_str(text).map_err(|e| yaml_error(shown, &e))?
         };
-        let invalid = |message: String| ConfigError::Invalid {
-            path: shown.to_owned(),
-            message,
-        };
+        Self::from_raw(raw, base)
+            .map_err(|message| ConfigError::in_file(shown, ConfigErrorKind::Invalid(message)))
+    }
 
-        let helpdesk_dir = base.join(raw.helpdesk_dir.unwrap_or_else(|| PathBuf::from(".")));
-        let helpdesk_dir = normalize(&helpdesk_dir);
+    /// Validates and resolves what serde read; the first wrong value is
+    /// the error.
+    fn from_raw(raw: RawConfig, base: &Path) -> Result<Self, String> {
+        let helpdesk_dir = normalize(&base.join(raw.helpdesk_dir.unwrap_or_else(|| ".".into())));
         if !helpdesk_dir.is_dir() {
-            return Err(invalid(format!(
+            return Err(format!(
                 "helpdesk_dir {} is not a folder: create it or fix the path (relative paths start at the config file's folder)",
                 helpdesk_dir.display()
-            )));
-        }
-
-        let sender_header = raw
-            .sender_header
-            .unwrap_or_else(|| DEFAULT_SENDER_HEADER.into());
-        if sender_header.is_empty()
-            || !sender_header
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b':')
-        {
-            return Err(invalid(format!(
-                "sender_header {sender_header:?} is not a header name: use e.g. From or X-Original-Sender"
-            )));
-        }
-
-        let ansible = raw.ansible;
-        let timeout =
-            duration("ansible.timeout", ansible.timeout, DEFAULT_TIMEOUT).map_err(invalid)?;
-        let command = ansible.command.unwrap_or_else(|| DEFAULT_COMMAND.into());
-        if command.trim().is_empty() {
-            return Err(invalid(
-                "ansible.command is empty: name ansible-playbook or give its path".into(),
             ));
         }
-        // A bare name is looked up on PATH; anything with a slash is a path.
-        let command = if command.contains('/') {
-            normalize(&base.join(&command)).display().to_string()
-        } else {
-            command
-        };
-        let inventory = ansible
-            .inventory
-            .unwrap_or_else(|| DEFAULT_INVENTORY.into());
-        let inventory = if inventory.contains(',') {
-            // An inline host list such as `localhost,` is passed as is.
-            inventory
-        } else {
-            normalize(&helpdesk_dir.join(inventory))
-                .display()
-                .to_string()
-        };
-
-        let helpdesk_address = raw
-            .helpdesk_address
-            .map(|a| {
-                let a = a.trim().to_owned();
-                a.parse::<lettre::Address>().map(|_| a.clone()).map_err(|e| {
-                    invalid(format!("helpdesk_address {a:?} is not an address ({e}): write e.g. helpdesk@example.com"))
-                })
-            })
-            .transpose()?;
+        let sender_header = sender_header(raw.sender_header)?;
+        let ansible = ansible(raw.ansible, base, &helpdesk_dir)?;
+        let helpdesk_address = raw.helpdesk_address.map(helpdesk_address).transpose()?;
         let mail = raw
             .mail
             .map(|m| mail_settings(m, base, helpdesk_address.is_some()))
-            .transpose()
-            .map_err(invalid)?;
-
-        let authentication = raw
-            .authentication
-            .map(authentication)
-            .transpose()
-            .map_err(invalid)?;
+            .transpose()?;
+        let authentication = raw.authentication.map(authentication).transpose()?;
         if let Some(grants) = &raw.access {
-            check_grants(grants).map_err(invalid)?;
+            check_grants(grants)?;
         }
-        let limits = limits(raw.limits).map_err(invalid)?;
+        let limits = limits(raw.limits)?;
         let max_parallel_runs = raw.max_parallel_runs.unwrap_or(2);
         if max_parallel_runs == 0 {
-            return Err(invalid("max_parallel_runs must be at least 1".into()));
+            return Err("max_parallel_runs must be at least 1".into());
         }
         let journal_timeout = duration(
             "journal_timeout",
             raw.journal_timeout,
             DEFAULT_JOURNAL_TIMEOUT,
-        )
-        .map_err(invalid)?;
-        let archive = Archive {
-            max_size: match raw.archive.max_size {
-                None => DEFAULT_ARCHIVE.max_size,
-                Some(text) => parse_size(&text).ok_or_else(|| {
-                    invalid(format!(
-                        "archive.max_size {text:?} is not a size: write e.g. 10MiB"
-                    ))
-                })?,
-            },
-            keep: duration("archive.keep", raw.archive.keep, DEFAULT_ARCHIVE.keep)
-                .map_err(invalid)?,
-        };
-
-        let state_dir =
-            normalize(&base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from("state"))));
+        )?;
+        let archive = archive(raw.archive)?;
+        let state_dir = normalize(&base.join(raw.state_dir.unwrap_or_else(|| "state".into())));
         Ok(Self {
             file: None,
             helpdesk_address,
@@ -562,13 +503,7 @@ impl Config {
             archive,
             desk: Desk::Folder(helpdesk_dir),
             sender_header,
-            ansible: Ansible {
-                command,
-                inventory,
-                timeout,
-                extra_args: ansible.extra_args.unwrap_or_default(),
-                environment: ansible.environment.into_iter().collect(),
-            },
+            ansible,
             metrics_file: normalize(&match raw.metrics_file {
                 Some(path) => base.join(path),
                 None => state_dir.join(METRICS_FILE),
@@ -576,6 +511,74 @@ impl Config {
             state_dir,
         })
     }
+}
+
+fn sender_header(raw: Option<String>) -> Result<String, String> {
+    let sender_header = raw.unwrap_or_else(|| DEFAULT_SENDER_HEADER.into());
+    if sender_header.is_empty()
+        || !sender_header
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b':')
+    {
+        return Err(format!(
+            "sender_header {sender_header:?} is not a header name: use e.g. From or X-Original-Sender"
+        ));
+    }
+    Ok(sender_header)
+}
+
+/// `ansible:`; a command with a slash resolves against `base`, the
+/// inventory against the helpdesk folder.
+fn ansible(raw: RawAnsible, base: &Path, helpdesk_dir: &Path) -> Result<Ansible, String> {
+    let timeout = duration("ansible.timeout", raw.timeout, DEFAULT_TIMEOUT)?;
+    let command = raw.command.unwrap_or_else(|| DEFAULT_COMMAND.into());
+    if command.trim().is_empty() {
+        return Err("ansible.command is empty: name ansible-playbook or give its path".into());
+    }
+    // A bare name is looked up on PATH; anything with a slash is a path.
+    let command = if command.contains('/') {
+        normalize(&base.join(&command)).display().to_string()
+    } else {
+        command
+    };
+    let inventory = raw.inventory.unwrap_or_else(|| DEFAULT_INVENTORY.into());
+    let inventory = if inventory.contains(',') {
+        // An inline host list such as `localhost,` is passed as is.
+        inventory
+    } else {
+        normalize(&helpdesk_dir.join(inventory))
+            .display()
+            .to_string()
+    };
+    Ok(Ansible {
+        command,
+        inventory,
+        timeout,
+        extra_args: raw.extra_args.unwrap_or_default(),
+        environment: raw.environment.into_iter().collect(),
+    })
+}
+
+fn helpdesk_address(raw: String) -> Result<String, String> {
+    let address = raw.trim().to_owned();
+    match address.parse::<lettre::Address>() {
+        Ok(_) => Ok(address),
+        Err(e) => Err(format!(
+            "helpdesk_address {address:?} is not an address ({e}): write e.g. helpdesk@example.com"
+        )),
+    }
+}
+
+fn archive(raw: RawArchive) -> Result<Archive, String> {
+    Ok(Archive {
+        max_size: match raw.max_size {
+            None => DEFAULT_ARCHIVE.max_size,
+            Some(text) => parse_size(&text).ok_or_else(|| {
+                format!("archive.max_size {text:?} is not a size: write e.g. 10MiB")
+            })?,
+        },
+        keep: duration("archive.keep", raw.keep, DEFAULT_ARCHIVE.keep)?,
+    })
 }
 
 fn duration(key: &str, text: Option<String>, default: Duration) -> Result<Duration, String> {
@@ -635,11 +638,7 @@ fn smtp(raw: RawSmtp, base: &Path) -> Result<Smtp, String> {
     }
     Ok(Smtp {
         host: raw.host.unwrap_or_else(|| "127.0.0.1".into()),
-        port: raw.port.unwrap_or(match security {
-            Security::Tls => 465,
-            Security::Starttls => 587,
-            Security::None => 25,
-        }),
+        port: raw.port.unwrap_or(security.default_port()),
         security,
         username: raw.username,
         password,
@@ -774,11 +773,10 @@ fn yaml_error(shown: &str, error: &serde_saphyr::Error) -> ConfigError {
         .filter(|(head, _)| head.starts_with("line "))
         .map_or(first, |(_, rest)| rest)
         .to_owned();
-    ConfigError::Yaml {
-        path: shown.to_owned(),
-        line: location.as_ref().map_or(0, |l| l.line()),
-        column: location.as_ref().map_or(0, |l| l.column()),
-        message,
+    ConfigError {
+        line: Some(location.as_ref().map_or(0, |l| l.line())),
+        column: Some(location.as_ref().map_or(0, |l| l.column())),
+        ..ConfigError::in_file(shown, ConfigErrorKind::Yaml(message))
     }
 }
 

@@ -22,7 +22,7 @@ use include_dir::{Dir, include_dir};
 
 use crate::desk::keywords::Keywords;
 use crate::desk::phrasebook::Phrasebook;
-use crate::desk::sections::SyntaxError;
+use crate::desk::sections::{SyntaxError, SyntaxErrorKind};
 
 static PHRASEBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/phrasebooks");
 static PLAYBOOKS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/playbooks");
@@ -54,24 +54,77 @@ pub struct Playbook {
     pub display: String,
 }
 
+/// What is wrong at a place in a helpdesk file, as data: `check` reports
+/// the place and the message apart, and the error's text is built from
+/// them: `file:line:column: message`, with as much of the place as is known
+/// (`file: message` for a file that is missing or unreadable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {kind}", place(*.line, *.column))]
+pub struct Located<K> {
+    pub file: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    pub kind: K,
+}
+
+impl<K> Located<K> {
+    /// `kind` about `file` as a whole.
+    pub(crate) fn in_file(file: impl Into<String>, kind: K) -> Self {
+        Self {
+            file: file.into(),
+            line: None,
+            column: None,
+            kind,
+        }
+    }
+
+    /// `kind` on 1-based `line` of `file`.
+    pub(crate) fn at_line(file: impl Into<String>, line: usize, kind: K) -> Self {
+        Self {
+            line: u64::try_from(line).ok(),
+            ..Self::in_file(file, kind)
+        }
+    }
+}
+
+fn place(line: Option<u64>, column: Option<u64>) -> String {
+    [line, column]
+        .into_iter()
+        .map_while(|n| n.map(|n| format!(":{n}")))
+        .collect()
+}
+
+/// A helpdesk file that is missing, unreadable or wrong.
+pub type DeskError = Located<DeskErrorKind>;
+
 #[derive(Debug, thiserror::Error)]
-pub enum DeskError {
+pub enum DeskErrorKind {
     #[error(
-        "{path}: no {what} for request type '{request_type}': create it, or remove *{request_type}* from keywords.txt"
+        "no {what} for request type '{request_type}': create it, or remove *{request_type}* from keywords.txt"
     )]
     MissingForType {
         what: &'static str,
-        path: String,
         request_type: String,
     },
     #[error(
-        "{path}: missing: every helpdesk folder needs one; start from the keywords.txt shipped with helpdesk"
+        "missing: every helpdesk folder needs one; start from the keywords.txt shipped with helpdesk"
     )]
-    MissingKeywords { path: String },
-    #[error("{path}: cannot read: {cause}")]
-    Io { path: String, cause: io::Error },
-    #[error(transparent)]
-    Syntax(#[from] SyntaxError),
+    MissingKeywords,
+    #[error("cannot read: {0}")]
+    Io(io::Error),
+    #[error("{0}")]
+    Syntax(SyntaxErrorKind),
+}
+
+impl From<SyntaxError> for DeskError {
+    fn from(error: SyntaxError) -> Self {
+        Self {
+            file: error.file,
+            line: error.line,
+            column: error.column,
+            kind: DeskErrorKind::Syntax(error.kind),
+        }
+    }
 }
 
 impl Desk {
@@ -97,21 +150,19 @@ impl Desk {
             Self::Folder(root) => match std::fs::read_to_string(root.join(relative)) {
                 Ok(text) => Ok(Some(Cow::Owned(text))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(cause) => Err(DeskError::Io {
-                    path: self.display(relative),
-                    cause,
-                }),
+                Err(cause) => Err(DeskError::in_file(
+                    self.display(relative),
+                    DeskErrorKind::Io(cause),
+                )),
             },
         }
     }
 
     pub fn keywords(&self) -> Result<Keywords, DeskError> {
         let relative = "keywords.txt";
-        let text = self
-            .read(relative)?
-            .ok_or_else(|| DeskError::MissingKeywords {
-                path: self.display(relative),
-            })?;
+        let text = self.read(relative)?.ok_or_else(|| {
+            DeskError::in_file(self.display(relative), DeskErrorKind::MissingKeywords)
+        })?;
         Ok(Keywords::parse(&self.display(relative), &text)?)
     }
 
@@ -119,11 +170,7 @@ impl Desk {
         let relative = format!("phrasebooks/{request_type}_phrases.txt");
         let text = self
             .read(&relative)?
-            .ok_or_else(|| DeskError::MissingForType {
-                what: "phrasebook",
-                path: self.display(&relative),
-                request_type: request_type.to_owned(),
-            })?;
+            .ok_or_else(|| missing(&self.display(&relative), "phrasebook", request_type))?;
         Ok(Phrasebook::parse(&self.display(&relative), &text)?)
     }
 
@@ -148,12 +195,22 @@ impl Desk {
                 });
             }
         }
-        Err(DeskError::MissingForType {
-            what: "playbook",
-            path: self.display(&candidates[0]),
-            request_type: request_type.to_owned(),
-        })
+        Err(missing(
+            &self.display(&candidates[0]),
+            "playbook",
+            request_type,
+        ))
     }
+}
+
+fn missing(path: &str, what: &'static str, request_type: &str) -> DeskError {
+    DeskError::in_file(
+        path,
+        DeskErrorKind::MissingForType {
+            what,
+            request_type: request_type.to_owned(),
+        },
+    )
 }
 
 /// Every file of the built-in helpdesk folder, as `(relative path, text)`:

@@ -67,20 +67,6 @@ const SELFTARGETS: &str = "selftargets";
 const MODIFIERS: &str = "modifiers";
 const UNIT: &str = "unit";
 
-/// Variables the helpdesk sets itself; a label or flag of the same name
-/// would let a mail overwrite them (`from: boss@example.com`).
-const BUILT_IN: &[&str] = &[
-    "request_type",
-    "from",
-    "subject",
-    "message_id",
-    TARGETS,
-    SELFTARGETS,
-    MODIFIERS,
-    "amount",
-    UNIT,
-];
-
 /// Variables that are not fields a request sets: helpdesk's own, and the
 /// account it is about (which `scope: self` checks on its own). Every other
 /// variable is a field (see `fields_set`).
@@ -92,6 +78,15 @@ const NOT_FIELDS: &[&str] = &[
     TARGETS,
     SELFTARGETS,
 ];
+
+/// Variables the helpdesk sets itself: these and [`NOT_FIELDS`]. A label
+/// or flag of the same name would let a mail overwrite them
+/// (`from: boss@example.com`).
+const QUANTITY_VARS: &[&str] = &[MODIFIERS, "amount", UNIT];
+
+fn built_in(name: &str) -> bool {
+    NOT_FIELDS.contains(&name) || QUANTITY_VARS.contains(&name)
+}
 
 /// The fields a request's variables set (in the map's order): every variable
 /// but helpdesk's own, `targets` and `selftargets`, unless it is null or
@@ -236,88 +231,29 @@ pub struct Input<'a> {
 impl Phrasebook {
     pub fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
         let parsed = sections::parse(file, text)?;
-        let error = |line, kind| SyntaxError {
-            file: file.to_owned(),
-            line,
-            kind,
-        };
+        let error = |line, kind| SyntaxError::at_line(file, line, kind);
         let find = |name: &str| parsed.iter().find(|s| s.name == name);
-
-        let mut labels: Vec<Label> = Vec::new();
-        for (section, may_target) in [(find(TARGETS), true), (find(FIELDS), false)] {
-            for phrase in section.map(|s| s.phrases.as_slice()).unwrap_or_default() {
-                let var = label_var(&phrase.text);
-                let bad = |why: String| {
-                    error(
-                        phrase.line,
-                        SyntaxErrorKind::BadVariable(phrase.text.clone(), why),
-                    )
-                };
-                check_var_name(&var, may_target && labels.is_empty()).map_err(bad)?;
-                labels.push(Label {
-                    text: phrase.text.clone(),
-                    var,
-                    may_target,
-                    line: phrase.line,
-                    colon: phrase.text.trim_end().ends_with(':'),
-                });
-            }
-        }
-
-        let labels_for_set: Vec<String> = labels.iter().map(|l| l.text.clone()).collect();
+        let labels = labels(find(TARGETS), find(FIELDS), &error)?;
         let flags_sections: Vec<&Section> = parsed
             .iter()
             .filter(|s| !SPECIAL.contains(&s.name.as_str()))
             .collect();
-        let mut flags = Vec::new();
-        for section in &flags_sections {
-            check_var_name(&section.name, false).map_err(|why| {
-                error(
-                    section.line,
-                    SyntaxErrorKind::BadVariable(section.name.clone(), why),
-                )
-            })?;
-            if let Some(label) = labels.iter().find(|l| l.var == section.name) {
-                return Err(error(
-                    section.line,
-                    SyntaxErrorKind::BadVariable(
-                        section.name.clone(),
-                        format!("is also the label {} on line {}", label.text, label.line),
-                    ),
-                ));
-            }
-            flags.push(Flag {
-                name: section.name.clone(),
-            });
-        }
-
+        let flags = flags(&flags_sections, &labels, &error)?;
         let selftargets = find(SELFTARGETS);
         let mut groups: Vec<&Section> = flags_sections;
         groups.extend(selftargets);
-        let phrase_texts = groups
-            .iter()
-            .map(|s| s.phrases.iter().map(|p| (p.text.clone(), p.line)).collect())
-            .collect();
-        let set = PhraseSet::new(groups.iter().enumerate().flat_map(|(group, section)| {
-            section
-                .phrases
-                .iter()
-                .enumerate()
-                .map(move |(number, p)| (group, number, p.text.as_str()))
-        }));
-
         let quantity = quantity(find(MODIFIERS), find(UNIT)).map_err(|line| {
             error(
                 line,
                 SyntaxErrorKind::BadVariable(MODIFIERS.into(), "cannot be matched".into()),
             )
         })?;
-
-        let names = |name: &str| -> Vec<(String, usize)> {
-            find(name)
-                .map(|s| s.phrases.iter().map(|p| (p.text.clone(), p.line)).collect())
-                .unwrap_or_default()
-        };
+        let label_set = PhraseSet::new(
+            labels
+                .iter()
+                .enumerate()
+                .map(|(n, label)| (n, n, label.text.as_str())),
+        );
         let mut book = Self {
             file: file.to_owned(),
             labels,
@@ -325,43 +261,50 @@ impl Phrasebook {
             selftargets_line: selftargets.map_or(0, |s| s.line),
             flags,
             quantity,
-            set,
-            phrase_texts,
-            label_set: PhraseSet::new(
-                labels_for_set
+            set: PhraseSet::new(groups.iter().enumerate().flat_map(|(group, section)| {
+                section
+                    .phrases
                     .iter()
                     .enumerate()
-                    .map(|(n, text)| (n, n, text.as_str())),
-            ),
+                    .map(move |(number, p)| (group, number, p.text.as_str()))
+            })),
+            phrase_texts: groups.iter().map(|s| names(Some(s))).collect(),
+            label_set,
             required: Vec::new(),
-            secret: Vec::new(),
+            secret: names(find(SECRET))
+                .into_iter()
+                .map(|(var, _)| var)
+                .collect(),
             self_service: None,
-            patterns: Vec::new(),
+            patterns: patterns(find(PATTERNS), &error)?,
         };
-        book.patterns = patterns(find(PATTERNS), &error)?;
-        for (var, line) in names(REQUIRED) {
-            if book.form(&var).is_none() {
-                return Err(error(
-                    line,
-                    SyntaxErrorKind::BadVariable(
-                        var,
-                        "is required but nothing in this phrasebook sets it: name a label's variable, targets, a flag, modifiers, amount or unit".into(),
-                    ),
-                ));
-            }
-            book.required.push(var);
-        }
-        book.secret = names(SECRET).into_iter().map(|(var, _)| var).collect();
-        if find(SELF).is_some() {
-            let mut allowed = Vec::new();
-            for (var, line) in names(SELF) {
-                book.check_self_name(&var)
-                    .map_err(|why| error(line, SyntaxErrorKind::BadVariable(var.clone(), why)))?;
-                allowed.push(var);
-            }
-            book.self_service = Some(allowed);
+        book.required = book.settable(find(REQUIRED), &error, |book, var| {
+            book.form(var).map(|_| ()).ok_or_else(|| {
+                "is required but nothing in this phrasebook sets it: name a label's variable, targets, a flag, modifiers, amount or unit".into()
+            })
+        })?;
+        if let Some(section) = find(SELF) {
+            book.self_service =
+                Some(book.settable(Some(section), &error, Self::check_self_name)?);
         }
         Ok(book)
+    }
+
+    /// The names a section lists, each checked by `check` (which says why
+    /// a name cannot be listed).
+    fn settable(
+        &self,
+        section: Option<&Section>,
+        error: Locate<'_>,
+        check: impl Fn(&Self, &str) -> Result<(), String>,
+    ) -> Result<Vec<String>, SyntaxError> {
+        names(section)
+            .into_iter()
+            .map(|(var, line)| match check(self, &var) {
+                Ok(()) => Ok(var),
+                Err(why) => Err(error(line, SyntaxErrorKind::BadVariable(var, why))),
+            })
+            .collect()
     }
 
     /// A `*self*` entry must be something this phrasebook sets; `targets`
@@ -661,11 +604,78 @@ impl Phrasebook {
     }
 }
 
+/// Makes the error at a line of the phrasebook.
+type Locate<'a> = &'a dyn Fn(usize, SyntaxErrorKind) -> SyntaxError;
+
+/// The phrases of a section, with their lines; none when it is absent.
+fn names(section: Option<&Section>) -> Vec<(String, usize)> {
+    section
+        .map(|s| s.phrases.iter().map(|p| (p.text.clone(), p.line)).collect())
+        .unwrap_or_default()
+}
+
+/// The `*targets*` labels, then the `*fields*` ones, in listed order.
+fn labels(
+    targets: Option<&Section>,
+    fields: Option<&Section>,
+    error: Locate<'_>,
+) -> Result<Vec<Label>, SyntaxError> {
+    let mut labels: Vec<Label> = Vec::new();
+    for (section, may_target) in [(targets, true), (fields, false)] {
+        for phrase in section.map(|s| s.phrases.as_slice()).unwrap_or_default() {
+            let var = label_var(&phrase.text);
+            check_var_name(&var, may_target && labels.is_empty()).map_err(|why| {
+                error(
+                    phrase.line,
+                    SyntaxErrorKind::BadVariable(phrase.text.clone(), why),
+                )
+            })?;
+            labels.push(Label {
+                text: phrase.text.clone(),
+                var,
+                may_target,
+                line: phrase.line,
+                colon: phrase.text.trim_end().ends_with(':'),
+            });
+        }
+    }
+    Ok(labels)
+}
+
+/// One flag per section without a meaning of its own, named after it.
+fn flags(
+    sections: &[&Section],
+    labels: &[Label],
+    error: Locate<'_>,
+) -> Result<Vec<Flag>, SyntaxError> {
+    sections
+        .iter()
+        .map(|section| {
+            let bad = |why| {
+                error(
+                    section.line,
+                    SyntaxErrorKind::BadVariable(section.name.clone(), why),
+                )
+            };
+            check_var_name(&section.name, false).map_err(bad)?;
+            if let Some(label) = labels.iter().find(|l| l.var == section.name) {
+                return Err(bad(format!(
+                    "is also the label {} on line {}",
+                    label.text, label.line
+                )));
+            }
+            Ok(Flag {
+                name: section.name.clone(),
+            })
+        })
+        .collect()
+}
+
 /// `*patterns*` lines: `name: regex` (the name a label, with or without
 /// its colon, or `targets`). The regex must match the whole value.
 fn patterns(
     section: Option<&Section>,
-    error: &dyn Fn(usize, SyntaxErrorKind) -> SyntaxError,
+    error: Locate<'_>,
 ) -> Result<Vec<(String, Regex, String)>, SyntaxError> {
     let Some(section) = section else {
         return Ok(Vec::new());
@@ -726,7 +736,7 @@ fn check_var_name(name: &str, becomes_targets: bool) -> Result<(), String> {
         return Err("is not a usable variable name: use letters, digits and '_'".into());
     }
     // The first label becomes `targets` and never sets a variable of its own.
-    if !becomes_targets && BUILT_IN.contains(&name) {
+    if !becomes_targets && built_in(name) {
         return Err(format!(
             "would overwrite the built-in variable {name}: rename it"
         ));
@@ -890,35 +900,7 @@ impl Quantity {
         }
         let amount = number(text.get(start..end)?)?;
         let modifier = if self.has_modifiers {
-            let before = text.get(..start)?;
-            let trimmed = before.trim_end_matches([' ', '\t']);
-            if trimmed.len() == before.len() {
-                return None;
-            }
-            // Only the end can hold a modifier: lower-casing everything
-            // before every number made a mail of many numbers quadratic.
-            let longest = self
-                .modifiers
-                .iter()
-                .map(|m| m.chars().count())
-                .max()
-                .unwrap_or(0);
-            let tail_start = trimmed
-                .char_indices()
-                .rev()
-                .nth(longest)
-                .map_or(0, |(i, _)| i);
-            let lower = trimmed[tail_start..].to_lowercase();
-            let at_start = tail_start == 0;
-            let word = self.modifiers.iter().find(|m| {
-                lower.ends_with(m.as_str())
-                    && (lower.len() > m.len() || at_start)
-                    && !lower[..lower.len() - m.len()]
-                        .chars()
-                        .next_back()
-                        .is_some_and(is_word_char)
-            })?;
-            Some(word.clone())
+            Some(self.modifier_before(text, start)?)
         } else {
             None
         };
@@ -927,18 +909,8 @@ impl Quantity {
                 .map_or(start, |b| b.trim_end_matches([' ', '\t']).len() - m.len())
         });
         let (unit, end) = if self.has_unit {
-            let after = text.get(end..)?;
-            let gap = after.len() - after.trim_start_matches([' ', '\t']).len();
-            let rest = after.get(gap..)?;
-            let unit = self.units.iter().find(|u| {
-                rest.get(..u.len())
-                    .is_some_and(|head| head.to_lowercase() == **u)
-                    && !rest
-                        .get(u.len()..)
-                        .and_then(|t| t.chars().next())
-                        .is_some_and(is_word_char)
-            })?;
-            (Some(unit.clone()), end + gap + unit.len())
+            let (unit, end) = self.unit_after(text, end)?;
+            (Some(unit), end)
         } else {
             if text
                 .get(end..)
@@ -950,6 +922,57 @@ impl Quantity {
             (None, end)
         };
         Some((modifier, amount, unit, (begin, end)))
+    }
+
+    /// The listed modifier (lower case) that ends, as a word, at the white
+    /// space before the number at `start`.
+    fn modifier_before(&self, text: &str, start: usize) -> Option<String> {
+        let before = text.get(..start)?;
+        let trimmed = before.trim_end_matches([' ', '\t']);
+        if trimmed.len() == before.len() {
+            return None;
+        }
+        // Only the end can hold a modifier: lower-casing everything
+        // before every number made a mail of many numbers quadratic.
+        let longest = self
+            .modifiers
+            .iter()
+            .map(|m| m.chars().count())
+            .max()
+            .unwrap_or(0);
+        let tail_start = trimmed
+            .char_indices()
+            .rev()
+            .nth(longest)
+            .map_or(0, |(i, _)| i);
+        let lower = trimmed[tail_start..].to_lowercase();
+        let at_start = tail_start == 0;
+        let word = self.modifiers.iter().find(|m| {
+            lower.ends_with(m.as_str())
+                && (lower.len() > m.len() || at_start)
+                && !lower[..lower.len() - m.len()]
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_word_char)
+        })?;
+        Some(word.clone())
+    }
+
+    /// The listed unit (lower case) that follows, as a word, the number
+    /// ending at `end`, and where the unit ends.
+    fn unit_after(&self, text: &str, end: usize) -> Option<(String, usize)> {
+        let after = text.get(end..)?;
+        let gap = after.len() - after.trim_start_matches([' ', '\t']).len();
+        let rest = after.get(gap..)?;
+        let unit = self.units.iter().find(|u| {
+            rest.get(..u.len())
+                .is_some_and(|head| head.to_lowercase() == **u)
+                && !rest
+                    .get(u.len()..)
+                    .and_then(|t| t.chars().next())
+                    .is_some_and(is_word_char)
+        })?;
+        Some((unit.clone(), end + gap + unit.len()))
     }
 }
 
@@ -970,35 +993,34 @@ mod tests {
         .vars
     }
 
+    /// Every variable `want` names has its value in what `book` reads
+    /// from `text` sent by `sender`.
+    fn expect(book: &str, text: &str, sender: &str, want: &Value) {
+        let vars = extract(book, text, sender);
+        for (var, value) in want.as_object().into_iter().flatten() {
+            assert_eq!(vars.get(var), Some(value), "{var} in {vars:?}");
+        }
+    }
+
     #[test]
     fn storage_self_request() {
-        let vars = extract(
-            STORAGE,
-            "Increase Storage Quota\nHello, I'd like to increase my storage quota by 9.3 GB please.",
-            "alice@example.com",
-        );
-        assert_eq!(vars["targets"], "alice");
-        assert_eq!(vars["selftargets"], true);
-        assert_eq!(vars["verbs_positive"], true);
-        assert_eq!(vars["verbs_negative"], false);
-        assert_eq!(vars["queries"], false);
-        assert_eq!(vars["modifiers"], "by");
-        assert_eq!(vars["amount"], serde_json::json!(9.3));
-        assert_eq!(vars["unit"], "gb");
+        let mail = "Increase Storage Quota\nHello, I'd like to increase my storage quota by 9.3 GB please.";
+        let want = serde_json::json!({
+            "targets": "alice", "selftargets": true,
+            "verbs_positive": true, "verbs_negative": false, "queries": false,
+            "modifiers": "by", "amount": 9.3, "unit": "gb",
+        });
+        expect(STORAGE, mail, "alice@example.com", &want);
     }
 
     #[test]
     fn storage_for_a_named_user() {
-        let vars = extract(
-            STORAGE,
-            "storage\nIncrease the storage allocation for the user: alicesmith to 3.5gb",
-            "boss@example.com",
-        );
-        assert_eq!(vars["targets"], "alicesmith");
-        assert_eq!(vars["modifiers"], "to");
-        assert_eq!(vars["amount"], serde_json::json!(3.5));
-        assert_eq!(vars["unit"], "gb");
-        assert_eq!(vars["selftargets"], false);
+        let mail = "storage\nIncrease the storage allocation for the user: alicesmith to 3.5gb";
+        let want = serde_json::json!({
+            "targets": "alicesmith", "modifiers": "to", "amount": 3.5, "unit": "gb",
+            "selftargets": false,
+        });
+        expect(STORAGE, mail, "boss@example.com", &want);
     }
 
     #[test]
@@ -1035,16 +1057,13 @@ mod tests {
 
     #[test]
     fn other_labels_fill_their_own_variables_as_strings() {
-        let vars = extract(
-            USERS,
-            "New User\nusername: john\npassword: 1234\nfirst_name: John\nlast_name: Smith",
-            "a@example.com",
-        );
-        assert_eq!(vars["targets"], "john");
-        assert_eq!(vars["password"], "1234");
-        assert_eq!(vars["first_name"], "John");
-        assert_eq!(vars["last_name"], "Smith");
-        assert_eq!(vars["verbs_positive"], true);
+        let mail = "New User\nusername: john\npassword: 1234\nfirst_name: John\nlast_name: Smith";
+        let want = serde_json::json!({
+            "targets": "john", "password": "1234", "first_name": "John", "last_name": "Smith",
+            "verbs_positive": true,
+        });
+        expect(USERS, mail, "a@example.com", &want);
+        let vars = extract(USERS, mail, "a@example.com");
         assert!(!vars.contains_key("username"));
         assert!(!vars.contains_key("user"));
     }

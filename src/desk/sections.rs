@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::desk::Located;
+
 /// One `*name*` section with its phrases, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
@@ -25,13 +27,7 @@ pub struct Phrase {
 }
 
 /// A syntax error, located as `file:line`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {kind}")]
-pub struct SyntaxError {
-    pub file: String,
-    pub line: usize,
-    pub kind: SyntaxErrorKind,
-}
+pub type SyntaxError = Located<SyntaxErrorKind>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyntaxErrorKind {
@@ -110,11 +106,7 @@ pub fn scan<'t>(
     text: &'t str,
     visit: &mut dyn FnMut(Item<'t>),
 ) -> Result<(), SyntaxError> {
-    let error = |line: usize, kind| SyntaxError {
-        file: file.to_owned(),
-        line,
-        kind,
-    };
+    let error = |line: usize, kind| SyntaxError::at_line(file, line, kind);
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut in_legacy_directory = false;
     let mut in_section = false;
@@ -266,7 +258,7 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let err = parse("kw.txt", "*a*\nx\n*b*\n'open quote\n").unwrap_err();
-        assert_eq!(err.line, 4);
+        assert_eq!(err.line, Some(4));
         assert!(err.to_string().starts_with("kw.txt:4: unterminated quote"));
 
         let err = parse("kw.txt", "loose words\n").unwrap_err();
