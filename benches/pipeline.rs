@@ -6,9 +6,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use helpdesk::decide::Decider;
-use helpdesk::desk::config::Config;
-use helpdesk::mail;
+use helpdesk::fuzzing::Bench;
 
 fn corpus() -> PathBuf {
     std::env::var_os("BENCH_CORPUS")
@@ -28,31 +26,27 @@ fn read(name: &str) -> Vec<u8> {
 fn pipeline(c: &mut Criterion) {
     let typical = read("typical.eml");
     let big = read("big.eml");
-    let default =
-        Config::load(&corpus().join("default/config.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let large = Config::load(&corpus().join("large/config.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let load = |name: &str| {
+        Bench::load(&corpus().join(name).join("config.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let default = load("default");
+    let large = load("large");
 
     let mut group = c.benchmark_group("decide");
-    for (label, config) in [("default folder", &default), ("1000-type folder", &large)] {
-        let keywords = config.desk.keywords().unwrap_or_else(|e| panic!("{e}"));
-        let decider = Decider::new(config, &keywords);
-        group.bench_function(format!("typical mail, {label}"), |b| {
-            b.iter(|| {
-                let mail = mail::read(black_box(&typical), "From");
-                black_box(decider.decide(&mail).ok());
+    for (label, bench) in [("default folder", &default), ("1000-type folder", &large)] {
+        bench.with_decider(|decide| {
+            group.bench_function(format!("typical mail, {label}"), |b| {
+                b.iter(|| black_box(decide(black_box(&typical))));
             });
         });
         group.bench_function(format!("load keywords.txt, {label}"), |b| {
-            b.iter(|| black_box(config.desk.keywords().ok()));
+            b.iter(|| black_box(bench.load_keywords()));
         });
     }
     group.sample_size(10);
-    let keywords = default.desk.keywords().unwrap_or_else(|e| panic!("{e}"));
-    let decider = Decider::new(&default, &keywords);
-    group.bench_function("25 MB mail, default folder", |b| {
-        b.iter(|| {
-            let mail = mail::read(black_box(&big), "From");
-            black_box(decider.decide(&mail).ok());
+    default.with_decider(|decide| {
+        group.bench_function("25 MB mail, default folder", |b| {
+            b.iter(|| black_box(decide(black_box(&big))));
         });
     });
     group.finish();

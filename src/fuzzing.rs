@@ -1,6 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` and for the regression test
 //! that replays what they found (`tests/fuzz_regressions.rs`): each feeds
-//! arbitrary bytes to one parser the program owns and exercises its result.
+//! arbitrary bytes to one parser the program owns and exercises its result;
+//! and of the benchmarks (`benches/pipeline.rs`, through `Bench`). Only
+//! built with the `fuzzing` feature: nothing here is in the shipped binary.
 
 use crate::desk::keywords::Keywords;
 use crate::desk::phrasebook::{Input, Phrasebook};
@@ -76,6 +78,42 @@ pub fn html_and_quotes(data: &[u8]) {
             previous = cut.line;
         }
         assert!(stripped.text.len() <= input.len());
+    }
+}
+
+/// The extra-vars file `run` writes for `vars` (for the injection tests,
+/// which feed it to the real `ansible-playbook`).
+pub fn extra_vars_yaml(vars: &serde_json::Map<String, serde_json::Value>) -> String {
+    crate::run::ansible::extra_vars_yaml(vars)
+}
+
+/// A helpdesk folder loaded once, for the benchmarks: what `parse` does to
+/// a mail (read, classify, extract, trust), in process.
+#[derive(Debug)]
+pub struct Bench {
+    config: crate::desk::config::Config,
+    keywords: Keywords,
+}
+
+impl Bench {
+    /// The folder of `config.yaml` at `path`; an error says what is wrong.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let config = crate::desk::config::Config::load(path).map_err(|e| e.to_string())?;
+        let keywords = config.desk.keywords().map_err(|e| e.to_string())?;
+        Ok(Self { config, keywords })
+    }
+
+    /// Hands `f` a function that reads and decides one raw mail (with the
+    /// keywords and phrasebooks loaded once, as `replay` does), returning
+    /// whether a decision was reached.
+    pub fn with_decider<R>(&self, f: impl FnOnce(&dyn Fn(&[u8]) -> bool) -> R) -> R {
+        let decider = crate::decide::Decider::new(&self.config, &self.keywords);
+        f(&|raw| decider.decide(&crate::mail::read(raw, "From")).is_ok())
+    }
+
+    /// Loads keywords.txt again, as every `run` does; whether it loaded.
+    pub fn load_keywords(&self) -> bool {
+        self.config.desk.keywords().is_ok()
     }
 }
 

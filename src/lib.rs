@@ -21,6 +21,7 @@ pub mod decide;
 pub mod delivery;
 pub mod desk;
 pub mod exit;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod mail;
 pub mod outcome;
