@@ -143,6 +143,11 @@ fn mail(rng: &mut Rng, n: usize) -> String {
         "Return-Path: <{sender}>\r\nReceived: from out.example.com by mx.example.com (Postfix) with ESMTPS id {n:X}; Sun, 22 Nov 2026 09:00:00 +0000\r\nFrom: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\nMessage-ID: <bench-{n}@example.com>\r\nMIME-Version: 1.0\r\n"
     );
     let crlf = |s: &str| s.replace('\n', "\r\n");
+    // The body as HTML: between `open` and `close`, `line_break` for each
+    // line break.
+    let html = |open: &str, line_break: &str, close: &str| {
+        format!("{open}{}{close}", body.replace('\n', line_break))
+    };
     match n % 8 {
         0 => {
             head + &format!(
@@ -151,20 +156,14 @@ fn mail(rng: &mut Rng, n: usize) -> String {
             )
         }
         1 => {
-            let html = format!(
-                "<html><body><p>{}</p></body></html>",
-                body.replace('\n', "<br>")
-            );
+            let html = html("<html><body><p>", "<br>", "</p></body></html>");
             head + &format!(
                 "Content-Type: multipart/alternative; boundary=\"b{n}\"\r\n\r\n--b{n}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n--b{n}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--b{n}--\r\n",
                 crlf(&body)
             )
         }
         2 => {
-            let html = format!(
-                "<div dir=\"ltr\">{}</div>",
-                body.replace('\n', "</div><div>")
-            );
+            let html = html("<div dir=\"ltr\">", "</div><div>", "</div>");
             head + &format!("Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n")
         }
         3 => {

@@ -5,11 +5,11 @@
 use std::fs;
 use std::io::Write;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Helpdesk, exec, fixture, mail, outcomes};
+use crate::support::{Helpdesk, exec, fixture, mail, outcomes, processes_with, wait_for, wait_or};
 
 fn start_run(desk: &Helpdesk, message: &[u8]) -> Child {
     let mut child = desk
@@ -97,17 +97,6 @@ fn the_same_message_five_times_at_once_runs_once() {
     assert_eq!(desk.run_logs().len(), 2);
 }
 
-/// Process ids whose command line mentions `needle`.
-fn processes_with(needle: &str) -> Vec<String> {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| fs::read(e.ok()?.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(needle))
-        .collect()
-}
-
 #[test]
 fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_request_once() {
     let desk = Helpdesk::from_defaults();
@@ -121,28 +110,25 @@ fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_
     let desk = desk.file("playbooks/storage.yaml", &playbook);
     let message = mail("alice@example.com", "quota", "more for me by 1 gb");
     let mut child = start_run(&desk, &message);
-    let started = Instant::now();
-    while processes_with(&format!("{} || sleep 300", gate.display())).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the playbook never started"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("the playbook to start", Duration::from_secs(60), || {
+        !processes_with(&format!("{} || sleep 300", gate.display())).is_empty()
+    });
     assert_eq!(desk.log_rows()[0]["state"], "running");
     child.kill().unwrap(); // SIGKILL, like the OOM killer
     let _ = child.wait();
 
-    let deadline = Instant::now() + Duration::from_secs(10);
     let desk_path = desk.path().display().to_string();
-    while !processes_with(&desk_path).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "still running after helpdesk died: {:?}",
-            processes_with(&desk_path)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_or(
+        "the playbook to die with helpdesk",
+        Duration::from_secs(10),
+        &mut || processes_with(&desk_path).is_empty(),
+        &|| {
+            format!(
+                "still running after helpdesk died: {:?}",
+                processes_with(&desk_path)
+            )
+        },
+    );
     assert_eq!(desk.received(), None);
     assert_eq!(
         fs::read_dir(desk.path().join("state/spool"))
@@ -197,15 +183,12 @@ fn queue_mode_exits_before_the_playbook_and_a_detached_retry_runs_it() {
     let desk = Helpdesk::from_defaults().with_echo_playbooks();
     let config = format!("{}delivery: queue\n", desk.config_text());
     let desk = desk.config(&config);
-    let started = Instant::now();
     let out = desk.run(&mail("alice@example.com", "quota", "more for me by 1 gb"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(desk.received().is_none(), "run waited for the playbook");
-    let deadline = started + Duration::from_secs(60);
-    while desk.received().is_none() || desk.log_rows()[0]["state"] != "finished" {
-        assert!(Instant::now() < deadline, "the queued request never ran");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for("the queued request to run", Duration::from_secs(60), || {
+        desk.received().is_some() && desk.log_rows()[0]["state"] == "finished"
+    });
     assert_eq!(desk.log_rows()[0]["outcome"], "done");
 }
 

@@ -3,13 +3,16 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Helpdesk, ansible_playbook, exec, helpdesk, repo};
+use rexpect::session::PtySession;
+
+use crate::support::{Helpdesk, ansible_playbook, exec, helpdesk, repo, setup_for};
 
 const DOWN: &str = "\x1b[B";
 
-fn wizard(args: &[&str]) -> rexpect::session::PtySession {
+fn wizard(args: &[&str]) -> PtySession {
     let mut command = Command::new(env!("CARGO_BIN_EXE_helpdesk"));
     command
         .arg("setup")
@@ -19,44 +22,55 @@ fn wizard(args: &[&str]) -> rexpect::session::PtySession {
     rexpect::session::spawn_command(command, Some(30_000)).unwrap()
 }
 
-#[test]
-fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
+/// A wizard for `<a new temporary folder>/desk`, asking for the mail domain.
+fn wizard_for_a_new_folder() -> (tempfile::TempDir, PathBuf, PtySession) {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("desk");
     let mut p = wizard(&[]);
     p.exp_string("Helpdesk folder").unwrap();
     p.send_line(&dir.display().to_string()).unwrap();
     p.exp_string("mail domain").unwrap();
-    p.send_line("not a domain").unwrap();
-    p.exp_string("not a mail domain: write it like example.com")
-        .unwrap();
-    p.send_line("example.com").unwrap();
-    p.exp_string("own address").unwrap();
-    p.send_line("").unwrap();
-    p.exp_string("How do replies leave?").unwrap();
-    p.send(DOWN).unwrap();
-    p.send(DOWN).unwrap();
-    p.send_line("").unwrap();
-    p.exp_string("Senders").unwrap();
-    p.send_line("").unwrap();
-    p.exp_string("scope: self").unwrap();
-    p.send_line("").unwrap();
-    p.exp_string("Administrators").unwrap();
-    p.send_line("boss@example.com").unwrap();
-    p.exp_string("authserv-id").unwrap();
-    p.send_line("").unwrap();
-    p.exp_string("Require").unwrap();
-    p.send_line("").unwrap();
-    p.exp_string("Where does your MX write its Authentication-Results?")
-        .unwrap();
-    p.send(DOWN).unwrap();
-    p.send_line("").unwrap();
-    p.exp_string("ansible-playbook").unwrap();
-    p.send_line(&ansible_playbook().display().to_string())
-        .unwrap();
-    p.exp_string("now?").unwrap();
-    p.send_line("y").unwrap();
-    p.exp_string("Postfix").unwrap();
+    (parent, dir, p)
+}
+
+/// Presses `keys`, then types `line` and Enter, then waits for `next`.
+fn answer(p: &mut PtySession, keys: &str, line: &str, next: &str) {
+    if !keys.is_empty() {
+        p.send(keys).unwrap();
+    }
+    p.send_line(line).unwrap();
+    p.exp_string(next).unwrap();
+}
+
+#[test]
+fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
+    let (parent, dir, mut p) = wizard_for_a_new_folder();
+    let ansible = ansible_playbook().display().to_string();
+    let down2 = format!("{DOWN}{DOWN}");
+    for (keys, line, next) in [
+        (
+            "",
+            "not a domain",
+            "not a mail domain: write it like example.com",
+        ),
+        ("", "example.com", "own address"),
+        ("", "", "How do replies leave?"),
+        (down2.as_str(), "", "Senders"),
+        ("", "", "scope: self"),
+        ("", "", "Administrators"),
+        ("", "boss@example.com", "authserv-id"),
+        ("", "", "Require"),
+        (
+            "",
+            "",
+            "Where does your MX write its Authentication-Results?",
+        ),
+        (DOWN, "", "ansible-playbook"),
+        ("", &ansible, "now?"),
+        ("", "y", "Postfix"),
+    ] {
+        answer(&mut p, keys, line, next);
+    }
     let rest = p.exp_eof().unwrap();
     assert!(
         rest.contains(":0 w") && rest.contains("match all action"),
@@ -96,6 +110,12 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
+    checks_clean_and_dry_runs(&dir);
+}
+
+/// `check` finds no error in the folder at `dir`, and `parse` decides its
+/// example storage mail with the folder's own playbook.
+fn checks_clean_and_dry_runs(dir: &Path) {
     let config_path = dir.join("config.yaml");
     let mut check = helpdesk();
     check.arg("--config").arg(&config_path).arg("check");
@@ -124,14 +144,8 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
 
 #[test]
 fn ctrl_c_mid_way_writes_nothing() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("desk");
-    let mut p = wizard(&[]);
-    p.exp_string("Helpdesk folder").unwrap();
-    p.send_line(&dir.display().to_string()).unwrap();
-    p.exp_string("mail domain").unwrap();
-    p.send_line("example.com").unwrap();
-    p.exp_string("own address").unwrap();
+    let (parent, dir, mut p) = wizard_for_a_new_folder();
+    answer(&mut p, "", "example.com", "own address");
     p.send_control('c').unwrap();
     p.exp_eof().unwrap();
     assert!(!dir.exists());
@@ -172,20 +186,8 @@ fn setup_refuses_to_prompt_without_a_terminal_and_works_from_flags_and_answers()
     // Re-run on the existing folder: changed files are kept, config.yaml is
     // rewritten with a backup.
     fs::write(dir.join("keywords.txt"), "*storage*\nquota\n").unwrap();
-    let mut command = helpdesk();
-    command
-        .args([
-            "setup",
-            "--non-interactive",
-            "--domain",
-            "example.net",
-            "--transport",
-            "folder",
-            "--position",
-            "above",
-            "--dir",
-        ])
-        .arg(&dir);
+    let mut command = setup_for("example.net");
+    command.args(["--position", "above", "--dir"]).arg(&dir);
     let out = exec(command, b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(

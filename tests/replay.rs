@@ -5,11 +5,11 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Helpdesk, exec, fixture, fresh};
+use crate::support::{Helpdesk, exec, fixture, fresh, wait_or};
 
 /// The mix: 3 storage requests, 2 new users, 1 help, 2 unclassified,
 /// 1 reply lacking the username, 1 automatic reply.
@@ -205,47 +205,68 @@ fn the_progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
         out.stdout
     );
 
-    // On a real terminal: tmux, and its screen is read while replay runs.
+    // On a real terminal: tmux, with everything the pane shows recorded
+    // (pipe-pane) from before replay starts, so the bar is seen however
+    // briefly it stood there. replay waits for the go-ahead until the
+    // recording runs.
     let session = format!("helpdesk-replay-{}", std::process::id());
+    let recording = desk.path().join("terminal.log");
     let command = format!(
-        "{} --config {} replay {}; sleep 30",
+        "tmux wait-for {session}-go; {} --config {} replay {}",
         env!("CARGO_BIN_EXE_helpdesk"),
         desk.config_path().display(),
         folder.display()
     );
-    let started = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "160",
-            "-y",
-            "20",
-            &command,
-        ])
-        .status()
-        .expect("tmux is not installed: run scripts/test");
-    assert!(started.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        let screen = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &session])
-            .output()
-            .unwrap();
-        seen = String::from_utf8_lossy(&screen.stdout).into_owned();
-        if seen.contains("/20000 messages,") || seen.contains("in all") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = Command::new("tmux")
-        .args(["kill-session", "-t", &session])
-        .status();
-    assert!(
-        seen.contains("/20000 messages,"),
-        "no progress bar on the terminal:\n{seen}"
+    let tmux = |args: &[&str]| {
+        let status = Command::new("tmux")
+            .args(args)
+            .status()
+            .expect("tmux is not installed: run scripts/test");
+        assert!(status.success(), "tmux {args:?}: {status}");
+    };
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "20",
+        &command,
+    ]);
+    let _session = KillOnDrop(session.clone());
+    tmux(&["set-option", "-t", &session, "remain-on-exit", "on"]);
+    tmux(&[
+        "pipe-pane",
+        "-o",
+        "-t",
+        &session,
+        &format!("cat >> '{}'", recording.display()),
+    ]);
+    tmux(&["wait-for", "-S", &format!("{session}-go")]);
+    let seen = || String::from_utf8_lossy(&fs::read(&recording).unwrap_or_default()).into_owned();
+    // The summary's last line comes after the bar is cleared.
+    wait_or(
+        "replay to finish on the terminal",
+        Duration::from_secs(60),
+        &mut || seen().contains("in all"),
+        &seen,
     );
+    assert!(
+        seen().contains("/20000 messages,"),
+        "no progress bar on the terminal:\n{}",
+        seen()
+    );
+}
+
+/// Ends a tmux session however the test ends.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
 }

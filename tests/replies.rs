@@ -234,87 +234,107 @@ fn no_result_reply_for_types_that_mail_on_their_own() {
     assert!(server.received().is_empty());
 }
 
+/// Marked mail, as (header, sender, whether its request still runs):
+/// automatic mail and our own loop are dropped; bulk, list, bounce and
+/// robot mail runs but gets no reply.
+const SILENCED: &[(&str, &str, bool)] = &[
+    (
+        "Auto-Submitted: auto-replied\r\n",
+        "alice@example.com",
+        false,
+    ),
+    (
+        "Auto-Submitted: auto-generated\r\n",
+        "alice@example.com",
+        false,
+    ),
+    (
+        "X-Loop: helpdesk@example.com\r\n",
+        "alice@example.com",
+        false,
+    ),
+    ("Precedence: bulk\r\n", "alice@example.com", true),
+    ("Precedence: junk\r\n", "alice@example.com", true),
+    ("Precedence: list\r\n", "alice@example.com", true),
+    (
+        "List-Id: <staff.lists.example.com>\r\n",
+        "alice@example.com",
+        true,
+    ),
+    (
+        "List-Unsubscribe: <mailto:leave@example.com>\r\n",
+        "alice@example.com",
+        true,
+    ),
+    (
+        "X-Auto-Response-Suppress: All\r\n",
+        "alice@example.com",
+        true,
+    ),
+    (
+        "X-Auto-Response-Suppress: OOF\r\n",
+        "alice@example.com",
+        true,
+    ),
+    ("Return-Path: <>\r\n", "alice@example.com", true),
+    ("", "MAILER-DAEMON@example.com", true),
+    ("", "postmaster@example.com", true),
+    ("", "noreply@example.com", true),
+    ("", "no-reply@example.com", true),
+    ("", "staff-request@lists.example.com", true),
+    ("", "owner-staff@lists.example.com", true),
+];
+
+fn silenced_mail(header: &str, from: &str) -> String {
+    format!(
+        "{header}From: {from}\r\nSubject: quota\r\nMessage-ID: <loop@example.com>\r\n\r\nplease add 1 gb for user: alice\r\n"
+    )
+}
+
+/// The same mail without the marker, which does get its reply.
+const CONTROL: &str = "From: alice@example.com\r\nSubject: nothing to see\r\n\r\nhi\r\n";
+
+/// Every marker through `parse`, which takes `run`'s decision (the same
+/// `loops::silence` on the same config); then one real run of each kind,
+/// for what only a run shows: the playbook starting or not, and no mail.
 #[test]
 fn loop_and_robot_mail_gets_no_reply() {
-    let cases = [
-        (
-            "Auto-Submitted: auto-replied\r\n",
-            "alice@example.com",
-            false,
-        ),
-        (
-            "Auto-Submitted: auto-generated\r\n",
-            "alice@example.com",
-            false,
-        ),
-        (
-            "X-Loop: helpdesk@example.com\r\n",
-            "alice@example.com",
-            false,
-        ),
-        ("Precedence: bulk\r\n", "alice@example.com", true),
-        ("Precedence: junk\r\n", "alice@example.com", true),
-        ("Precedence: list\r\n", "alice@example.com", true),
-        (
-            "List-Id: <staff.lists.example.com>\r\n",
-            "alice@example.com",
-            true,
-        ),
-        (
-            "List-Unsubscribe: <mailto:leave@example.com>\r\n",
-            "alice@example.com",
-            true,
-        ),
-        (
-            "X-Auto-Response-Suppress: All\r\n",
-            "alice@example.com",
-            true,
-        ),
-        (
-            "X-Auto-Response-Suppress: OOF\r\n",
-            "alice@example.com",
-            true,
-        ),
-        ("Return-Path: <>\r\n", "alice@example.com", true),
-        ("", "MAILER-DAEMON@example.com", true),
-        ("", "postmaster@example.com", true),
-        ("", "noreply@example.com", true),
-        ("", "no-reply@example.com", true),
-        ("", "staff-request@lists.example.com", true),
-        ("", "owner-staff@lists.example.com", true),
-    ];
     let server = SmtpServer::plain();
-    for (header, from, runs) in cases {
-        let desk = Helpdesk::from_defaults()
-            .with_echo_playbooks()
-            .replying_to(&server);
-        let raw = format!(
-            "{header}From: {from}\r\nSubject: quota\r\nMessage-ID: <loop@example.com>\r\n\r\nplease add 1 gb for user: alice\r\n"
-        );
-        let out = exec(desk.command(&["-v", "run"]), raw.as_bytes());
-        assert_eq!(out.code, 0, "{header}{from}: {}", out.stderr);
+    let desk = Helpdesk::from_defaults()
+        .with_echo_playbooks()
+        .replying_to(&server);
+    for &(header, from, runs) in SILENCED {
+        let parsed = desk.parse(silenced_mail(header, from).as_bytes());
+        let why = parsed["reply"]["none"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{header}{from}: a reply: {parsed}"));
+        let expected = if runs {
+            "no reply: "
+        } else {
+            "ignored, nothing runs: "
+        };
+        assert!(why.starts_with(expected), "{header}{from}: {why}");
+        assert_eq!(parsed["request_type"], "storage", "{header}{from}");
         assert!(
-            out.stderr.contains(if runs {
-                "no reply: "
-            } else {
-                "ignored, nothing run and no reply: "
-            }),
-            "{header}{from}: {}",
-            out.stderr
+            parsed["trust"]["access"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("allowed")),
+            "{header}{from}: {parsed}"
         );
-        assert_eq!(
-            desk.received().is_some(),
-            runs,
-            "{header}{from}: did the playbook run?"
-        );
-        // The same mail without the marker does get its reply (the control).
-        let control = "From: alice@example.com\r\nSubject: nothing to see\r\n\r\nhi\r\n";
-        assert_eq!(desk.run(control.as_bytes()).code, 0);
+    }
+    assert_eq!(
+        desk.parse(CONTROL.as_bytes())["reply"]["to"],
+        "alice@example.com"
+    );
+    let real = [SILENCED[2], SILENCED[3]];
+    assert!(!real[0].2 && real[1].2, "one of each kind");
+    for (header, from, runs) in real {
+        run_silenced(&server, header, from, runs);
     }
     let replies = server.received();
     assert_eq!(
         replies.len(),
-        cases.len(),
+        real.len(),
         "one reply per control mail, none for the others"
     );
     assert!(
@@ -322,6 +342,31 @@ fn loop_and_robot_mail_gets_no_reply() {
             .iter()
             .all(|r| r.header("Subject").as_deref() == Some("Re: nothing to see"))
     );
+}
+
+/// `run` on a marked mail, then on the control, in a fresh folder.
+fn run_silenced(server: &SmtpServer, header: &str, from: &str, runs: bool) {
+    let desk = Helpdesk::from_defaults()
+        .with_echo_playbooks()
+        .replying_to(server);
+    let raw = silenced_mail(header, from);
+    let out = exec(desk.command(&["-v", "run"]), raw.as_bytes());
+    assert_eq!(out.code, 0, "{header}{from}: {}", out.stderr);
+    assert!(
+        out.stderr.contains(if runs {
+            "no reply: "
+        } else {
+            "ignored, nothing run and no reply: "
+        }),
+        "{header}{from}: {}",
+        out.stderr
+    );
+    assert_eq!(
+        desk.received().is_some(),
+        runs,
+        "{header}{from}: did the playbook run?"
+    );
+    assert_eq!(desk.run(CONTROL.as_bytes()).code, 0);
 }
 
 #[test]
@@ -472,4 +517,29 @@ fn parse_shows_the_reply_without_sending_it() {
         "{out}"
     );
     assert!(server.received().is_empty());
+}
+
+#[test]
+fn a_folders_own_signature_ends_every_reply_that_includes_it() {
+    let desk = Helpdesk::from_defaults()
+        .with_mail("  transport: folder\n  folder: outbox\n")
+        .file(
+            "reply_templates/signature.txt",
+            "-- \nThe IT desk, room 4\n",
+        );
+    let parsed = desk.parse(&mail("alice@example.com", "hello", "hi"));
+    let body = parsed["reply"]["body"].as_str().unwrap_or_default();
+    assert!(body.ends_with("\n\n-- \nThe IT desk, room 4\n"), "{parsed}");
+    // A broken one is reported as its own file.
+    let desk = desk.file("reply_templates/signature.txt", "-- \n{{ oops\n");
+    let out = exec(
+        desk.command(&["parse"]),
+        &mail("alice@example.com", "hello", "hi"),
+    );
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("reply_templates/signature.txt:"),
+        "{}",
+        out.stderr
+    );
 }

@@ -1,11 +1,11 @@
 //! `helpdesk run` against the real ansible-playbook, on localhost.
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::support::{Helpdesk, fixture, mail};
+use crate::support::{Helpdesk, exec, fixture, mail, processes_with, wait_for, wait_or};
 
 /// The vars `parse` decided, limited to those the echo playbook reports.
 fn echoed(parsed: &Value, received: &Value) -> (Map<String, Value>, Map<String, Value>) {
@@ -107,23 +107,44 @@ fn a_playbook_past_its_timeout_is_killed_with_its_children() {
     );
     let config = desk.config_text().replace("timeout: 2m", "timeout: 4s");
     let desk = desk.config(&config);
-    let started = Instant::now();
-    let out = desk.run(&mail("alice@example.com", "quota", "more for me by 1 gb"));
-    let took = started.elapsed();
+    // In the background, so that the test sees the playbook's sleep start
+    // and can fail, not hang, should the timeout never end the run.
+    let command = desk.command(&["run"]);
+    let request = mail("alice@example.com", "quota", "more for me by 1 gb");
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(exec(command, &request));
+    });
+    wait_for(
+        "the playbook's sleep to start",
+        Duration::from_secs(60),
+        || !processes_with(&token).is_empty(),
+    );
+    let out = finished
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("helpdesk still waits on a playbook past its 4 s timeout"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("timed out after 4s"), "{}", out.stderr);
-    assert!(took < Duration::from_secs(20), "took {took:?}");
-    std::thread::sleep(Duration::from_millis(500));
-    let survivors: Vec<String> = fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| fs::read(e.ok()?.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&token))
-        .collect();
+    // The helpdesk ended the run, not the playbook: the log's footer says so.
+    let logs = desk.run_logs();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let log = fs::read_to_string(&logs[0]).unwrap();
+    assert!(log.contains("TASK [Hang]"), "{log}");
+    let footer = log.lines().last().unwrap_or_default();
     assert!(
-        survivors.is_empty(),
-        "still running after the timeout: {survivors:?}"
+        footer.starts_with("# finished after") && footer.ends_with(": timed out after 4s"),
+        "{log}"
+    );
+    wait_or(
+        "the killed playbook's processes to be gone",
+        Duration::from_secs(10),
+        &mut || processes_with(&token).is_empty(),
+        &|| {
+            format!(
+                "still running after the timeout: {:?}",
+                processes_with(&token)
+            )
+        },
     );
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{LOCAL_INVENTORY, ansible_playbook, exec, helpdesk, mail, repo};
+use crate::support::{LOCAL_INVENTORY, ansible_playbook, exec, helpdesk, mail, repo, setup_for};
 
 /// Request types that run a playbook, as shipped.
 const TYPES: &[&str] = &["manage_account", "manage_users", "query_account", "storage"];
@@ -176,19 +176,9 @@ impl Desk {
     fn setup(admins: &[String]) -> Self {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("desk");
-        let mut command = helpdesk();
+        let mut command = setup_for("example.com");
         command
-            .args([
-                "setup",
-                "--non-interactive",
-                "--domain",
-                "example.com",
-                "--transport",
-                "folder",
-                "--require",
-                "none",
-                "--ansible",
-            ])
+            .args(["--require", "none", "--ansible"])
             .arg(ansible_playbook())
             .arg("--dir")
             .arg(&dir);

@@ -103,29 +103,7 @@ impl<'a> Decider<'a> {
 
     pub fn decide(&self, mail: &Mail) -> Result<Decision, DeskError> {
         let (config, keywords) = (self.config, self.keywords);
-        let mut vars = Map::new();
-        let optional = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
-        vars.insert("request_type".into(), Value::Null);
-        vars.insert("from".into(), optional(&mail.sender));
-        vars.insert("subject".into(), Value::String(mail.subject.clone()));
-        vars.insert("message_id".into(), optional(&mail.message_id));
-        let searched = format!("{}\n{}", mail.topic, mail.body);
-        let mut decision = Decision {
-            request_type: None,
-            playbook: None,
-            vars,
-            reason: None,
-            classification: None,
-            evidence: Vec::new(),
-            missing: Vec::new(),
-            invalid: Vec::new(),
-            secret_names: Vec::new(),
-            authentication: trust::authenticate(config.authentication.as_ref(), mail),
-            access: None,
-            too_large: mail.truncated,
-            searched,
-            topic_len: mail.topic.len(),
-        };
+        let mut decision = undecided(config, mail);
         if mail.truncated {
             decision.reason = Some(format!(
                 "the message is larger than limits.message_size ({} bytes)",
@@ -133,77 +111,132 @@ impl<'a> Decider<'a> {
             ));
             return Ok(decision);
         }
-
         let Some(classification) = keywords.classify(&mail.topic) else {
-            let known: Vec<&str> = keywords.request_types().collect();
-            decision.reason = Some(if mail.topic.trim().is_empty() {
-                format!(
-                    "the subject is empty: it needs a keyword naming the request ({})",
-                    known.join(", ")
-                )
-            } else {
-                format!(
-                    "no keyword of {} in the subject {:?} (request types: {})",
-                    config.desk.display("keywords.txt"),
-                    mail.topic,
-                    known.join(", ")
-                )
-            });
+            decision.reason = Some(unclassified(config, keywords, &mail.topic));
             return Ok(decision);
         };
-
         let request_type = classification.request_type.clone();
         let phrasebook = self.phrasebook(&request_type)?;
         if request_type != HELP {
             decision.playbook = Some(self.playbook(&request_type)?);
         }
-        let extraction = phrasebook.extract(Input {
-            text: &decision.searched,
-            sender: mail.sender.as_deref(),
-            max_value_length: config.limits.value_length,
-        });
-        decision
-            .vars
-            .insert("request_type".into(), Value::String(request_type.clone()));
-        decision.vars.extend(extraction.vars);
-        decision.missing = phrasebook.missing(&decision.vars);
-        decision.invalid = extraction.invalid;
-        if decision.vars.len() > config.limits.variables {
-            decision.invalid.push(Invalid {
-                var: "(all)".into(),
-                label: None,
-                why: format!(
-                    "more than limits.variables ({}) variables",
-                    config.limits.variables
-                ),
-            });
-        }
-        decision.secret_names = phrasebook.secret_names().to_vec();
-        // The subject is stored and shown everywhere (the journal, the
-        // reply's Subject, the playbook's `subject`): a secret given in it
-        // reaches the playbook through its own variable only.
-        let secrets = Secrets::new(&decision.vars, &decision.secret_names);
-        if let Some(Value::String(subject)) = decision.vars.get_mut("subject") {
-            *subject = secrets.scrub(subject);
-        }
-        decision.evidence = extraction.evidence;
-        let fields = crate::desk::phrasebook::fields_set(&decision.vars);
-        decision.access = Some(match (&decision.authentication, mail.sender.as_deref()) {
-            (Authenticated::Yes(_), Some(sender)) => trust::access(
-                config.access.as_deref(),
-                &request_type,
-                sender,
-                trust::Asked {
-                    targets: decision.vars.get("targets").and_then(Value::as_str),
-                    fields: &fields,
-                    self_service: phrasebook.self_service(),
-                },
-            ),
-            _ => Access::Denied("the sender is not authenticated".into()),
-        });
+        extract(config, &phrasebook, &request_type, mail, &mut decision);
+        decision.access = Some(access(config, &phrasebook, &request_type, mail, &decision));
         decision.request_type = Some(request_type);
         decision.classification = Some(classification);
         Ok(decision)
+    }
+}
+
+/// The decision before the subject is read: the mail's own variables and
+/// who sent it.
+fn undecided(config: &Config, mail: &Mail) -> Decision {
+    let mut vars = Map::new();
+    let optional = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
+    vars.insert("request_type".into(), Value::Null);
+    vars.insert("from".into(), optional(&mail.sender));
+    vars.insert("subject".into(), Value::String(mail.subject.clone()));
+    vars.insert("message_id".into(), optional(&mail.message_id));
+    let searched = format!("{}\n{}", mail.topic, mail.body);
+    Decision {
+        request_type: None,
+        playbook: None,
+        vars,
+        reason: None,
+        classification: None,
+        evidence: Vec::new(),
+        missing: Vec::new(),
+        invalid: Vec::new(),
+        secret_names: Vec::new(),
+        authentication: trust::authenticate(config.authentication.as_ref(), mail),
+        access: None,
+        too_large: mail.truncated,
+        searched,
+        topic_len: mail.topic.len(),
+    }
+}
+
+/// Why no keyword matched `topic`.
+fn unclassified(config: &Config, keywords: &Keywords, topic: &str) -> String {
+    let known: Vec<&str> = keywords.request_types().collect();
+    if topic.trim().is_empty() {
+        format!(
+            "the subject is empty: it needs a keyword naming the request ({})",
+            known.join(", ")
+        )
+    } else {
+        format!(
+            "no keyword of {} in the subject {:?} (request types: {})",
+            config.desk.display("keywords.txt"),
+            topic,
+            known.join(", ")
+        )
+    }
+}
+
+/// The phrasebook's variables, what is missing or invalid, and the subject
+/// scrubbed of secrets, into `decision`.
+fn extract(
+    config: &Config,
+    phrasebook: &Phrasebook,
+    request_type: &str,
+    mail: &Mail,
+    decision: &mut Decision,
+) {
+    let extraction = phrasebook.extract(Input {
+        text: &decision.searched,
+        sender: mail.sender.as_deref(),
+        max_value_length: config.limits.value_length,
+    });
+    decision.vars.insert(
+        "request_type".into(),
+        Value::String(request_type.to_owned()),
+    );
+    decision.vars.extend(extraction.vars);
+    decision.missing = phrasebook.missing(&decision.vars);
+    decision.invalid = extraction.invalid;
+    if decision.vars.len() > config.limits.variables {
+        decision.invalid.push(Invalid {
+            var: "(all)".into(),
+            label: None,
+            why: format!(
+                "more than limits.variables ({}) variables",
+                config.limits.variables
+            ),
+        });
+    }
+    decision.secret_names = phrasebook.secret_names().to_vec();
+    // The subject is stored and shown everywhere (the journal, the
+    // reply's Subject, the playbook's `subject`): a secret given in it
+    // reaches the playbook through its own variable only.
+    let secrets = Secrets::new(&decision.vars, &decision.secret_names);
+    if let Some(Value::String(subject)) = decision.vars.get_mut("subject") {
+        *subject = secrets.scrub(subject);
+    }
+    decision.evidence = extraction.evidence;
+}
+
+/// Whether the authenticated sender may ask for this request.
+fn access(
+    config: &Config,
+    phrasebook: &Phrasebook,
+    request_type: &str,
+    mail: &Mail,
+    decision: &Decision,
+) -> Access {
+    let fields = crate::desk::phrasebook::fields_set(&decision.vars);
+    match (&decision.authentication, mail.sender.as_deref()) {
+        (Authenticated::Yes(_), Some(sender)) => trust::access(
+            config.access.as_deref(),
+            request_type,
+            sender,
+            trust::Asked {
+                targets: decision.vars.get("targets").and_then(Value::as_str),
+                fields: &fields,
+                self_service: phrasebook.self_service(),
+            },
+        ),
+        _ => Access::Denied("the sender is not authenticated".into()),
     }
 }
 

@@ -233,6 +233,40 @@ struct Region {
 }
 
 fn region(settings: &Authentication, trace: &[Trace]) -> Result<Region, String> {
+    let ids = settings.authserv_id.join("/");
+    let mx = settings.received_by.join("/");
+    let position = settings.position();
+    let (slice, place) = layout_slice(settings, trace, &mx)?;
+    let (headers, first_is_trusted) = trusted_headers(settings, slice, &place)?;
+    let (deciding, why_none) = match (position, first_is_trusted) {
+        (_, None) => (0, format!("{mx} wrote no Authentication-Results {place}")),
+        (Position::Above, Some(_)) if headers.is_empty() => {
+            (0, format!("no Authentication-Results from {ids} {place}"))
+        }
+        (Position::Above, Some(_)) => (headers.len(), String::new()),
+        (Position::Below, Some(false)) => (
+            0,
+            format!(
+                "the first Authentication-Results {place} is not from {ids}; results further down came with the mail"
+            ),
+        ),
+        (Position::Below, Some(true)) => (1, String::new()),
+    };
+    Ok(Region {
+        headers,
+        deciding,
+        why_none,
+        place,
+    })
+}
+
+/// The part of `trace` the layout lets the MX (`mx`, for reasons) write
+/// in, and where that is, in words.
+fn layout_slice<'t>(
+    settings: &Authentication,
+    trace: &'t [Trace],
+    mx: &str,
+) -> Result<(&'t [Trace], String), String> {
     let is_mx = |by: &Option<String>| {
         by.as_deref().is_some_and(|by| {
             settings
@@ -242,8 +276,6 @@ fn region(settings: &Authentication, trace: &[Trace]) -> Result<Region, String> 
         })
     };
     let is_received = |t: &Trace| matches!(t, Trace::Received { .. });
-    let ids = settings.authserv_id.join("/");
-    let mx = settings.received_by.join("/");
     let Some(entry) = trace
         .iter()
         .position(|t| matches!(t, Trace::Received { by } if is_mx(by)))
@@ -252,8 +284,7 @@ fn region(settings: &Authentication, trace: &[Trace]) -> Result<Region, String> 
             "no Received header by {mx}: the mail did not come through the trusted MX"
         ));
     };
-    let position = settings.position();
-    let (slice, place) = match position {
+    Ok(match settings.position() {
         Position::Above => {
             let start = trace
                 .get(..entry)
@@ -272,7 +303,17 @@ fn region(settings: &Authentication, trace: &[Trace]) -> Result<Region, String> 
                 format!("directly below {mx}'s Received header (position: below)"),
             )
         }
-    };
+    })
+}
+
+/// The Authentication-Results in `slice` from a trusted authserv-id, top
+/// first, and whether the first one there was trusted (`None`: there was
+/// none). A trusted one that is malformed spoils them all.
+fn trusted_headers(
+    settings: &Authentication,
+    slice: &[Trace],
+    place: &str,
+) -> Result<(Vec<AuthResults>, Option<bool>), String> {
     let trusted = |id: &str| {
         settings
             .authserv_id
@@ -305,26 +346,7 @@ fn region(settings: &Authentication, trace: &[Trace]) -> Result<Region, String> 
             }
         }
     }
-    let (deciding, why_none) = match (position, first_is_trusted) {
-        (_, None) => (0, format!("{mx} wrote no Authentication-Results {place}")),
-        (Position::Above, Some(_)) if headers.is_empty() => {
-            (0, format!("no Authentication-Results from {ids} {place}"))
-        }
-        (Position::Above, Some(_)) => (headers.len(), String::new()),
-        (Position::Below, Some(false)) => (
-            0,
-            format!(
-                "the first Authentication-Results {place} is not from {ids}; results further down came with the mail"
-            ),
-        ),
-        (Position::Below, Some(true)) => (1, String::new()),
-    };
-    Ok(Region {
-        headers,
-        deciding,
-        why_none,
-        place,
-    })
+    Ok((headers, first_is_trusted))
 }
 
 /// Relaxed alignment: the same domain, or one a subdomain of the other.

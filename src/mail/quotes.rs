@@ -1001,6 +1001,79 @@ const MAX_ATTRIBUTION: usize = 600;
 /// it on the first line, whether it is strong (an attribution whatever
 /// follows) or weak (one only above `>` lines), and its form.
 fn read_attribution<'a>(lines: &[&'a str]) -> Option<(&'a str, bool, &'static str)> {
+    let Window {
+        first,
+        from,
+        tail,
+        joined,
+    } = window(lines)?;
+    let Ending {
+        body,
+        dashed,
+        colon,
+        inner,
+    } = ending(&joined);
+    let lower: Cow<'_, str> = if inner.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+        Cow::Owned(inner.to_lowercase())
+    } else {
+        Cow::Borrowed(inner)
+    };
+    let Some((verb_at, verb, form)) = last_verb(&lower) else {
+        // Google's and others' date-only form: "2017-11-24 16:32 GMT+01:00
+        // Bob <bob@example.com>:" (the colon may be missing above a quote).
+        return ((date_only(inner) || mutt_form(inner)) && opens(lines, tail, usize::MAX))
+            .then_some((&first[..from], colon, "\"<date> <name> <address>:\""));
+    };
+    if !(colon || dashed) {
+        return None;
+    }
+    // Offsets in `lower` are used in `inner` only if lower case kept them.
+    let same_offsets = lower.len() == inner.len();
+    let before_verb = lower.get(..verb_at).unwrap_or_default();
+    let dated_until = last_date_token(before_verb);
+    if let Some(at) = opener(inner, same_offsets, verb_at, dated_until) {
+        // The attribution must open on the first line: one opening on a
+        // later line is read when that line's turn comes.
+        if at >= tail.len() {
+            return None;
+        }
+        let before = first[..from + at].trim_end_matches(DECORATION);
+        return Some((before, true, form));
+    }
+    let whole = &first[..from];
+    let leading = body.trim_start_matches(['-', ' ', '*']);
+    if dashed && leading.len() < body.len() {
+        // Android: "---- Bob wrote ----".
+        return opens(lines, tail, verb_at).then_some((whole, true, english(verb, form)));
+    }
+    let starts_with_date = leading.starts_with(|c: char| c.is_ascii_digit());
+    // An address right before the verb is a name-first form in any
+    // language: Gmail's "Bob <bob@example.com> schrieb am So., 23. Juni
+    // 2024, 21:08:".
+    let name_first = NAME_FIRST.contains(&verb) || before_verb.trim_end().ends_with(['>', ')']);
+    let addressed = before_verb.contains('@') || lower[verb_at..].contains('@');
+    let dated = dated_until.is_some() || addressed;
+    // A date and an address with a verb of writing is one whatever its
+    // order ("man. 1. jan. 2024 kl. 10:00 skrev Bob <bob@example.com>:").
+    if ((starts_with_date || name_first) && dated) || (dated_until.is_some() && addressed) {
+        return opens(lines, tail, verb_at).then_some((whole, true, english(verb, form)));
+    }
+    // "Bob wrote:" above a quote is an attribution; above text it is text.
+    (colon && lines.len() == 1).then_some((whole, false, english(verb, form)))
+}
+
+/// Where an attribution is looked for: the end of the first line (`tail`,
+/// from byte `from` of `first`) with the wrapped lines after it joined on.
+struct Window<'a> {
+    first: &'a str,
+    from: usize,
+    tail: &'a str,
+    joined: Cow<'a, str>,
+}
+
+/// The window of `lines`, or `None` when they cannot end with an
+/// attribution at all.
+fn window<'a>(lines: &[&'a str]) -> Option<Window<'a>> {
     let last = lines.last()?.trim_end();
     // Cheap test first: an attribution ends with a colon, a dash (Android's
     // "---- Bob wrote ----") or an address (Google's date-only form).
@@ -1031,35 +1104,50 @@ fn read_attribution<'a>(lines: &[&'a str]) -> Option<(&'a str, bool, &'static st
         }
         Cow::Owned(joined)
     };
+    Some(Window {
+        first,
+        from,
+        tail,
+        joined,
+    })
+}
+
+/// An attribution's end: `body` without Android's closing dashes (`dashed`
+/// when there were some), and `inner` without the colon (`colon` when
+/// there was one) either.
+struct Ending<'j> {
+    body: &'j str,
+    dashed: bool,
+    colon: bool,
+    inner: &'j str,
+}
+
+fn ending(joined: &str) -> Ending<'_> {
     let body = joined.trim_end();
     let undashed = body.trim_end_matches(['-', ' ']);
     let dashed = body.ends_with("--") && !undashed.is_empty();
     let body = if dashed { undashed } else { body };
     let colon = body.ends_with([':', '：']);
     let inner = body.trim_end_matches([':', '：', ' ']);
-    let lower: Cow<'_, str> = if inner.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
-        Cow::Owned(inner.to_lowercase())
-    } else {
-        Cow::Borrowed(inner)
-    };
-    let Some((verb_at, verb, form)) = last_verb(&lower) else {
-        // Google's and others' date-only form: "2017-11-24 16:32 GMT+01:00
-        // Bob <bob@example.com>:" (the colon may be missing above a quote).
-        return ((date_only(inner) || mutt_form(inner)) && opens(lines, tail, usize::MAX))
-            .then_some((&first[..from], colon, "\"<date> <name> <address>:\""));
-    };
-    if !(colon || dashed) {
-        return None;
+    Ending {
+        body,
+        dashed,
+        colon,
+        inner,
     }
-    // Offsets in `lower` are used in `inner` only if lower case kept them.
-    let same_offsets = lower.len() == inner.len();
-    let before_verb = lower.get(..verb_at).unwrap_or_default();
-    let dated_until = last_date_token(before_verb);
-    // The opening word ("On", "Am" …): the last one before the verb with a
-    // date after it, so "Do it On Monday. On 1 Jan, Bob wrote:" keeps
-    // "Do it On Monday.".
+}
+
+/// Where the opening word ("On", "Am" …) stands in `inner`: the last one
+/// before the verb (at `verb_at`) with a date after it, so "Do it On
+/// Monday. On 1 Jan, Bob wrote:" keeps "Do it On Monday.".
+fn opener(
+    inner: &str,
+    same_offsets: bool,
+    verb_at: usize,
+    dated_until: Option<usize>,
+) -> Option<usize> {
     let mut previous = "";
-    let opener = words(inner)
+    words(inner)
         .filter(|&(at, word)| {
             let two = std::mem::replace(&mut previous, word) == "W" && word == "dniu";
             let opens = two || (word != "W" && OPENERS.contains(&word));
@@ -1078,36 +1166,7 @@ fn read_attribution<'a>(lines: &[&'a str]) -> Option<(&'a str, bool, &'static st
                 at
             }
         })
-        .last();
-    if let Some(at) = opener {
-        // The attribution must open on the first line: one opening on a
-        // later line is read when that line's turn comes.
-        if at >= tail.len() {
-            return None;
-        }
-        let before = first[..from + at].trim_end_matches(DECORATION);
-        return Some((before, true, form));
-    }
-    let whole = &first[..from];
-    let leading = body.trim_start_matches(['-', ' ', '*']);
-    if dashed && leading.len() < body.len() {
-        // Android: "---- Bob wrote ----".
-        return opens(lines, tail, verb_at).then_some((whole, true, english(verb, form)));
-    }
-    let starts_with_date = leading.starts_with(|c: char| c.is_ascii_digit());
-    // An address right before the verb is a name-first form in any
-    // language: Gmail's "Bob <bob@example.com> schrieb am So., 23. Juni
-    // 2024, 21:08:".
-    let name_first = NAME_FIRST.contains(&verb) || before_verb.trim_end().ends_with(['>', ')']);
-    let addressed = before_verb.contains('@') || lower[verb_at..].contains('@');
-    let dated = dated_until.is_some() || addressed;
-    // A date and an address with a verb of writing is one whatever its
-    // order ("man. 1. jan. 2024 kl. 10:00 skrev Bob <bob@example.com>:").
-    if ((starts_with_date || name_first) && dated) || (dated_until.is_some() && addressed) {
-        return opens(lines, tail, verb_at).then_some((whole, true, english(verb, form)));
-    }
-    // "Bob wrote:" above a quote is an attribution; above text it is text.
-    (colon && lines.len() == 1).then_some((whole, false, english(verb, form)))
+        .last()
 }
 
 /// English attributions without "On …" ("Bob <bob@example.com> wrote:").

@@ -335,16 +335,15 @@ pub fn quarantined(config: &Config, mail: &Mail, reason: &str) -> Result<Reply, 
 }
 
 fn render(desk: &Desk, name: &str, data: &TemplateData) -> Result<String, ReplyError> {
-    let relative = format!("reply_templates/{name}.txt");
-    let (source, file) = match desk.read(&relative)? {
-        Some(text) => (text, desk.display(&relative)),
-        None => (
-            Desk::Builtin.read(&relative)?.unwrap_or_default(),
-            Desk::Builtin.display(&relative),
-        ),
-    };
+    let (source, file) = template_source(desk, &format!("{name}.txt"))?;
     let error = |e: minijinja::Error| ReplyError::Template {
-        file: file.clone(),
+        // An error inside an included template (the signature) is that
+        // file's, not the including one's.
+        file: match e.name() {
+            Some(included) if included != MAIN_TEMPLATE => template_source(desk, included)
+                .map_or_else(|_| desk.display(&reply_template(included)), |(_, f)| f),
+            _ => file.clone(),
+        },
         line: e.line().unwrap_or(0),
         message: e.to_string().lines().next().unwrap_or_default().to_owned(),
     };
@@ -357,10 +356,49 @@ fn render(desk: &Desk, name: &str, data: &TemplateData) -> Result<String, ReplyE
             .build()
             .map_err(error)?,
     );
-    let template = env.template_from_str(&source).map_err(error)?;
+    // `{% include "signature.txt" %}` and the like: another file of
+    // reply_templates/, from the helpdesk folder or else the default.
+    let includes = desk.clone();
+    env.set_loader(move |included| {
+        if included.contains('/') || included.starts_with('.') {
+            return Ok(None);
+        }
+        template_source(&includes, included)
+            .map(|(source, _)| Some(source))
+            .map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::TemplateNotFound, e.to_string())
+            })
+    });
+    let template = env
+        .template_from_named_str(MAIN_TEMPLATE, &source)
+        .map_err(error)?;
     template
         .render(minijinja::value::Serde(data))
         .map_err(error)
+}
+
+/// The name MiniJinja knows the rendered template by (the others are the
+/// file names it includes).
+const MAIN_TEMPLATE: &str = "<string>";
+
+fn reply_template(file_name: &str) -> String {
+    format!("reply_templates/{file_name}")
+}
+
+/// A reply template's text and where it came from: the helpdesk folder's
+/// `reply_templates/<file_name>`, or else the default.
+fn template_source(desk: &Desk, file_name: &str) -> Result<(String, String), DeskError> {
+    let relative = reply_template(file_name);
+    Ok(match desk.read(&relative)? {
+        Some(text) => (text.into_owned(), desk.display(&relative)),
+        None => (
+            Desk::Builtin
+                .read(&relative)?
+                .unwrap_or_default()
+                .into_owned(),
+            Desk::Builtin.display(&relative),
+        ),
+    })
 }
 
 pub(crate) fn human_size(bytes: u64) -> String {

@@ -24,6 +24,21 @@ pub fn helpdesk() -> Command {
     command
 }
 
+/// `helpdesk setup --non-interactive` for `domain`, replies written to a
+/// folder; the caller adds the rest.
+pub fn setup_for(domain: &str) -> Command {
+    let mut command = helpdesk();
+    command.args([
+        "setup",
+        "--non-interactive",
+        "--domain",
+        domain,
+        "--transport",
+        "folder",
+    ]);
+    command
+}
+
 /// The real ansible-playbook. Never skipped: when it is missing the test
 /// fails and says how to get it.
 pub fn ansible_playbook() -> PathBuf {
@@ -374,6 +389,17 @@ pub fn base64(text: &str) -> String {
         }
     }
     out
+}
+
+/// The command lines of running processes that contain `text`.
+pub fn processes_with(text: &str) -> Vec<String> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(text))
+        .collect()
 }
 
 /// Polls `done` until it holds, failing after `limit`.
