@@ -166,12 +166,7 @@ fn a_state_folder_that_cannot_be_written_is_a_temporary_failure() {
     let desk = desk.config(&format!("{good}state_dir: not-a-folder/state\n"));
     let message = mail("alice@example.com", "quota", "more for me by 1 gb");
     let out = desk.run(&message);
-    assert_eq!(out.code, 75, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot spool the message"),
-        "{}",
-        out.stderr
-    );
+    out.assert_said(75, "cannot spool the message");
     assert_eq!(desk.received(), None);
     let desk = desk.config(&good);
     assert_eq!(desk.run(&message).code, 0);

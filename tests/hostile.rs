@@ -21,13 +21,10 @@ fn passed(domain: &str) -> String {
 
 /// A helpdesk with real trust settings, echo playbooks and a real SMTP server.
 fn guarded(server: &SmtpServer) -> Helpdesk {
-    let desk = Helpdesk::from_defaults()
+    Helpdesk::from_defaults()
         .with_echo_playbooks()
-        .replying_to(server);
-    let config = desk
-        .config_text()
-        .replace(crate::support::OPEN_TRUST, TRUST);
-    desk.config(&config)
+        .replying_to(server)
+        .trusting(TRUST)
 }
 
 fn authenticated_mail(from: &str, subject: &str, body: &str) -> Vec<u8> {
@@ -331,16 +328,9 @@ fn an_oversized_message_runs_nothing_and_is_told() {
     let out = desk.run(&big);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(desk.received(), None);
-    let text = server
+    server
         .only()
-        .body()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        text.contains("is larger than this helpdesk accepts (1 MiB), so nothing was done"),
-        "{text}"
-    );
+        .assert_body_says("is larger than this helpdesk accepts (1 MiB), so nothing was done");
 }
 
 #[test]

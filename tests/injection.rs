@@ -17,7 +17,9 @@ use std::process::Command;
 
 use serde_json::{Map, Value, json};
 
-use crate::support::{Helpdesk, LOCAL_INVENTORY, ansible_playbook, base64, exec, unique_id};
+use crate::support::{
+    Helpdesk, LOCAL_INVENTORY, ansible_playbook, base64, exec, fixture, unique_id,
+};
 
 /// Separates the values in the careless playbook's output; no corpus
 /// string contains it.
@@ -30,6 +32,53 @@ struct Hostile {
     /// The marker file this string's payload would create.
     marker: Option<PathBuf>,
 }
+
+/// Expressions that run a command, in every spelling of the lookup.
+const EXPRESSIONS: [fn(&str) -> String; 7] = [
+    |c| format!("lookup('pipe', '{c}')"),
+    |c| format!("lookup(\"ansible.builtin.pipe\", \"{c}\")"),
+    |c| format!("query('pipe', '{c}')"),
+    |c| format!("q('ansible.builtin.pipe','{c}')"),
+    |c| format!("'x' ~ lookup('pipe', '{c}')"),
+    |c| format!("lookup('pipe', '{c}') | default('')"),
+    |c| format!("[lookup('pipe', '{c}')] | first"),
+];
+
+/// Every way Jinja2 and Ansible turn text into a template.
+const SYNTAXES: [fn(&str) -> String; 12] = [
+    |e| format!("{{{{ {e} }}}}"),
+    |e| format!("{{{{{e}}}}}"),
+    |e| format!("{{{{- {e} -}}}}"),
+    |e| format!("{{% set x = {e} %}}{{{{ x }}}}"),
+    |e| format!("{{%- if {e} -%}}{{%- endif -%}}"),
+    |e| format!("{{% for x in [{e}] %}}{{{{ x }}}}{{% endfor %}}"),
+    |e| format!("{{# comment #}}{{{{ {e} }}}}"),
+    |e| format!("{{% raw %}}{{% endraw %}}{{{{ {e} }}}}"),
+    // Override headers: other delimiters, then the expression in them.
+    |e| format!("#jinja2:variable_start_string:'[[', variable_end_string:']]'\n[[ {e} ]]"),
+    |e| format!("#jinja2: variable_start_string: \"<<\", variable_end_string: \">>\" << {e} >>"),
+    |e| format!("#jinja2:block_start_string:'<%',block_end_string:'%>'\n<% if {e} %><% endif %>"),
+    |e| format!("#jinja2:variable_start_string:'((' , variable_end_string:'))' (( {e} ))"),
+];
+
+/// Where a template stands in the value: alone, in words, in an encoded word.
+const WRAPPERS: [fn(&str) -> String; 3] = [
+    |s| s.to_owned(),
+    |s| format!("please {s} thanks"),
+    |s| format!("=?utf-8?q?{s}?="),
+];
+
+/// Ansible's own markers for unsafe and vaulted values, and shells.
+const OTHERS: [fn(&str) -> String; 8] = [
+    |c| format!("{{\"__ansible_unsafe\": \"{{{{ lookup('pipe', '{c}') }}}}\"}}"),
+    |c| format!("$({c})"),
+    |c| format!("`{c}`"),
+    |c| format!("; {c}"),
+    |c| format!("| {c}"),
+    |c| format!("&& {c} &&"),
+    |c| format!("!!python/object/apply:os.system ['{c}']"),
+    |c| format!("{{{{ ''.__class__.__mro__[1].__subclasses__() }}}}{{{{ lookup('pipe','{c}') }}}}"),
+];
 
 /// The corpus. `markers` is the folder the payloads write into; `mail`
 /// leaves out what a mail cannot carry as a captured value (line breaks).
@@ -45,175 +94,27 @@ fn corpus(markers: &Path, mail: bool) -> Vec<Hostile> {
             marker: Some(marker),
         });
     };
-    // Expressions that run a command, in every spelling of the lookup.
-    let expressions: [&dyn Fn(&str) -> String; 7] = [
-        &|c| format!("lookup('pipe', '{c}')"),
-        &|c| format!("lookup(\"ansible.builtin.pipe\", \"{c}\")"),
-        &|c| format!("query('pipe', '{c}')"),
-        &|c| format!("q('ansible.builtin.pipe','{c}')"),
-        &|c| format!("'x' ~ lookup('pipe', '{c}')"),
-        &|c| format!("lookup('pipe', '{c}') | default('')"),
-        &|c| format!("[lookup('pipe', '{c}')] | first"),
-    ];
-    // Every way Jinja2 and Ansible turn text into a template.
-    let syntaxes: [&dyn Fn(&str) -> String; 12] = [
-        &|e| format!("{{{{ {e} }}}}"),
-        &|e| format!("{{{{{e}}}}}"),
-        &|e| format!("{{{{- {e} -}}}}"),
-        &|e| format!("{{% set x = {e} %}}{{{{ x }}}}"),
-        &|e| format!("{{%- if {e} -%}}{{%- endif -%}}"),
-        &|e| format!("{{% for x in [{e}] %}}{{{{ x }}}}{{% endfor %}}"),
-        &|e| format!("{{# comment #}}{{{{ {e} }}}}"),
-        &|e| format!("{{% raw %}}{{% endraw %}}{{{{ {e} }}}}"),
-        // Override headers: other delimiters, then the expression in them.
-        &|e| format!("#jinja2:variable_start_string:'[[', variable_end_string:']]'\n[[ {e} ]]"),
-        &|e| {
-            format!("#jinja2: variable_start_string: \"<<\", variable_end_string: \">>\" << {e} >>")
-        },
-        &|e| {
-            format!(
-                "#jinja2:block_start_string:'<%',block_end_string:'%>'\n<% if {e} %><% endif %>"
-            )
-        },
-        &|e| format!("#jinja2:variable_start_string:'((' , variable_end_string:'))' (( {e} ))"),
-    ];
-    let wrappers: [&dyn Fn(&str) -> String; 3] =
-        [&|s| s.to_owned(), &|s| format!("please {s} thanks"), &|s| {
-            format!("=?utf-8?q?{s}?=")
-        }];
-    for syntax in syntaxes {
-        for expression in expressions {
-            for wrap in wrappers {
+    for syntax in SYNTAXES {
+        for expression in EXPRESSIONS {
+            for wrap in WRAPPERS {
                 payload(&mut out, &|c| wrap(&syntax(&expression(c))));
             }
         }
     }
-    // Ansible's own markers for unsafe and vaulted values, and shells.
-    let others: [&dyn Fn(&str) -> String; 8] = [
-        &|c| format!("{{\"__ansible_unsafe\": \"{{{{ lookup('pipe', '{c}') }}}}\"}}"),
-        &|c| format!("$({c})"),
-        &|c| format!("`{c}`"),
-        &|c| format!("; {c}"),
-        &|c| format!("| {c}"),
-        &|c| format!("&& {c} &&"),
-        &|c| format!("!!python/object/apply:os.system ['{c}']"),
-        &|c| {
-            format!(
-                "{{{{ ''.__class__.__mro__[1].__subclasses__() }}}}{{{{ lookup('pipe','{c}') }}}}"
-            )
-        },
-    ];
-    for other in others {
-        payload(&mut out, other);
+    for other in OTHERS {
+        payload(&mut out, &other);
     }
     // Strings that are not attacks but must arrive exactly: templates that
-    // would compute something, look-alikes, YAML and Ansible specials.
-    let long = "ü".repeat(200);
-    let plain = [
-        "{{ 7*7 }}",
-        "{{7*7}}",
-        "{% if true %}yes{% endif %}",
-        "{# x #}",
-        "{{ ansible_playbook_python }}",
-        "{{ lookup('env', 'HOME') }}",
-        "{{ lookup('file', '/etc/hostname') }}",
-        "{{ range(3) | list }}",
-        "{{",
-        "}}",
-        "{%",
-        "%}",
-        "{#",
-        "#}",
-        "{",
-        "}",
-        "#jinja2:",
-        "#jinja2:trim_blocks:True",
-        "\u{FF5B}\u{FF5B} 7*7 \u{FF5D}\u{FF5D}",
-        "\u{2774}\u{2774} 7*7 \u{2775}\u{2775}",
-        "\u{FE5B}\u{FE5B} 7*7 \u{FE5C}\u{FE5C}",
-        "{\u{200B}{ 7*7 }\u{200B}}",
-        "{\u{301}{ 7*7 }}",
-        "1234",
-        "0",
-        "-0",
-        "+1",
-        "017",
-        "0o17",
-        "0x1F",
-        "0b101",
-        "1_000",
-        "1:20",
-        "1e3",
-        "1.5e+3",
-        "1.",
-        ".5",
-        ".inf",
-        "-.Inf",
-        ".NaN",
-        "190:20:30.15",
-        "no",
-        "No",
-        "NO",
-        "yes",
-        "Yes",
-        "on",
-        "ON",
-        "off",
-        "y",
-        "n",
-        "true",
-        "False",
-        "~",
-        "null",
-        "Null",
-        "NULL",
-        "None",
-        "2001-12-14",
-        "2001-12-14t21:59:43.10-05:00",
-        "2001-12-14 21:59:43.10 -5",
-        "<<",
-        "=",
-        "!",
-        "&",
-        "*",
-        "&anchor",
-        "*alias",
-        "!unsafe x",
-        "!vault x",
-        "$ANSIBLE_VAULT;1.1;AES256",
-        "%YAML 1.1",
-        "---",
-        "...",
-        "- item",
-        "? key",
-        "key: value",
-        "'single'",
-        "[1, 2]",
-        "{a: 1}",
-        "|",
-        "> folded",
-        "@at",
-        "`backtick`",
-        "# comment",
-        "--extra-vars=@/etc/passwd",
-        "-e x=1",
-        "--check",
-        "-",
-        "C:\\Windows\\System32",
-        "a\\nb",
-        "\\u0041",
-        "\u{202E}txt.exe",
-        "Müller",
-        "日本語",
-        "😀",
-        "\u{2028}",
-        "\u{A0}",
-        &long,
-    ];
-    out.extend(plain.iter().map(|s| Hostile {
-        text: (*s).to_owned(),
-        marker: None,
-    }));
+    // would compute something, look-alikes, YAML and Ansible specials (in
+    // tests/fixtures/injection/inert_strings.json), and a long one.
+    let inert: Vec<String> = serde_json::from_slice(&fixture("injection/inert_strings.json"))
+        .unwrap_or_else(|e| panic!("inert_strings.json: {e}"));
+    out.extend(
+        inert
+            .into_iter()
+            .chain(["ü".repeat(200)])
+            .map(|text| Hostile { text, marker: None }),
+    );
     if mail {
         // A mail's captured values are single lines without quotes that a
         // label would stop at; header text never has line breaks.

@@ -52,7 +52,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, OPEN_TRUST, need, repo, unique_id, wait_for, wait_or};
+use crate::support::{Helpdesk, need, repo, swaks, unique_id, wait_for, wait_or};
 
 const SELECTOR: &str = "helpdesk2026";
 
@@ -159,23 +159,16 @@ impl Mx {
     fn deliver(&self, port: u16, message_id: &str, message: &str) -> String {
         let file = self.dir.join(format!("outgoing-{message_id}.eml"));
         fs::write(&file, message).unwrap();
-        let out = Command::new(need("swaks"))
-            .args(["--server", &format!("127.0.0.1:{port}")])
-            .args([
-                "--from",
-                "alice@example.com",
-                "--to",
-                "helpdesk@helpdesk.test",
-            ])
-            .arg("--data")
-            .arg(format!("@{}", file.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "swaks: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        swaks(&[
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--from",
+            "alice@example.com",
+            "--to",
+            "helpdesk@helpdesk.test",
+            "--data",
+            &format!("@{}", file.display()),
+        ]);
         let marker = format!("Message-ID: <{message_id}>");
         let mut found = None;
         wait_or(
@@ -279,9 +272,10 @@ struct Delivered {
 fn delivered_request(port: fn(&Mx) -> u16, extra: impl FnOnce() -> String) -> Delivered {
     let mx = mx();
     let sink = SmtpServer::plain();
-    let desk = Helpdesk::from_defaults().with_echo_playbooks();
-    let config = desk.config_text().replace(OPEN_TRUST, TRUST);
-    let desk = desk.config(&config).replying_to(&sink);
+    let desk = Helpdesk::from_defaults()
+        .with_echo_playbooks()
+        .trusting(TRUST)
+        .replying_to(&sink);
     let id = unique_id();
     let message = mx.deliver(port(mx), &id, &request(&id, &extra()));
     let (above, below) = results(&message);
@@ -330,102 +324,97 @@ fn assert_refused_silently(desk: &Helpdesk, sink: &SmtpServer, message: &str) {
 
 #[test]
 fn a_mail_signed_by_example_com_passes_the_real_opendmarc_and_runs() {
-    let Delivered {
-        message,
-        above,
-        below,
-        desk,
-        sink,
-    } = delivered_request(|mx| mx.submit_port, String::new);
+    let d = delivered_request(|mx| mx.submit_port, String::new);
     assert!(
-        has_dmarc(&above, "pass"),
-        "OpenDMARC wrote no dmarc=pass:\n{message}"
+        has_dmarc(&d.above, "pass"),
+        "OpenDMARC wrote no dmarc=pass:\n{}",
+        d.message
     );
     assert!(
-        above
+        d.above
             .iter()
             .any(|h| h.contains("dkim=pass") && h.contains("header.d=example.com")),
-        "OpenDKIM wrote no dkim=pass:\n{message}"
+        "OpenDKIM wrote no dkim=pass:\n{}",
+        d.message
     );
-    assert!(below.is_empty(), "{below:?}");
-    assert!(message.contains(&format!("s={SELECTOR};")), "{message}");
+    assert!(d.below.is_empty(), "{:?}", d.below);
+    assert!(
+        d.message.contains(&format!("s={SELECTOR};")),
+        "{}",
+        d.message
+    );
 
-    assert_verdict(&desk, &message, "authenticated: ");
-    let out = desk.run(message.as_bytes());
+    assert_verdict(&d.desk, &d.message, "authenticated: ");
+    let out = d.desk.run(d.message.as_bytes());
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let received = desk
+    let received = d
+        .desk
         .received()
         .unwrap_or_else(|| panic!("the playbook did not run: {}", out.stderr));
     assert_eq!(received["targets"], "alice");
     wait_for("the reply", Duration::from_secs(10), || {
-        !sink.received().is_empty()
+        !d.sink.received().is_empty()
     });
-    assert_eq!(sink.only().header("Subject").as_deref(), Some("Re: quota"));
+    assert_eq!(
+        d.sink.only().header("Subject").as_deref(),
+        Some("Re: quota")
+    );
 }
 
 #[test]
 fn an_unsigned_mail_gets_dmarc_fail_from_the_real_opendmarc_and_no_reply() {
-    let Delivered {
-        message,
-        above,
-        desk,
-        sink,
-        ..
-    } = delivered_request(|mx| mx.port, String::new);
+    let d = delivered_request(|mx| mx.port, String::new);
     assert!(
-        has_dmarc(&above, "fail"),
-        "OpenDMARC wrote no dmarc=fail:\n{message}"
+        has_dmarc(&d.above, "fail"),
+        "OpenDMARC wrote no dmarc=fail:\n{}",
+        d.message
     );
-    assert!(!above.iter().any(|h| h.contains("=pass")), "{above:?}");
-    assert_verdict(&desk, &message, "not authenticated: ");
-    assert_refused_silently(&desk, &sink, &message);
+    assert!(
+        !d.above.iter().any(|h| h.contains("=pass")),
+        "{:?}",
+        d.above
+    );
+    assert_verdict(&d.desk, &d.message, "not authenticated: ");
+    assert_refused_silently(&d.desk, &d.sink, &d.message);
 }
 
 #[test]
 fn issue_11_a_forged_dmarc_pass_sent_with_the_mail_loses_to_the_real_milters() {
-    let Delivered {
-        message,
-        above,
-        below,
-        desk,
-        sink,
-    } = delivered_request(|mx| mx.port, input_forgeries);
+    let d = delivered_request(|mx| mx.port, input_forgeries);
     assert!(
-        has_dmarc(&above, "fail"),
-        "OpenDMARC was fooled or wrote nothing:\n{message}"
+        has_dmarc(&d.above, "fail"),
+        "OpenDMARC was fooled or wrote nothing:\n{}",
+        d.message
     );
     // OpenDKIM's RemoveARFrom/RemoveARAll stripped what came with the mail.
     assert!(
-        !message.contains(FORGED) && below.is_empty(),
-        "the forged headers survived the MX:\n{message}"
+        !d.message.contains(FORGED) && d.below.is_empty(),
+        "the forged headers survived the MX:\n{}",
+        d.message
     );
-    assert_verdict(&desk, &message, "not authenticated: ");
-    assert_refused_silently(&desk, &sink, &message);
+    assert_verdict(&d.desk, &d.message, "not authenticated: ");
+    assert_refused_silently(&d.desk, &d.sink, &d.message);
 
     // The same delivered message with the forgery where a milter that
     // strips nothing would have left it, below the MX's Received header
     // (and the real dmarc=fail above it): still not authenticated.
-    let kept = below_the_mx(&message, FORGED);
+    let kept = below_the_mx(&d.message, FORGED);
     assert_eq!(results(&kept).1, [FORGED], "{kept}");
-    assert_verdict(&desk, &kept, "not authenticated: ");
+    assert_verdict(&d.desk, &kept, "not authenticated: ");
 }
 
 #[test]
 fn issue_11_a_forged_dmarc_pass_counts_for_nothing_when_the_mx_writes_none() {
-    let Delivered {
-        message,
-        above,
-        below,
-        desk,
-        sink,
-    } = delivered_request(|mx| mx.bare_port, || format!("{FORGED}\n"));
+    let d = delivered_request(|mx| mx.bare_port, || format!("{FORGED}\n"));
     assert!(
-        above.is_empty(),
-        "the MX wrote results: {above:?}\n{message}"
+        d.above.is_empty(),
+        "the MX wrote results: {:?}\n{}",
+        d.above,
+        d.message
     );
-    assert_eq!(below, [FORGED], "{message}");
-    assert_verdict(&desk, &message, "not authenticated: ");
-    assert_refused_silently(&desk, &sink, &message);
+    assert_eq!(d.below, [FORGED], "{}", d.message);
+    assert_verdict(&d.desk, &d.message, "not authenticated: ");
+    assert_refused_silently(&d.desk, &d.sink, &d.message);
 }
 
 /// Why the README's OpenDKIM settings matter: with an OpenDKIM in front
@@ -434,22 +423,18 @@ fn issue_11_a_forged_dmarc_pass_counts_for_nothing_when_the_mx_writes_none() {
 /// header positions can catch this; only the MX's configuration can.
 #[test]
 fn issue_11_without_remove_ar_the_real_opendmarc_turns_a_forged_spf_pass_into_dmarc_pass() {
-    let Delivered {
-        message,
-        above,
-        below,
-        desk,
-        ..
-    } = delivered_request(|mx| mx.lax_port, input_forgeries);
+    let d = delivered_request(|mx| mx.lax_port, input_forgeries);
     assert!(
-        has_dmarc(&above, "pass"),
-        "OpenDMARC was not fooled this time (then the README can say less):\n{message}"
+        has_dmarc(&d.above, "pass"),
+        "OpenDMARC was not fooled this time (then the README can say less):\n{}",
+        d.message
     );
     assert!(
-        below
+        d.below
             .iter()
             .any(|h| h.contains("spf=pass smtp.mailfrom=example.com")),
-        "{message}"
+        "{}",
+        d.message
     );
-    assert_verdict(&desk, &message, "authenticated: ");
+    assert_verdict(&d.desk, &d.message, "authenticated: ");
 }

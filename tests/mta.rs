@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::smtp::SmtpServer;
-use crate::support::{Helpdesk, need, outcomes, repo, unique_id, wait_for, wait_or};
+use crate::support::{Helpdesk, need, outcomes, repo, swaks, unique_id, wait_for, wait_or};
 
 const NOBODY: u32 = 65534;
 
@@ -132,29 +132,20 @@ impl Postfix {
 
     /// Sends a message with swaks, a real SMTP client.
     fn send(&self, from: &str, subject: &str, message_id: &str, body: &str) {
-        let out = Command::new(need("swaks"))
-            .args([
-                "--server",
-                &format!("127.0.0.1:{}", self.port),
-                "--to",
-                "helpdesk@helpdesk.test",
-                "--from",
-                from,
-            ])
-            .args([
-                "--header",
-                &format!("Subject: {subject}"),
-                "--header",
-                &format!("Message-Id: <{message_id}>"),
-            ])
-            .args(["--body", body])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "swaks: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        swaks(&[
+            "--server",
+            &format!("127.0.0.1:{}", self.port),
+            "--to",
+            "helpdesk@helpdesk.test",
+            "--from",
+            from,
+            "--header",
+            &format!("Subject: {subject}"),
+            "--header",
+            &format!("Message-Id: <{message_id}>"),
+            "--body",
+            body,
+        ]);
     }
 
     fn flush(&self) {

@@ -57,13 +57,11 @@ fn big(from: &str, authentic: bool, size: usize) -> Vec<u8> {
 /// Echo playbooks, real trust settings, replies to `server`, and `extra`
 /// config lines (the limits under test).
 fn desk(server: &SmtpServer, extra: &str) -> Helpdesk {
-    let desk = Helpdesk::from_defaults()
+    Helpdesk::from_defaults()
         .with_echo_playbooks()
-        .replying_to(server);
-    let config = desk
-        .config_text()
-        .replace(crate::support::OPEN_TRUST, TRUST);
-    desk.config(&format!("{config}{extra}"))
+        .replying_to(server)
+        .trusting(TRUST)
+        .adding(extra)
 }
 
 /// The files in `state/<folder>`, sorted.
@@ -129,15 +127,46 @@ fn a_mail_over_the_memory_budget_is_quarantined_answered_once_and_a_duplicate_af
     let rows = desk.log_rows();
     assert_eq!(rows.len(), 2, "{rows:#?}");
     let row = one_quarantined(&rows);
+    assert_quarantined_row(row, &quarantine[0]);
+    assert_eq!(desk.run_logs().len(), 1, "only the small request ran");
+
+    // The sender is told, and nothing of the mail is quoted.
+    assert_told_quoting_nothing(&server, &poison);
+
+    // log and show say so; the metrics count it.
+    assert_log_show_and_metrics_say_so(&desk, row);
+
+    // The same bytes again (an MTA that redelivers): a duplicate, not a
+    // second quarantine, and no second reply.
+    let out = desk.run(&poison);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = desk.log_rows();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert_eq!(rows[0]["outcome"], "duplicate");
+    assert_eq!(rows[0]["duplicate_of"], one_quarantined(&rows)["id"]);
+    assert!(files(&desk, "spool").is_empty());
+    assert_eq!(files(&desk, "quarantine"), quarantine);
+    assert_eq!(server.received().len(), 2);
+
+    // An unauthenticated poison mail is quarantined too, but not answered.
+    let forged = big("mallory@example.com", false, 40 * 1024 * 1024);
+    let out = desk.run(&forged);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = desk.log_rows();
+    assert_eq!(rows[0]["outcome"], "quarantined", "{rows:#?}");
+    assert_eq!(rows[0]["reply"], "none: the sender is not authenticated");
+    assert_eq!(files(&desk, "quarantine").len(), 2);
+    assert_eq!(server.received().len(), 2, "no reply to a forged sender");
+}
+
+/// The journal row of the quarantined mail, kept at `kept`.
+fn assert_quarantined_row(row: &Value, kept: &Path) {
     assert_eq!(
         row["reason"],
         "the decision used more than 64 MiB of memory"
     );
     assert_eq!(row["sender"], "admin@example.com");
-    assert_eq!(
-        row["spool_path"].as_str(),
-        Some(quarantine[0].to_str().unwrap())
-    );
+    assert_eq!(row["spool_path"].as_str(), Some(kept.to_str().unwrap()));
     assert!(
         row["authentication"]
             .as_str()
@@ -152,9 +181,10 @@ fn a_mail_over_the_memory_budget_is_quarantined_answered_once_and_a_duplicate_af
             .starts_with("sent: quarantined reply to admin@example.com"),
         "{row}"
     );
-    assert_eq!(desk.run_logs().len(), 1, "only the small request ran");
+}
 
-    // The sender is told, and nothing of the mail is quoted.
+/// The sender of `poison` got the quarantine reply, quoting nothing of it.
+fn assert_told_quoting_nothing(server: &SmtpServer, poison: &[u8]) {
     let replies = server.received();
     assert_eq!(replies.len(), 2, "a result and the quarantine reply");
     let reply = &replies[1];
@@ -163,24 +193,19 @@ fn a_mail_over_the_memory_budget_is_quarantined_answered_once_and_a_duplicate_af
         reply.header("Subject").as_deref(),
         Some("Re: your mail to the helpdesk")
     );
-    let message_id = String::from_utf8_lossy(&poison)
+    let message_id = String::from_utf8_lossy(poison)
         .lines()
         .find_map(|l| l.strip_prefix("Message-ID: ").map(str::to_owned))
         .unwrap();
     assert_eq!(reply.header("In-Reply-To"), Some(message_id));
-    let body = reply
-        .body()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        body.contains("could not be read: the decision used more than 64 MiB of memory"),
-        "{body}"
-    );
+    reply.assert_body_says("could not be read: the decision used more than 64 MiB of memory");
     assert!(!reply.raw.contains(MARKER), "{}", reply.raw);
     assert!(!reply.raw.contains("storage quota"), "{}", reply.raw);
+}
 
-    // log and show say so; the metrics count it.
+/// `log` and `show` say the mail of `row` was quarantined, and why; the
+/// metrics count it.
+fn assert_log_show_and_metrics_say_so(desk: &Helpdesk, row: &Value) {
     let out = exec(desk.command(&["log", "--outcome", "quarantined"]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let table: Vec<&str> = out.stdout.lines().collect();
@@ -206,28 +231,6 @@ fn a_mail_over_the_memory_budget_is_quarantined_answered_once_and_a_duplicate_af
         metrics.contains("helpdesk_messages_total{request_type=\"\",outcome=\"quarantined\"} 1"),
         "{metrics}"
     );
-
-    // The same bytes again (an MTA that redelivers): a duplicate, not a
-    // second quarantine, and no second reply.
-    let out = desk.run(&poison);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let rows = desk.log_rows();
-    assert_eq!(rows.len(), 3, "{rows:#?}");
-    assert_eq!(rows[0]["outcome"], "duplicate");
-    assert_eq!(rows[0]["duplicate_of"], one_quarantined(&rows)["id"]);
-    assert!(files(&desk, "spool").is_empty());
-    assert_eq!(files(&desk, "quarantine"), quarantine);
-    assert_eq!(server.received().len(), 2);
-
-    // An unauthenticated poison mail is quarantined too, but not answered.
-    let forged = big("mallory@example.com", false, 40 * 1024 * 1024);
-    let out = desk.run(&forged);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let rows = desk.log_rows();
-    assert_eq!(rows[0]["outcome"], "quarantined", "{rows:#?}");
-    assert_eq!(rows[0]["reply"], "none: the sender is not authenticated");
-    assert_eq!(files(&desk, "quarantine").len(), 2);
-    assert_eq!(server.received().len(), 2, "no reply to a forged sender");
 }
 
 #[test]
@@ -363,13 +366,7 @@ fn a_decision_killed_at_the_wall_clock_limit_is_quarantined_and_not_retried() {
     assert_eq!(server.received().len(), 1);
 
     // A second retry finds nothing: no second attempt, no second reply.
-    let out = exec(desk.command(&["-v", "retry"]), b"");
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("0 message(s) handled from the spool"),
-        "{}",
-        out.stderr
-    );
+    exec(desk.command(&["-v", "retry"]), b"").assert_said(0, "0 message(s) handled from the spool");
     assert_eq!(desk.log_rows(), rows);
     assert_eq!(files(&desk, "quarantine"), quarantined);
     assert!(files(&desk, "spool").is_empty());

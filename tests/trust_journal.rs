@@ -8,15 +8,16 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Helpdesk, OPEN_TRUST, echo_playbook, exec, unique_id};
+use crate::support::{Helpdesk, echo_playbook, exec, unique_id};
 
 const TRUST: &str = "authentication: {authserv_id: [mx.example.com], require: dmarc}\naccess:\n  - {requests: ['*'], senders: ['*@example.com']}\n";
 
 /// Echo playbooks, real trust settings, replies as files in outbox/.
 fn desk(extra: &str) -> Helpdesk {
-    let desk = Helpdesk::from_defaults().with_echo_playbooks();
-    let config = desk.config_text().replace(OPEN_TRUST, TRUST) + extra;
-    desk.config(&config)
+    Helpdesk::from_defaults()
+        .with_echo_playbooks()
+        .trusting(TRUST)
+        .adding(extra)
         .with_mail("  transport: folder\n  folder: outbox\n")
 }
 

@@ -109,6 +109,12 @@ pub struct Output {
 }
 
 impl Output {
+    /// Fails unless the exit status is `code` and stderr says `text`.
+    pub fn assert_said(&self, code: i32, text: &str) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        assert!(self.stderr.contains(text), "{}", self.stderr);
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
@@ -258,6 +264,20 @@ impl Helpdesk {
         yaml.clone_into(&mut self.config);
         self.write_config();
         self
+    }
+
+    /// `trust` (authentication and access sections) in place of
+    /// [`OPEN_TRUST`].
+    pub fn trusting(self, trust: &str) -> Self {
+        assert!(self.config.contains(OPEN_TRUST), "{}", self.config);
+        let config = self.config.replace(OPEN_TRUST, trust);
+        self.config(&config)
+    }
+
+    /// `lines` added at the end of config.yaml.
+    pub fn adding(self, lines: &str) -> Self {
+        let config = format!("{}{lines}", self.config);
+        self.config(&config)
     }
 
     /// Replies go to `server` over plain SMTP on loopback.
@@ -423,6 +443,20 @@ pub fn wait_or(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Sends a mail with swaks (a real SMTP client) and `args`; fails with
+/// its transcript when it fails.
+pub fn swaks<S: AsRef<std::ffi::OsStr>>(args: &[S]) {
+    let out = Command::new(need("swaks"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run swaks: {e}"));
+    assert!(
+        out.status.success(),
+        "swaks: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// A Debian tool the mail tests run. Never skipped: when it is missing the

@@ -39,6 +39,13 @@ impl Received {
             .map(|b| b.into_owned())
             .unwrap_or_default()
     }
+
+    /// Fails unless the decoded text body says `text`, with line breaks
+    /// and runs of spaces read as one space (the template wraps its lines).
+    pub fn assert_body_says(&self, text: &str) {
+        let body = self.body().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(body.contains(text), "{body}");
+    }
 }
 
 #[derive(Debug)]
