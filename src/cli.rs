@@ -12,7 +12,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 /// `helpdesk parse` shows all of that without running anything.
 #[derive(Debug, Parser)]
 #[command(name = "helpdesk", version, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The config.yaml to use; without one, `parse` uses the built-in
     /// helpdesk folder and `run` refuses to run
     #[arg(long, global = true, env = "HELPDESK_CONFIG", value_name = "PATH")]
@@ -35,7 +35,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Read one message, decide, and run its playbook (the MTA's pipe command)
     Run {
         /// The message file; standard input when absent or `-`
@@ -86,7 +86,7 @@ pub enum Command {
         diff: Option<PathBuf>,
     },
     /// Create or update a helpdesk folder (an interactive wizard)
-    Setup(Box<SetupArgs>),
+    Setup(Box<crate::commands::setup::SetupArgs>),
     /// Check a helpdesk folder and report problems as file:line: error|warning: message
     Check {
         /// Also connect to the SMTP server
@@ -120,14 +120,14 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 /// `log`'s filters and format.
 #[derive(Debug, Clone, clap::Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Only this sender address
     #[arg(long)]
     pub sender: Option<String>,
@@ -149,26 +149,8 @@ pub struct LogArgs {
     pub format: Format,
 }
 
-/// `setup`'s flags: where the answers come from, the answers themselves
-/// (see [`Answers`](crate::commands::setup::Answers)), and what to do with
-/// changed files.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SetupArgs {
-    /// Take every answer from flags (or --answers); never prompt
-    #[arg(long)]
-    pub non_interactive: bool,
-    /// Take the answers from a YAML file (keys as the flags, with _)
-    #[arg(long, value_name = "FILE")]
-    pub answers: Option<PathBuf>,
-    #[command(flatten)]
-    pub given: crate::commands::setup::Answers,
-    /// In an existing folder, save changed default files as .bak and replace them (default: keep them)
-    #[arg(long)]
-    pub replace_changed: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }

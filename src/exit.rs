@@ -32,13 +32,13 @@ impl From<Status> for ExitCode {
 
 /// An error on its way out, with the status it ends the program with.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub status: Status,
     pub error: anyhow::Error,
 }
 
 impl Failure {
-    pub fn new(status: Status, error: impl Into<anyhow::Error>) -> Self {
+    pub(crate) fn new(status: Status, error: impl Into<anyhow::Error>) -> Self {
         Self {
             status,
             error: error.into(),

@@ -15,16 +15,18 @@
 //! commands/  the subcommands, check, setup, replay, and what they print
 //! ```
 
-pub mod cli;
-pub mod commands;
-pub mod decide;
-pub mod delivery;
-pub mod desk;
-pub mod exit;
+mod cli;
+mod commands;
+mod decide;
+mod delivery;
+mod desk;
+mod exit;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod mail;
-pub mod outcome;
-pub mod pipeline;
-pub mod reply;
-pub mod run;
+mod mail;
+mod outcome;
+mod pipeline;
+mod reply;
+mod run;
+
+pub use commands::main;

@@ -17,7 +17,7 @@ use crate::run::ansible;
 /// A word that is none of a vocabulary's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {word:?}")]
-pub struct UnknownWord {
+pub(crate) struct UnknownWord {
     /// `outcome` or `state`.
     pub what: &'static str,
     pub word: String,
@@ -41,10 +41,11 @@ macro_rules! words {
 
         impl $name {
             /// Every variant, in declaration order.
-            pub const ALL: &[Self] = &[$(Self::$variant),+];
+            #[cfg(test)]
+            pub(crate) const ALL: &[Self] = &[$(Self::$variant),+];
 
             /// The word stored and printed.
-            pub const fn as_str(self) -> &'static str {
+            pub(crate) const fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $word,)+
                 }
@@ -89,7 +90,7 @@ macro_rules! words {
 words! {
     /// What became of a message: the journal's `outcome` column, the
     /// value of `log --outcome`, the metrics' `outcome` label.
-    pub enum Outcome ("outcome") {
+    pub(crate) enum Outcome ("outcome") {
         /// The playbook succeeded, or a help request was answered.
         Done => "done",
         /// The playbook failed (an exit code, or a signal).
@@ -116,7 +117,7 @@ words! {
 
 words! {
     /// Where a journal row is in its life (its `state` column).
-    pub enum State ("state") {
+    pub(crate) enum State ("state") {
         /// A delivery owns the message; nothing has started.
         Claimed => "claimed",
         /// Its playbook is running.

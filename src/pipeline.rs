@@ -23,7 +23,7 @@ use crate::run::slots;
 
 /// A mail decided before the journal sees it.
 #[derive(Debug)]
-pub struct Decided {
+pub(crate) struct Decided {
     keywords: Keywords,
     decision: Decision,
     secrets: Secrets,
@@ -34,12 +34,12 @@ impl Decided {
     /// secret, perhaps encoded (base64, quoted-printable, RFC 2047), where
     /// no redaction could be sure to find every copy: such a mail is not
     /// archived.
-    pub fn has_secrets(&self) -> bool {
+    pub(crate) fn has_secrets(&self) -> bool {
         self.secrets.any()
     }
 
     /// Whether the sender is proven (the claim key depends on it).
-    pub fn authenticated(&self) -> bool {
+    pub(crate) fn authenticated(&self) -> bool {
         self.decision.authentication.is_yes()
     }
 }
@@ -50,7 +50,7 @@ impl Decided {
 /// secret values it gave replaced by `[redacted]`, and the raw subject is
 /// never written to disk (not even to the journal's WAL). An error means
 /// the helpdesk folder cannot be read: nothing can be handled now.
-pub fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
+pub(crate) fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
     crate::mail::thread::cut_repeats(&config.state_dir, mail);
     let keywords = config.desk.keywords()?;
     let decision = decide::decide(config, &keywords, mail)?;
@@ -69,7 +69,7 @@ pub fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
 /// `on_running` is asked, with the record, just before the playbook starts
 /// whether it may start (`limits.runs_per_sender_per_hour`); its error is
 /// this one's.
-pub fn handle(
+pub(crate) fn handle(
     config: &Config,
     mail: &Mail,
     decided: &Decided,
@@ -212,7 +212,7 @@ fn note_run(run: &ansible::Run, secrets: &Secrets, record: &mut Record, id: &str
     // A playbook may print a secret it was given; what it printed stays in
     // the state folder and `show` prints it.
     for file in [run.log.clone(), run.log.with_extension("json")] {
-        if let Err(e) = secrets.scrub_file(&file) {
+        if let Err(e) = ansible::scrub_secrets(secrets, &file) {
             tracing::warn!("{id}: cannot redact secrets in {}: {e}", file.display());
         }
     }

@@ -235,7 +235,7 @@ fn issue_11_every_hostile_string_reaches_ansible_verbatim_and_never_runs() {
 
     // helpdesk's vars file.
     let yaml_file = dir.path().join("vars.yaml");
-    fs::write(&yaml_file, helpdesk::run::ansible::extra_vars_yaml(&vars)).unwrap();
+    fs::write(&yaml_file, helpdesk::fuzzing::extra_vars_yaml(&vars)).unwrap();
     let result = run_ansible(dir.path(), &playbook, &yaml_file);
     assert!(
         result.status.success(),

@@ -17,7 +17,7 @@ use crate::desk::keywords::Keywords;
 use crate::desk::{DeskErrorKind, HELP, Located};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub(crate) enum Severity {
     Error,
     Warning,
     /// Not a problem: what the configuration means.
@@ -26,7 +26,7 @@ pub enum Severity {
 
 /// One problem, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub file: String,
     pub line: Option<u64>,
     pub severity: Severity,
@@ -79,7 +79,7 @@ impl Report {
 
 /// Checks the folder that `config_path` describes. `online` also talks to
 /// the SMTP server.
-pub fn check(config_path: &Path, online: bool) -> Vec<Problem> {
+pub(crate) fn check(config_path: &Path, online: bool) -> Vec<Problem> {
     let mut report = Report::default();
     let shown = config_path.display().to_string();
     let config = match Config::load(config_path) {
@@ -466,11 +466,6 @@ fn check_smtp(report: &mut Report, shown: &str, config: &Config) {
         ),
         None => report.error(shown, None, format!("mail.smtp: cannot resolve {address}")),
     }
-}
-
-/// Whether the problems include an error (not only warnings).
-pub fn has_errors(problems: &[Problem]) -> bool {
-    problems.iter().any(|p| p.severity == Severity::Error)
 }
 
 #[cfg(test)]

@@ -1,16 +1,25 @@
+//! **The edges a person touches.** Owns the subcommands (`execute`), what
+//! they print (`report`, through `terminal`'s escaping), `check`, `setup`
+//! and `replay`. Turns arguments into calls on the stages and results into
+//! exit statuses; holds no pipeline logic of its own.
+//!
 //! The subcommands: each turns arguments into a pipeline run and an exit
 //! status. `parse` is the pipeline without its edges; `run` adds them.
 
-pub mod check;
-pub mod replay;
-pub mod report;
-pub mod setup;
-pub mod terminal;
+pub(crate) mod check;
+mod logging;
+pub(crate) mod replay;
+pub(crate) mod report;
+pub(crate) mod setup;
+pub(crate) mod terminal;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::anyhow;
+
+use clap::Parser as _;
 
 use crate::cli::{Cli, Command, Format, LogArgs};
 use crate::decide;
@@ -22,7 +31,36 @@ use crate::mail;
 use crate::outcome::Outcome;
 use crate::run::ansible;
 
-pub fn execute(cli: Cli) -> Result<Status, Failure> {
+/// The whole program: parse arguments, set up logging, run a command,
+/// turn the result into an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.log_format, cli.log_file.as_deref());
+    // A bug must never turn into a bounce: an MTA bounces a message on a
+    // panic's status 101, but keeps it and retries on 75.
+    let takes_mail = matches!(
+        cli.command,
+        Command::Run { .. } | Command::Retry | Command::Worker { .. }
+    );
+    match std::panic::catch_unwind(move || execute(cli)) {
+        Ok(Ok(status)) => status.into(),
+        Ok(Err(failure)) => {
+            eprintln!("helpdesk: {:#}", failure.error);
+            failure.status.into()
+        }
+        Err(_) => {
+            eprintln!("helpdesk: internal error (a bug, reported above); please report it");
+            if takes_mail {
+                Status::TempFail
+            } else {
+                Status::Software
+            }
+            .into()
+        }
+    }
+}
+
+pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
     let program = program(&cli);
     match cli.command {
         Command::Parse {
@@ -356,7 +394,7 @@ fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
     })
 }
 
-fn setup(args: &crate::cli::SetupArgs) -> Result<Status, Failure> {
+fn setup(args: &setup::SetupArgs) -> Result<Status, Failure> {
     let usage = |e: anyhow::Error| Failure::new(Status::Usage, e);
     let answers = setup::answers(args).map_err(usage)?;
     answers.validate().map_err(usage)?;

@@ -28,7 +28,7 @@ use crate::outcome::Verdict;
 
 /// One message of the mailbox.
 #[derive(Debug)]
-pub struct Source {
+pub(crate) struct Source {
     /// `file.eml`, `Maildir/cur/…`, or `mbox#12`.
     pub name: String,
     body: Body,
@@ -60,7 +60,7 @@ impl Source {
 
 /// Lists an mbox file, a Maildir (`cur/` and `new/`), or a folder of
 /// `.eml` files, in name order.
-pub fn read_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
+pub(crate) fn read_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
     let shown = path.display().to_string();
     if path.is_file() {
         let file = std::fs::File::open(path).with_context(|| shown.clone())?;
@@ -113,7 +113,7 @@ pub fn read_sources(path: &Path) -> anyhow::Result<Vec<Source>> {
 /// What would happen to a message, in one word or two: the words of
 /// `Verdict` (the order `run` answers in), after the loop check `run` makes
 /// first.
-pub fn verdict(config: &Config, mail: &mail::Mail, decision: &Decision) -> String {
+pub(crate) fn verdict(config: &Config, mail: &mail::Mail, decision: &Decision) -> String {
     if let Some(silence) =
         loops::silence(mail, config.helpdesk_address.as_deref()).filter(|s| s.drops_request())
     {
@@ -132,7 +132,7 @@ fn short_silence(silence: &loops::Silence) -> &'static str {
 /// What one helpdesk folder decided about one message: its verdict, its
 /// variables (for `--diff`) and, when asked for, its JSON line.
 #[derive(Debug)]
-pub struct Replayed {
+pub(crate) struct Replayed {
     pub verdict: String,
     /// Kept for `--diff` only.
     pub vars: Map<String, Value>,
@@ -207,7 +207,7 @@ fn replay_one(
 /// Decides every source with each of `configs` (the second one is
 /// `--diff`'s), in parallel: each message is read once. Returns, per
 /// config, the outcomes in source order.
-pub fn decide_all(
+pub(crate) fn decide_all(
     configs: &[&Config],
     sources: &[Source],
     jsonl: bool,
@@ -259,7 +259,7 @@ pub fn decide_all(
 }
 
 /// The summary table: how many messages got each verdict.
-pub fn summary(outcomes: &[Replayed]) -> String {
+pub(crate) fn summary(outcomes: &[Replayed]) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for outcome in outcomes {
         *counts.entry(&outcome.verdict).or_default() += 1;

@@ -19,14 +19,14 @@ use crate::run::ansible::{self, VARS_FILE_PLACEHOLDER};
 
 /// The reply `run` would send, or why it would send none.
 #[derive(Debug, Clone)]
-pub enum Preview {
+pub(crate) enum Preview {
     Reply(Reply),
     None(String),
 }
 
 /// What `run` would answer, without sending anything or counting it
 /// against the reply limit.
-pub fn preview(
+pub(crate) fn preview(
     config: &Config,
     keywords: &Keywords,
     mail: &Mail,
@@ -60,7 +60,7 @@ fn preview_json(preview: &Preview) -> Value {
 }
 
 /// The JSON object of `parse --format json`.
-pub fn json(
+pub(crate) fn json(
     config: &Config,
     mail: &Mail,
     decision: &Decision,
@@ -91,7 +91,7 @@ pub fn json(
 }
 
 /// The text of `parse --format text`.
-pub fn text(
+pub(crate) fn text(
     config: &Config,
     mail: &Mail,
     decision: &Decision,
@@ -264,7 +264,7 @@ fn explanation(config: &Config, mail: &Mail, decision: &Decision) -> Vec<String>
 }
 
 /// `helpdesk log`: one line per row.
-pub fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
+pub(crate) fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -314,7 +314,7 @@ pub fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
 }
 
 /// `helpdesk show`: every field of a row, then its run log.
-pub fn show_row(row: &crate::delivery::journal::Row) -> String {
+pub(crate) fn show_row(row: &crate::delivery::journal::Row) -> String {
     let mut out = String::new();
     let line = |out: &mut String, name: &str, value: Option<String>| {
         let value = value.unwrap_or_else(|| "-".into());

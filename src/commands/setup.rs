@@ -19,9 +19,26 @@ use dialoguer::theme::{ColorfulTheme, Theme};
 use dialoguer::{Confirm, Input, Password, Select};
 use serde::{Deserialize, Deserializer};
 
-use crate::cli::SetupArgs;
 use crate::desk;
 use crate::desk::config::{Config, Position, Require, Security};
+
+/// `setup`'s flags: where the answers come from, the answers themselves
+/// (see [`Answers`]), and what to do with
+/// changed files.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SetupArgs {
+    /// Take every answer from flags (or --answers); never prompt
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Take the answers from a YAML file (keys as the flags, with _)
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    #[command(flatten)]
+    pub given: Answers,
+    /// In an existing folder, save changed default files as .bak and replace them (default: keep them)
+    #[arg(long)]
+    pub replace_changed: bool,
+}
 
 /// Everything the wizard asks. The same answers come as flags or as a
 /// YAML file whose keys are the fields (`senders`, `admins` and
@@ -29,7 +46,7 @@ use crate::desk::config::{Config, Position, Require, Security};
 /// `--any-account`); the doc comments are the flags' help.
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
-pub struct Answers {
+pub(crate) struct Answers {
     /// The helpdesk folder to create or update
     #[arg(long)]
     #[serde(deserialize_with = "given")]
@@ -103,7 +120,7 @@ fn negated<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum TransportChoice {
+pub(crate) enum TransportChoice {
     #[default]
     Smtp,
     Sendmail,
@@ -172,7 +189,7 @@ impl Answers {
     }
 
     /// Checks what a prompt's validator would, for answers from flags or a file.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         let (_, domain) = self
             .required()
             .map_err(|flag| anyhow!("no answer for {flag}"))?;
@@ -214,7 +231,7 @@ fn default_dir() -> PathBuf {
     }
 }
 
-pub fn valid_domain(domain: &str) -> Result<(), String> {
+pub(crate) fn valid_domain(domain: &str) -> Result<(), String> {
     let labels: Vec<&str> = domain.split('.').collect();
     let ok = labels.len() >= 2
         && domain.len() <= 253
@@ -232,7 +249,7 @@ pub fn valid_domain(domain: &str) -> Result<(), String> {
     }
 }
 
-pub fn valid_address(address: &str) -> Result<(), String> {
+pub(crate) fn valid_address(address: &str) -> Result<(), String> {
     address.parse::<lettre::Address>().map(|_| ()).map_err(|_| {
         format!("{address:?} is not a mail address: write it like helpdesk@example.com")
     })
@@ -286,7 +303,7 @@ const POSITIONS: &[(&str, Position)] = &[
 
 /// The interactive wizard; an existing folder's config.yaml gives the
 /// default domain when re-run.
-pub fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
+pub(crate) fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
     let theme = ColorfulTheme::default();
     let dir = PathBuf::from(line(
         &theme,
@@ -462,14 +479,14 @@ fn previous_domain(dir: &Path) -> Option<String> {
 
 /// What to do with a default file the user changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Changed {
+pub(crate) enum Changed {
     Keep,
     BackUpAndReplace,
 }
 
 /// Writes the folder; `decide` is asked about each changed default file.
 /// Returns the folder's absolute path and what was done.
-pub fn write(
+pub(crate) fn write(
     answers: &Answers,
     decide: &mut dyn FnMut(&Path) -> Changed,
 ) -> anyhow::Result<(PathBuf, Vec<String>)> {
@@ -588,7 +605,7 @@ fn list(items: &[String]) -> String {
 }
 
 /// The config file, with comments; `config.example.yaml` documents more.
-pub fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
+pub(crate) fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> String {
     let mut out = String::from(
         "# config.yaml for helpdesk, written by `helpdesk setup` (re-run it to change the\n# answers; config.example.yaml in the helpdesk sources documents every key).\n\n",
     );
@@ -710,7 +727,7 @@ pub(crate) fn dry_run(config_path: &Path) -> Result<String, desk::DeskError> {
 }
 
 /// The snippets to paste into the MTA or fetcher, for this install.
-pub fn snippets(binary: &Path, config: &Path) -> String {
+pub(crate) fn snippets(binary: &Path, config: &Path) -> String {
     let command = format!("{} --config {} run", binary.display(), config.display());
     format!(
         "Postfix (/etc/aliases, then newaliases):\n    helpdesk: \"|{command}\"\n\nprocmail (~/.procmailrc):\n    :0 w\n    | {command}\n\nfdm (~/.fdm.conf):\n    action \"helpdesk\" pipe \"{command}\"\n    match all action \"helpdesk\"\n"
@@ -718,7 +735,7 @@ pub fn snippets(binary: &Path, config: &Path) -> String {
 }
 
 /// Refuses to prompt without a terminal.
-pub fn require_terminal() -> anyhow::Result<()> {
+pub(crate) fn require_terminal() -> anyhow::Result<()> {
     if std::io::stdin().is_terminal() {
         Ok(())
     } else {

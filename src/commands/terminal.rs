@@ -58,7 +58,7 @@ fn replace(
 
 /// `text` with everything outside the allow-list (line breaks included)
 /// shown as an escape: for one value on one line.
-pub fn escape(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
     replace(text, shown, |out, c| match c {
         '\t' => out.push_str("\\t"),
         '\n' => out.push_str("\\n"),
@@ -71,7 +71,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 
 /// `escape` for each line of a block of text (a run log, a reply body):
 /// the line breaks stay, everything else is escaped.
-pub fn escape_lines(text: &str) -> String {
+pub(crate) fn escape_lines(text: &str) -> String {
     text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
 }
 
@@ -81,7 +81,7 @@ pub fn escape_lines(text: &str) -> String {
 /// `"` and `\`); DEL, C1 controls such as U+009B (CSI) and the bidi
 /// controls it writes as they are. Outside its strings it writes only
 /// printable ASCII and JSON white space, which pass.
-pub fn escape_json(json: &str) -> Cow<'_, str> {
+pub(crate) fn escape_json(json: &str) -> Cow<'_, str> {
     replace(
         json,
         |c| shown(c) || matches!(c, ' ' | '\n' | '\t' | '\r'),

@@ -23,7 +23,7 @@
 
 /// One parsed header.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AuthResults {
+pub(crate) struct AuthResults {
     /// Lower case.
     pub authserv_id: String,
     /// The `authres-version` after the authserv-id, when given.
@@ -32,7 +32,7 @@ pub struct AuthResults {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MethodResult {
+pub(crate) struct MethodResult {
     /// Lower case: `dmarc`, `dkim`, `spf`...
     pub method: String,
     /// `dkim/1` gives `1`.
@@ -47,7 +47,7 @@ pub struct MethodResult {
 }
 
 impl MethodResult {
-    pub fn property(&self, name: &str) -> Option<&str> {
+    pub(crate) fn property(&self, name: &str) -> Option<&str> {
         self.properties
             .iter()
             .find(|(k, _)| k == name)
@@ -58,7 +58,7 @@ impl MethodResult {
 /// A header that does not follow the grammar.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("character {at}: {what}")]
-pub struct Malformed {
+pub(crate) struct Malformed {
     /// The authserv-id, when the header got that far: a malformed header
     /// claiming a trusted id must not simply be skipped.
     pub authserv_id: Option<String>,
@@ -68,7 +68,7 @@ pub struct Malformed {
 }
 
 /// Parses a header value (folded or not).
-pub fn parse(value: &str) -> Result<AuthResults, Malformed> {
+pub(crate) fn parse(value: &str) -> Result<AuthResults, Malformed> {
     let mut parser = Parser {
         chars: value.chars().collect(),
         pos: 0,

@@ -13,7 +13,7 @@ use crate::mail::Mail;
 
 /// Why a mail gets no reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Silence {
+pub(crate) enum Silence {
     OwnLoop,
     AutoSubmitted(String),
     Precedence(String),
@@ -26,7 +26,7 @@ pub enum Silence {
 
 impl Silence {
     /// Dropped: not acted upon at all, not only left unanswered.
-    pub fn drops_request(&self) -> bool {
+    pub(crate) fn drops_request(&self) -> bool {
         matches!(self, Self::OwnLoop | Self::AutoSubmitted(_))
     }
 }
@@ -53,7 +53,7 @@ impl fmt::Display for Silence {
 
 /// The first reason not to answer `mail`, if any. `own_address` is the
 /// helpdesk's address, which is what our replies put in X-Loop.
-pub fn silence(mail: &Mail, own_address: Option<&str>) -> Option<Silence> {
+pub(crate) fn silence(mail: &Mail, own_address: Option<&str>) -> Option<Silence> {
     let m = &mail.markers;
     if let Some(own) = own_address
         && m.x_loop.iter().any(|v| v.eq_ignore_ascii_case(own))

@@ -1,13 +1,21 @@
+//! **Stages 2–4, decide: `Mail` → `Decision`.** Owns classify (the
+//! subject against `desk::keywords`), extract (the body through the request
+//! type's `desk::phrasebook`), trust (`authres`, `trust`: is the sender
+//! proven and granted this request), the loop rules (`loops`) and which
+//! values are secret (`redact`). Plain functions of the mail and the desk:
+//! may not start processes, send mail or write to the state folder, so that
+//! `parse` and `replay` run exactly this code with no side effects.
+//!
 //! The decision for one mail, passed from the pipeline's stages to its edges.
 //!
 //! `decide` is the whole of `parse`: classify the subject, extract the
 //! variables, check who is asking (`trust`), find the playbook. `run` takes the same `Decision` and hands
 //! it to `ansible`, so the dry run and the real run cannot drift apart.
 
-pub mod authres;
-pub mod loops;
-pub mod redact;
-pub mod trust;
+pub(crate) mod authres;
+pub(crate) mod loops;
+pub(crate) mod redact;
+pub(crate) mod trust;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +32,7 @@ use crate::mail::Mail;
 
 /// What the helpdesk will do with a mail.
 #[derive(Debug, Clone)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub request_type: Option<String>,
     /// `None` for unclassified mail and for `help`, which runs no playbook.
     pub playbook: Option<Playbook>,
@@ -53,7 +61,7 @@ pub struct Decision {
 /// Decides mail after mail with one helpdesk folder, loading each
 /// phrasebook and playbook path once (`replay` decides thousands).
 #[derive(Debug)]
-pub struct Decider<'a> {
+pub(crate) struct Decider<'a> {
     config: &'a Config,
     keywords: &'a Keywords,
     phrasebooks: Mutex<HashMap<String, Arc<Phrasebook>>>,
@@ -61,12 +69,16 @@ pub struct Decider<'a> {
 }
 
 /// Decides one mail.
-pub fn decide(config: &Config, keywords: &Keywords, mail: &Mail) -> Result<Decision, DeskError> {
+pub(crate) fn decide(
+    config: &Config,
+    keywords: &Keywords,
+    mail: &Mail,
+) -> Result<Decision, DeskError> {
     Decider::new(config, keywords).decide(mail)
 }
 
 impl<'a> Decider<'a> {
-    pub fn new(config: &'a Config, keywords: &'a Keywords) -> Self {
+    pub(crate) fn new(config: &'a Config, keywords: &'a Keywords) -> Self {
         Self {
             config,
             keywords,
@@ -101,7 +113,7 @@ impl<'a> Decider<'a> {
         Ok(playbook)
     }
 
-    pub fn decide(&self, mail: &Mail) -> Result<Decision, DeskError> {
+    pub(crate) fn decide(&self, mail: &Mail) -> Result<Decision, DeskError> {
         let (config, keywords) = (self.config, self.keywords);
         let mut decision = undecided(config, mail);
         if mail.truncated {
@@ -243,7 +255,7 @@ fn access(
 impl Decision {
     /// The subject as it may be stored and shown: every secret value the
     /// mail gave replaced by `[redacted]`.
-    pub fn subject(&self) -> &str {
+    pub(crate) fn subject(&self) -> &str {
         self.vars
             .get("subject")
             .and_then(Value::as_str)
@@ -251,7 +263,7 @@ impl Decision {
     }
 
     /// True when `run` would start the playbook.
-    pub fn runs_playbook(&self) -> bool {
+    pub(crate) fn runs_playbook(&self) -> bool {
         self.playbook.is_some()
             && !self.too_large
             && self.authentication.is_yes()
@@ -262,7 +274,7 @@ impl Decision {
 
     /// Where a byte offset of `searched` lies, for people: `subject column 5`
     /// or `body line 3`.
-    pub fn locate(&self, offset: usize) -> String {
+    pub(crate) fn locate(&self, offset: usize) -> String {
         if offset <= self.topic_len {
             let column = self.searched.get(..offset).map_or(0, |s| s.chars().count()) + 1;
             return format!("subject, column {column}");

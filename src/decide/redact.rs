@@ -10,16 +10,16 @@
 
 use serde_json::{Map, Value};
 
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// The secret values of one request.
 #[derive(Debug, Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     names: Vec<String>,
     values: Vec<String>,
 }
 
-pub fn is_secret_name(name: &str, listed: &[String]) -> bool {
+pub(crate) fn is_secret_name(name: &str, listed: &[String]) -> bool {
     let lower = name.to_ascii_lowercase();
     ["password", "secret", "token"]
         .iter()
@@ -28,7 +28,7 @@ pub fn is_secret_name(name: &str, listed: &[String]) -> bool {
 }
 
 impl Secrets {
-    pub fn new(vars: &Map<String, Value>, listed: &[String]) -> Self {
+    pub(crate) fn new(vars: &Map<String, Value>, listed: &[String]) -> Self {
         let mut secrets = Self::default();
         for (name, value) in vars {
             if !is_secret_name(name, listed) {
@@ -45,7 +45,7 @@ impl Secrets {
     }
 
     /// The vars with secret values replaced.
-    pub fn redact_vars(&self, vars: &Map<String, Value>) -> Map<String, Value> {
+    pub(crate) fn redact_vars(&self, vars: &Map<String, Value>) -> Map<String, Value> {
         vars.iter()
             .map(|(name, value)| {
                 let hidden = self.names.contains(name) && !value.is_null();
@@ -60,47 +60,12 @@ impl Secrets {
     }
 
     /// Whether the request gave any secret value (an empty one is none).
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         !self.values.is_empty()
     }
 
-    /// Rewrites a file (a run log, Ansible's result JSON) with every secret
-    /// value replaced, line by line (a secret value never holds a line
-    /// break), into a 0600 file that takes the original's place. Nothing to
-    /// do when the request gave no secret or the file does not exist.
-    pub fn scrub_file(&self, path: &std::path::Path) -> std::io::Result<()> {
-        use std::io::{BufRead, BufWriter, Write};
-        if !self.any() {
-            return Ok(());
-        }
-        let input = match std::fs::File::open(path) {
-            Ok(file) => std::io::BufReader::new(file),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        let scrubbed = tempfile::Builder::new()
-            .prefix(".scrub-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(dir)?;
-        let mut out = BufWriter::new(scrubbed.as_file());
-        for line in input.split(b'\n') {
-            let line = line?;
-            // Ansible writes UTF-8; bytes that are not are kept as they are.
-            match std::str::from_utf8(&line) {
-                Ok(text) => out.write_all(self.scrub(text).as_bytes())?,
-                Err(_) => out.write_all(&line)?,
-            }
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-        drop(out);
-        scrubbed.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    }
-
     /// Text with every occurrence of a secret value replaced.
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for value in &self.values {
             if out.contains(value.as_str()) {

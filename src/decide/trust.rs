@@ -49,13 +49,13 @@ use crate::mail::{Mail, Trace};
 
 /// Whether the From address is proven, and how or why not.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Authenticated {
+pub(crate) enum Authenticated {
     Yes(String),
     No(String),
 }
 
 impl Authenticated {
-    pub fn is_yes(&self) -> bool {
+    pub(crate) fn is_yes(&self) -> bool {
         matches!(self, Self::Yes(_))
     }
 }
@@ -69,7 +69,7 @@ impl fmt::Display for Authenticated {
     }
 }
 
-pub fn authenticate(settings: Option<&Authentication>, mail: &Mail) -> Authenticated {
+pub(crate) fn authenticate(settings: Option<&Authentication>, mail: &Mail) -> Authenticated {
     let Some(settings) = settings else {
         return Authenticated::No(
             "config.yaml has no authentication: section, so no sender is trusted (see config.example.yaml)".into(),
@@ -360,13 +360,13 @@ fn aligned_domain(d: &str, from_domain: &str) -> bool {
 
 /// Whether the sender may ask for the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     Allowed(String),
     Denied(String),
 }
 
 impl Access {
-    pub fn is_allowed(&self) -> bool {
+    pub(crate) fn is_allowed(&self) -> bool {
         matches!(self, Self::Allowed(_))
     }
 }
@@ -382,7 +382,7 @@ impl fmt::Display for Access {
 
 /// What a request asks for, as far as the grants care.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Asked<'a> {
+pub(crate) struct Asked<'a> {
     /// The account the request is about (`targets`), when it names one.
     pub targets: Option<&'a str>,
     /// The fields it sets (`phrasebook::fields_set`).
@@ -401,7 +401,7 @@ pub struct Asked<'a> {
 /// has a `*self*` section, and every field it sets is listed there. A type
 /// without `*self*` is for administrators only. `help` runs nothing, so no
 /// scope restricts it.
-pub fn access(
+pub(crate) fn access(
     grants: Option<&[Grant]>,
     request_type: &str,
     sender: &str,

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::delivery::state;
-pub use crate::outcome::{Outcome, State};
+pub(crate) use crate::outcome::{Outcome, State};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -82,7 +82,7 @@ const RUN_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Upper bounds of the run-duration histogram's buckets, in milliseconds;
 /// longer runs fall in the `+Inf` bucket.
-pub const DURATION_BUCKETS_MS: &[u64] = &[
+pub(crate) const DURATION_BUCKETS_MS: &[u64] = &[
     1_000, 5_000, 15_000, 30_000, 60_000, 300_000, 900_000, 1_800_000, 3_600_000,
 ];
 
@@ -163,9 +163,9 @@ fn has_column(connection: &Connection, table: &str, column: &str) -> rusqlite::R
 }
 
 /// Where a row is in its life (short names for `State`'s variants).
-pub const CLAIMED: State = State::Claimed;
-pub const RUNNING: State = State::Running;
-pub const FINISHED: State = State::Finished;
+pub(crate) const CLAIMED: State = State::Claimed;
+pub(crate) const RUNNING: State = State::Running;
+pub(crate) const FINISHED: State = State::Finished;
 
 /// The journal stores the vocabularies' words, and reads them back.
 macro_rules! sql_words {
@@ -190,7 +190,7 @@ macro_rules! sql_words {
 sql_words!(Outcome, State);
 
 #[derive(Debug, thiserror::Error)]
-pub enum JournalError {
+pub(crate) enum JournalError {
     #[error("{path}: journal: {cause}")]
     Sqlite {
         path: String,
@@ -232,14 +232,14 @@ fn make_private(state_dir: &Path) -> Result<(), JournalError> {
 }
 
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     connection: Connection,
     path: PathBuf,
 }
 
 /// The result of trying to claim a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// This delivery owns the message: row id.
     Claimed(i64),
     /// Another delivery claimed it first (its row id); ours is recorded as
@@ -249,7 +249,7 @@ pub enum Claim {
 
 /// Whether a request's playbook may start (`Journal::start_run`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// The row is marked running; the run counts against the sender.
     Run,
     /// The sender already started `limit` runs in the past hour: nothing
@@ -261,7 +261,7 @@ pub enum Start {
 
 /// What a claim records up front.
 #[derive(Debug, Clone)]
-pub struct Arrival<'a> {
+pub(crate) struct Arrival<'a> {
     pub key: &'a str,
     pub message_id: Option<&'a str>,
     pub sender: Option<&'a str>,
@@ -272,7 +272,7 @@ pub struct Arrival<'a> {
 
 /// What happened, filled in as the message goes through the pipeline.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Record {
+pub(crate) struct Record {
     pub request_type: Option<String>,
     /// Redacted.
     pub vars: Option<String>,
@@ -289,7 +289,7 @@ pub struct Record {
 
 /// One row, for `log` and `show`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub id: i64,
     pub key: String,
     pub message_id: Option<String>,
@@ -310,7 +310,7 @@ pub struct Row {
 
 /// What the metrics are made of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// (request type, outcome, count)
     pub counts: Vec<(String, Outcome, u64)>,
     /// Playbook runs per bucket of `DURATION_BUCKETS_MS` (not cumulative),
@@ -322,7 +322,7 @@ pub struct Totals {
 
 /// Filters for `helpdesk log`.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     pub sender: Option<String>,
     pub request_type: Option<String>,
     pub outcome: Option<Outcome>,
@@ -361,7 +361,7 @@ fn refuse(
 impl Journal {
     /// Opens (creating) `state_dir/journal.sqlite`, in WAL mode, waiting up
     /// to `busy` for a lock held by another delivery.
-    pub fn open(state_dir: &Path, busy: Duration) -> Result<Self, JournalError> {
+    pub(crate) fn open(state_dir: &Path, busy: Duration) -> Result<Self, JournalError> {
         let path = state::journal(state_dir);
         let error = |cause| JournalError::Sqlite {
             path: path.display().to_string(),
@@ -447,7 +447,7 @@ impl Journal {
 
     /// Claims `arrival.key` atomically: of any number of concurrent
     /// deliveries of one message, exactly one gets `Claimed`.
-    pub fn claim(&mut self, arrival: &Arrival<'_>) -> Result<Claim, JournalError> {
+    pub(crate) fn claim(&mut self, arrival: &Arrival<'_>) -> Result<Claim, JournalError> {
         let error = |cause| JournalError::Sqlite {
             path: self.path.display().to_string(),
             cause,
@@ -495,7 +495,7 @@ impl Journal {
 
     /// Takes over a row whose claimer died (`from`), for a retry. Exactly
     /// one of several concurrent retries succeeds.
-    pub fn take_over(
+    pub(crate) fn take_over(
         &mut self,
         id: i64,
         from: Option<&str>,
@@ -514,7 +514,7 @@ impl Journal {
 
     /// Gives a claim up (nothing ran): the row goes, so that the MTA's next
     /// delivery of the message can claim it afresh.
-    pub fn abandon(&self, id: i64) -> Result<(), JournalError> {
+    pub(crate) fn abandon(&self, id: i64) -> Result<(), JournalError> {
         self.connection
             .execute(
                 "DELETE FROM messages WHERE id = ?1 AND state != ?2",
@@ -545,7 +545,12 @@ impl Journal {
 
     /// Writes what is known so far and the row's new state: `RUNNING`
     /// (relaxed), or `FINISHED` to end it (durable).
-    pub fn record(&self, id: i64, record: &Record, state: State) -> Result<(), JournalError> {
+    pub(crate) fn record(
+        &self,
+        id: i64,
+        record: &Record,
+        state: State,
+    ) -> Result<(), JournalError> {
         let write = |connection: &Connection| {
             connection.execute(
                 "UPDATE messages SET request_type = ?1, vars = ?2, authentication = ?3, access = ?4,
@@ -600,7 +605,7 @@ impl Journal {
     /// to `limited` right away, so that a concurrent refusal sees it and
     /// only one of them gets the reply. Committed relaxed, like the
     /// `RUNNING` mark (see `relaxed`).
-    pub fn start_run(
+    pub(crate) fn start_run(
         &mut self,
         id: i64,
         record: &Record,
@@ -671,7 +676,7 @@ impl Journal {
 
     /// Where a handled message went (relaxed: `retry` only looks for
     /// messages still in the spool).
-    pub fn set_spool_path(&self, id: i64, path: Option<&Path>) -> Result<(), JournalError> {
+    pub(crate) fn set_spool_path(&self, id: i64, path: Option<&Path>) -> Result<(), JournalError> {
         self.relaxed(|connection| {
             connection.execute(
                 "UPDATE messages SET spool_path = ?1, updated_at = ?2 WHERE id = ?3",
@@ -681,7 +686,7 @@ impl Journal {
     }
 
     /// The row that holds `spool_path`, if any.
-    pub fn by_spool_path(&self, path: &Path) -> Result<Option<Row>, JournalError> {
+    pub(crate) fn by_spool_path(&self, path: &Path) -> Result<Option<Row>, JournalError> {
         self.rows(
             "WHERE spool_path = ?1 AND duplicate_of IS NULL",
             &[&path.display().to_string()],
@@ -690,13 +695,13 @@ impl Journal {
         .map(|mut rows| rows.pop())
     }
 
-    pub fn get(&self, id: i64) -> Result<Option<Row>, JournalError> {
+    pub(crate) fn get(&self, id: i64) -> Result<Option<Row>, JournalError> {
         self.rows("WHERE id = ?1", &[&id], 1)
             .map(|mut rows| rows.pop())
     }
 
     /// Newest first.
-    pub fn list(&self, filter: &Filter) -> Result<Vec<Row>, JournalError> {
+    pub(crate) fn list(&self, filter: &Filter) -> Result<Vec<Row>, JournalError> {
         let mut clauses = Vec::new();
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
         let wanted: [(&str, Option<&dyn rusqlite::ToSql>); 4] = [
@@ -772,7 +777,7 @@ impl Journal {
 
     /// The metrics file's counters: messages by request type and outcome,
     /// and playbook runs by duration.
-    pub fn totals(&self) -> Result<Totals, JournalError> {
+    pub(crate) fn totals(&self) -> Result<Totals, JournalError> {
         let mut counts = self
             .connection
             .prepare(
@@ -819,7 +824,9 @@ impl Journal {
     }
 
     /// Whether a row with this id exists and is still open.
-    pub fn is_open(&self, id: i64) -> Result<bool, JournalError> {
+    #[cfg(test)]
+    fn is_open(&self, id: i64) -> Result<bool, JournalError> {
+        use rusqlite::OptionalExtension as _;
         let state: Option<State> = self
             .connection
             .query_row(

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::delivery::journal::{DURATION_BUCKETS_MS, Journal, JournalError};
 
-pub fn render(journal: &Journal) -> Result<String, JournalError> {
+pub(crate) fn render(journal: &Journal) -> Result<String, JournalError> {
     let crate::delivery::journal::Totals {
         counts,
         buckets,
@@ -69,7 +69,7 @@ fn escape(value: &str) -> String {
 /// scraper never reads half a file. It holds only counts, and it is the one
 /// file helpdesk writes for others: 0644 whatever the umask (a folder made
 /// for it 0755), so a collector running as another user can read it.
-pub fn write(path: &Path, journal: &Journal) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, journal: &Journal) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let text = render(journal)?;
     let dir = match path.parent() {

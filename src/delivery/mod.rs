@@ -1,3 +1,10 @@
+//! **Delivery: who owns a message at every moment.** Owns the spool
+//! (`spool`), the journal (`journal`), the state folder's layout and modes
+//! (`state`), the metrics file (`metrics`), the decision budget and
+//! quarantine, `retry` and `worker`. The only code that moves a message
+//! between owners; it hands each mail to `pipeline` and records what came
+//! of it before letting the spool copy go.
+//!
 //! The delivery contract with the MTA: spool first, journal always, run
 //! once, and no mail costs more than a budget.
 //!
@@ -30,10 +37,10 @@
 //! MTA gets 0. After `decided`, a child's death is a crash like any other:
 //! its claim waits in the journal for `retry`.
 
-pub mod journal;
-pub mod metrics;
-pub mod spool;
-pub mod state;
+pub(crate) mod journal;
+pub(crate) mod metrics;
+pub(crate) mod spool;
+pub(crate) mod state;
 
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
@@ -63,7 +70,7 @@ const QUEUED: &str = "queued";
 const TRUNCATED: &str = "-truncated.eml";
 
 /// The hidden subcommand that decides under the budget (`cli::Command`).
-pub const DELIVER_SPOOLED: &str = "deliver-spooled";
+pub(crate) const DELIVER_SPOOLED: &str = "deliver-spooled";
 
 /// What the deciding child writes on its standard output once it decided.
 const DECIDED: &[u8] = b"decided\n";
@@ -76,7 +83,7 @@ const QUARANTINE_HEADER: usize = 256 * 1024;
 /// How to start this program again: for the deciding child, the guard
 /// and the detached `retry`.
 #[derive(Debug, Clone)]
-pub struct Program {
+pub(crate) struct Program {
     pub path: PathBuf,
     /// The global options given (`-v`, `--log-format`, `--log-file`), so
     /// that the child logs as its supervisor does.
@@ -85,7 +92,7 @@ pub struct Program {
 
 /// `helpdesk run`: takes one message from the MTA. Returns the status to
 /// exit with; the deciding child has said on stderr why, when it is 75.
-pub fn deliver(
+pub(crate) fn deliver(
     config: &Config,
     raw: &[u8],
     truncated: bool,
@@ -128,7 +135,7 @@ pub fn deliver(
 /// never claimed, each decided in a child under the budget; one that goes
 /// over it is quarantined, and the next one is taken. Returns how many
 /// were handled.
-pub fn retry(config: &Config, program: &Program) -> anyhow::Result<usize> {
+pub(crate) fn retry(config: &Config, program: &Program) -> anyhow::Result<usize> {
     let mut handled = 0;
     for path in spool::leftovers(&config.state_dir).context("cannot list the spool")? {
         // Held: its handler is at work (or it was just delivered).
@@ -163,7 +170,7 @@ pub fn retry(config: &Config, program: &Program) -> anyhow::Result<usize> {
 /// supervisor's lock on it (the child's standard input). It decides under
 /// the budget, says `decided`, and handles the message as `run` and
 /// `retry` do.
-pub fn deliver_spooled(
+pub(crate) fn deliver_spooled(
     config: &Config,
     path: &Path,
     lock: std::fs::File,
@@ -650,7 +657,7 @@ impl Budget {
 /// In the deciding child: dies with its supervisor (as `run` killed by
 /// the MTA always took its playbook with it), and refuses to start when
 /// the supervisor is already gone.
-pub fn watch_supervisor(supervisor: u32) -> anyhow::Result<()> {
+pub(crate) fn watch_supervisor(supervisor: u32) -> anyhow::Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
         .context("cannot follow the supervisor")?;
     let parent = rustix::process::Pid::as_raw(rustix::process::getppid());

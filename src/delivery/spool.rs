@@ -24,14 +24,14 @@ use crate::delivery::state;
 
 /// A spooled message, locked for as long as this value lives.
 #[derive(Debug)]
-pub struct Spooled {
+pub(crate) struct Spooled {
     pub path: PathBuf,
     _lock: File,
 }
 
 /// Writes `raw` into the spool durably, named `<time>-<pid>-<n><suffix>`,
 /// and returns it locked.
-pub fn store(state_dir: &Path, raw: &[u8], suffix: &str) -> io::Result<Spooled> {
+pub(crate) fn store(state_dir: &Path, raw: &[u8], suffix: &str) -> io::Result<Spooled> {
     let dir = state::spool(state_dir);
     state::create_folder(&dir)?;
     let mut file = tempfile::Builder::new()
@@ -47,7 +47,7 @@ pub fn store(state_dir: &Path, raw: &[u8], suffix: &str) -> io::Result<Spooled> 
 }
 
 /// Locks a spooled message for handling; `None` when someone else holds it.
-pub fn lock(path: &Path) -> io::Result<Option<Spooled>> {
+pub(crate) fn lock(path: &Path) -> io::Result<Option<Spooled>> {
     take(path, File::open(path)?)
 }
 
@@ -64,7 +64,7 @@ fn take(path: &Path, file: File) -> io::Result<Option<Spooled>> {
 /// description shared with the supervisor, see `delivery`), or takes the
 /// lock with it. `None`: `file` is not `path` (the spool file was
 /// replaced), or someone else holds the lock.
-pub fn adopt(path: &Path, file: File) -> io::Result<Option<Spooled>> {
+pub(crate) fn adopt(path: &Path, file: File) -> io::Result<Option<Spooled>> {
     use std::os::unix::fs::MetadataExt;
     let (held, named) = (file.metadata()?, fs::metadata(path)?);
     if (held.dev(), held.ino()) != (named.dev(), named.ino()) {
@@ -76,20 +76,20 @@ pub fn adopt(path: &Path, file: File) -> io::Result<Option<Spooled>> {
 
 impl Spooled {
     /// The locked file itself, to hand the lock to a child process.
-    pub fn share(&self) -> io::Result<File> {
+    pub(crate) fn share(&self) -> io::Result<File> {
         self._lock.try_clone()
     }
 
     /// Lets go of the message for someone else to take: unlike dropping
     /// it, this also frees a lock shared with a supervisor.
-    pub fn unlock(self) -> io::Result<()> {
+    pub(crate) fn unlock(self) -> io::Result<()> {
         self._lock.unlock()
     }
 }
 
 /// Moves a message out of the spool into `state_dir/quarantine/`, under
 /// its spool name, durably. Returns where it went.
-pub fn quarantine(state_dir: &Path, spooled: Spooled) -> io::Result<PathBuf> {
+pub(crate) fn quarantine(state_dir: &Path, spooled: Spooled) -> io::Result<PathBuf> {
     let dir = state::quarantine(state_dir);
     state::create_folder(&dir)?;
     let target = dir.join(spooled.path.file_name().unwrap_or_default());
@@ -99,7 +99,7 @@ pub fn quarantine(state_dir: &Path, spooled: Spooled) -> io::Result<PathBuf> {
 }
 
 /// Spooled messages, oldest first.
-pub fn leftovers(state_dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn leftovers(state_dir: &Path) -> io::Result<Vec<PathBuf>> {
     let dir = state::spool(state_dir);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -116,7 +116,11 @@ pub fn leftovers(state_dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Moves a handled message out of the spool: into the archive when it is
 /// within `max_size`, else it is deleted. Returns where it went.
-pub fn release(state_dir: &Path, spooled: Spooled, max_size: u64) -> io::Result<Option<PathBuf>> {
+pub(crate) fn release(
+    state_dir: &Path,
+    spooled: Spooled,
+    max_size: u64,
+) -> io::Result<Option<PathBuf>> {
     let path = spooled.path.as_path();
     let size = fs::metadata(path)?.len();
     if size > max_size {
@@ -131,12 +135,12 @@ pub fn release(state_dir: &Path, spooled: Spooled, max_size: u64) -> io::Result<
 }
 
 /// Deletes a handled message instead of archiving it.
-pub fn discard(spooled: Spooled) -> io::Result<()> {
+pub(crate) fn discard(spooled: Spooled) -> io::Result<()> {
     fs::remove_file(&spooled.path)
 }
 
 /// Deletes archive days older than `keep`.
-pub fn prune_archive(state_dir: &Path, keep: Duration) -> io::Result<usize> {
+pub(crate) fn prune_archive(state_dir: &Path, keep: Duration) -> io::Result<usize> {
     let Ok(entries) = fs::read_dir(state::archive(state_dir)) else {
         return Ok(0);
     };
@@ -158,7 +162,7 @@ pub fn prune_archive(state_dir: &Path, keep: Duration) -> io::Result<usize> {
 
 /// Who holds a claim: this process's id and start time, so that a reused
 /// process id is not mistaken for the original claimer.
-pub fn process_token() -> String {
+pub(crate) fn process_token() -> String {
     token_of(std::process::id()).unwrap_or_else(|| format!("{}:0", std::process::id()))
 }
 

@@ -14,7 +14,7 @@ use crate::desk::{Desk, Located};
 
 /// Everything the pipeline needs to know, validated.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file this came from; `None` for the built-in defaults.
     pub file: Option<PathBuf>,
     pub desk: Desk,
@@ -46,7 +46,7 @@ pub struct Config {
 /// `delivery:` what `run` does once the message is safely spooled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Run the playbook, then exit.
     #[default]
     Inline,
@@ -57,7 +57,7 @@ pub enum Delivery {
 
 /// Raw messages kept after they were handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Archive {
+pub(crate) struct Archive {
     /// Larger messages are not kept (the journal row stays).
     pub max_size: u64,
     pub keep: Duration,
@@ -65,7 +65,7 @@ pub struct Archive {
 
 /// The `authentication:` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authentication {
+pub(crate) struct Authentication {
     /// Authentication-Results headers count only with one of these ids.
     pub authserv_id: Vec<String>,
     /// Hosts whose `Received: ... by <host>` marks the trusted MX; by
@@ -80,7 +80,7 @@ pub struct Authentication {
 
 impl Authentication {
     /// The layout in effect.
-    pub fn position(&self) -> Position {
+    pub(crate) fn position(&self) -> Position {
         self.position.unwrap_or_default()
     }
 }
@@ -89,7 +89,7 @@ impl Authentication {
 /// Authentication-Results relative to its own `Received` header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Position {
+pub(crate) enum Position {
     /// Above it (RFC 8601 section 4): Postfix with OpenDKIM/OpenDMARC at
     /// index 0, rspamd.
     #[default]
@@ -100,7 +100,7 @@ pub enum Position {
 }
 
 impl Position {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Above => "above",
             Self::Below => "below",
@@ -110,7 +110,7 @@ impl Position {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Require {
+pub(crate) enum Require {
     Dmarc,
     Dkim,
     Spf,
@@ -121,7 +121,7 @@ pub enum Require {
 /// One access grant: these senders may ask for these request types.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Grant {
+pub(crate) struct Grant {
     /// Request type names, or `*`.
     pub requests: Vec<String>,
     /// Exact addresses, `*@domain`, or `*`.
@@ -132,7 +132,7 @@ pub struct Grant {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Scope {
+pub(crate) enum Scope {
     #[default]
     Any,
     /// May only act on their own account: `targets`, when set, must be
@@ -143,7 +143,7 @@ pub enum Scope {
 
 /// Bounds on what a mail may bring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Bytes; larger messages run nothing.
     pub message_size: u64,
     /// Characters in one captured value.
@@ -184,7 +184,7 @@ const MIN_DECISION_MEMORY: u64 = 32 * 1024 * 1024;
 
 /// The `mail:` section.
 #[derive(Debug, Clone)]
-pub struct MailSettings {
+pub(crate) struct MailSettings {
     pub transport: Transport,
     pub reply_limit_per_hour: u32,
     /// Request types whose playbooks mail the result themselves.
@@ -192,7 +192,7 @@ pub struct MailSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     Smtp(Smtp),
     /// The local sendmail command.
     Sendmail(PathBuf),
@@ -201,7 +201,7 @@ pub enum Transport {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Smtp {
+pub(crate) struct Smtp {
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -213,7 +213,7 @@ pub struct Smtp {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Security {
+pub(crate) enum Security {
     /// Implicit TLS (SMTPS, port 465).
     Tls,
     /// STARTTLS, required (submission, port 587).
@@ -236,13 +236,13 @@ impl Security {
 
 /// Where the SMTP password is read from, at send time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
+pub(crate) enum PasswordSource {
     File(PathBuf),
     Env(String),
 }
 
 #[derive(Debug, Clone)]
-pub struct Ansible {
+pub(crate) struct Ansible {
     /// Program name (looked up on PATH) or path.
     pub command: String,
     pub inventory: String,
@@ -254,10 +254,10 @@ pub struct Ansible {
 }
 
 /// What is wrong with config.yaml, and where.
-pub type ConfigError = Located<ConfigErrorKind>;
+pub(crate) type ConfigError = Located<ConfigErrorKind>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigErrorKind {
+pub(crate) enum ConfigErrorKind {
     #[error("cannot read config: {0}")]
     Read(std::io::Error),
     /// Not YAML, or not config.yaml's keys and types (the parser's words).
@@ -397,7 +397,7 @@ const DEFAULT_ARCHIVE: Archive = Archive {
 impl Config {
     /// The configuration used when no config file is given: the built-in
     /// helpdesk folder, good for `parse` but not for `run`.
-    pub fn builtin() -> Self {
+    pub(crate) fn builtin() -> Self {
         Self {
             file: None,
             desk: Desk::Builtin,
@@ -434,7 +434,7 @@ impl Config {
         }
     }
 
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
         let unreadable = |cause| ConfigError::in_file(&shown, ConfigErrorKind::Read(cause));
         let text = std::fs::read_to_string(path).map_err(unreadable)?;
@@ -447,7 +447,7 @@ impl Config {
     }
 
     /// Parses config text; relative paths resolve against `base`.
-    pub fn from_yaml(text: &str, shown: &str, base: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn from_yaml(text: &str, shown: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {

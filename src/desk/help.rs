@@ -8,7 +8,7 @@ use crate::desk::{Desk, DeskError};
 
 /// One capability in the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Capability {
+pub(crate) struct Capability {
     pub name: String,
     /// The subject keywords that select it.
     pub keywords: Vec<String>,
@@ -17,7 +17,7 @@ pub struct Capability {
 }
 
 /// Every request type, in keywords.txt order.
-pub fn index(desk: &Desk, keywords: &Keywords) -> Result<Vec<Capability>, DeskError> {
+pub(crate) fn index(desk: &Desk, keywords: &Keywords) -> Result<Vec<Capability>, DeskError> {
     keywords
         .request_types()
         .map(|name| {
@@ -39,7 +39,7 @@ pub fn index(desk: &Desk, keywords: &Keywords) -> Result<Vec<Capability>, DeskEr
 /// The help text for `topic`, when it names a request type. The topic is
 /// only ever compared against request type names, so `../../etc/passwd`
 /// reads nothing.
-pub fn topic(
+pub(crate) fn topic(
     desk: &Desk,
     keywords: &Keywords,
     topic: &str,

@@ -17,7 +17,7 @@ use crate::desk::sections::{self, Item, Section, SyntaxError};
 /// when something needs it again and again (`replay`, `check`, the help
 /// index).
 #[derive(Debug)]
-pub struct Keywords {
+pub(crate) struct Keywords {
     file: String,
     text: String,
     index: OnceLock<Index>,
@@ -31,7 +31,7 @@ struct Index {
 
 /// Why a subject was given its request type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Classification {
+pub(crate) struct Classification {
     pub request_type: String,
     /// The phrase as written in keywords.txt, and its line.
     pub phrase: String,
@@ -43,7 +43,7 @@ pub struct Classification {
 }
 
 impl Keywords {
-    pub fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
+    pub(crate) fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
         sections::scan(file, text, &mut |_| {})?;
         Ok(Self {
             file: file.to_owned(),
@@ -68,27 +68,27 @@ impl Keywords {
     }
 
     /// Builds the index now, for classifying many subjects.
-    pub fn prepare(&self) {
+    pub(crate) fn prepare(&self) {
         let _ = self.index();
     }
 
     /// The sections as parsed, for `helpdesk check`.
-    pub fn sections(&self) -> &[Section] {
+    pub(crate) fn sections(&self) -> &[Section] {
         &self.index().sections
     }
 
     /// The file name used in messages.
-    pub fn file(&self) -> &str {
+    pub(crate) fn file(&self) -> &str {
         &self.file
     }
 
     /// Request type names in file order.
-    pub fn request_types(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn request_types(&self) -> impl Iterator<Item = &str> {
         self.sections().iter().map(|s| s.name.as_str())
     }
 
     /// The keyword phrases of one request type, as written.
-    pub fn phrases_of(&self, request_type: &str) -> Vec<&str> {
+    pub(crate) fn phrases_of(&self, request_type: &str) -> Vec<&str> {
         self.sections()
             .iter()
             .find(|s| s.name == request_type)
@@ -98,7 +98,7 @@ impl Keywords {
 
     /// The first section (in file order) with a phrase in `subject`, and in
     /// it the phrase that starts first.
-    pub fn classify(&self, subject: &str) -> Option<Classification> {
+    pub(crate) fn classify(&self, subject: &str) -> Option<Classification> {
         let folded = Folded::new(subject);
         let Some(index) = self.index.get() else {
             return self.classify_streaming(&folded);

@@ -1,3 +1,9 @@
+//! **The helpdesk folder, read-only.** Owns `config.yaml` (`config`), the
+//! `*section*` file format (`sections`), `keywords.txt` (`keywords`), the
+//! phrasebooks (`phrasebook`, `phrases`), help texts (`help`) and the
+//! defaults compiled into the binary. Every stage reads it; it reads no
+//! mail and writes nothing.
+//!
 //! The helpdesk folder: `keywords.txt`, `phrasebooks/`, `playbooks/`,
 //! `help_templates/`, `reply_templates/` and `inventory`, either on disk or the defaults
 //! compiled into the binary.
@@ -7,12 +13,13 @@
 //! `playbooks/<name>.yaml` and `help_templates/<name>_help.txt`. Only what
 //! the chosen request type needs is loaded.
 
-pub mod config;
-pub mod help;
-pub mod keywords;
-pub mod phrasebook;
-pub mod phrases;
-pub mod sections;
+pub(crate) mod config;
+pub(crate) mod help;
+pub(crate) mod keywords;
+mod located;
+pub(crate) mod phrasebook;
+pub(crate) mod phrases;
+pub(crate) mod sections;
 
 use std::borrow::Cow;
 use std::io;
@@ -33,72 +40,34 @@ static KEYWORDS: &str = include_str!("../../keywords.txt");
 static INVENTORY: &str = include_str!("../../inventory");
 
 /// The request type the helpdesk answers itself, without a playbook.
-pub const HELP: &str = "help";
+pub(crate) const HELP: &str = "help";
 
 const BUILTIN_LABEL: &str = "(built-in)";
 
 /// Where the helpdesk's files come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Desk {
+pub(crate) enum Desk {
     /// A folder on disk (absolute path).
     Folder(PathBuf),
     /// The defaults compiled into the binary.
     Builtin,
 }
 
+pub(crate) use located::Located;
+
 /// A playbook to run: a real file, or one of the built-in defaults (which
 /// can be shown but not run).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Playbook {
+pub(crate) struct Playbook {
     pub path: Option<PathBuf>,
     pub display: String,
 }
 
-/// What is wrong at a place in a helpdesk file, as data: `check` reports
-/// the place and the message apart, and the error's text is built from
-/// them: `file:line:column: message`, with as much of the place as is known
-/// (`file: message` for a file that is missing or unreadable).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}{}: {kind}", place(*.line, *.column))]
-pub struct Located<K> {
-    pub file: String,
-    pub line: Option<u64>,
-    pub column: Option<u64>,
-    pub kind: K,
-}
-
-impl<K> Located<K> {
-    /// `kind` about `file` as a whole.
-    pub(crate) fn in_file(file: impl Into<String>, kind: K) -> Self {
-        Self {
-            file: file.into(),
-            line: None,
-            column: None,
-            kind,
-        }
-    }
-
-    /// `kind` on 1-based `line` of `file`.
-    pub(crate) fn at_line(file: impl Into<String>, line: usize, kind: K) -> Self {
-        Self {
-            line: u64::try_from(line).ok(),
-            ..Self::in_file(file, kind)
-        }
-    }
-}
-
-fn place(line: Option<u64>, column: Option<u64>) -> String {
-    [line, column]
-        .into_iter()
-        .map_while(|n| n.map(|n| format!(":{n}")))
-        .collect()
-}
-
 /// A helpdesk file that is missing, unreadable or wrong.
-pub type DeskError = Located<DeskErrorKind>;
+pub(crate) type DeskError = Located<DeskErrorKind>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum DeskErrorKind {
+pub(crate) enum DeskErrorKind {
     #[error(
         "no {what} for request type '{request_type}': create it, or remove *{request_type}* from keywords.txt"
     )]
@@ -129,14 +98,14 @@ impl From<SyntaxError> for DeskError {
 
 impl Desk {
     /// Shows a path inside the desk the way errors and output name it.
-    pub fn display(&self, relative: &str) -> String {
+    pub(crate) fn display(&self, relative: &str) -> String {
         match self {
             Self::Folder(root) => root.join(relative).display().to_string(),
             Self::Builtin => format!("{BUILTIN_LABEL}/{relative}"),
         }
     }
 
-    pub fn root(&self) -> Option<&Path> {
+    pub(crate) fn root(&self) -> Option<&Path> {
         match self {
             Self::Folder(root) => Some(root),
             Self::Builtin => None,
@@ -144,7 +113,7 @@ impl Desk {
     }
 
     /// A file's text, `None` when it does not exist.
-    pub fn read(&self, relative: &str) -> Result<Option<Cow<'static, str>>, DeskError> {
+    pub(crate) fn read(&self, relative: &str) -> Result<Option<Cow<'static, str>>, DeskError> {
         match self {
             Self::Builtin => Ok(builtin_file(relative).map(Cow::Borrowed)),
             Self::Folder(root) => match std::fs::read_to_string(root.join(relative)) {
@@ -158,7 +127,7 @@ impl Desk {
         }
     }
 
-    pub fn keywords(&self) -> Result<Keywords, DeskError> {
+    pub(crate) fn keywords(&self) -> Result<Keywords, DeskError> {
         let relative = "keywords.txt";
         let text = self.read(relative)?.ok_or_else(|| {
             DeskError::in_file(self.display(relative), DeskErrorKind::MissingKeywords)
@@ -166,7 +135,7 @@ impl Desk {
         Ok(Keywords::parse(&self.display(relative), &text)?)
     }
 
-    pub fn phrasebook(&self, request_type: &str) -> Result<Phrasebook, DeskError> {
+    pub(crate) fn phrasebook(&self, request_type: &str) -> Result<Phrasebook, DeskError> {
         let relative = format!("phrasebooks/{request_type}_phrases.txt");
         let text = self
             .read(&relative)?
@@ -175,7 +144,7 @@ impl Desk {
     }
 
     /// `playbooks/<type>.yaml` (or `.yml`).
-    pub fn playbook(&self, request_type: &str) -> Result<Playbook, DeskError> {
+    pub(crate) fn playbook(&self, request_type: &str) -> Result<Playbook, DeskError> {
         let candidates = [
             format!("playbooks/{request_type}.yaml"),
             format!("playbooks/{request_type}.yml"),
@@ -215,7 +184,7 @@ fn missing(path: &str, what: &'static str, request_type: &str) -> DeskError {
 
 /// Every file of the built-in helpdesk folder, as `(relative path, text)`:
 /// what `helpdesk setup` writes into a new folder.
-pub fn builtin_files() -> Vec<(String, &'static str)> {
+pub(crate) fn builtin_files() -> Vec<(String, &'static str)> {
     let mut files = vec![
         ("keywords.txt".to_owned(), KEYWORDS),
         ("inventory".to_owned(), INVENTORY),
@@ -238,7 +207,7 @@ pub fn builtin_files() -> Vec<(String, &'static str)> {
 }
 
 /// A shipped example mail, for dry runs.
-pub fn example_mail(name: &str) -> Option<&'static [u8]> {
+pub(crate) fn example_mail(name: &str) -> Option<&'static [u8]> {
     EXAMPLES.get_file(name).map(include_dir::File::contents)
 }
 

@@ -93,7 +93,7 @@ fn built_in(name: &str) -> bool {
 /// `false` (a label that was not found, a flag whose words are absent, no
 /// quantity). An empty string or a zero counts as set: the allow-list
 /// decides, not what a playbook might make of the value.
-pub fn fields_set(vars: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn fields_set(vars: &Map<String, Value>) -> Vec<String> {
     vars.iter()
         .filter(|(var, value)| {
             !NOT_FIELDS.contains(&var.as_str())
@@ -124,7 +124,7 @@ const ANSIBLE_RESERVED: &[&str] = &[
 
 /// A parsed phrasebook, ready to extract.
 #[derive(Debug)]
-pub struct Phrasebook {
+pub(crate) struct Phrasebook {
     file: String,
     labels: Vec<Label>,
     has_selftargets: bool,
@@ -149,7 +149,7 @@ pub struct Phrasebook {
 
 /// A captured value that breaks a rule; the request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Invalid {
+pub(crate) struct Invalid {
     pub var: String,
     /// The label it was written after, when there was one.
     pub label: Option<String>,
@@ -158,7 +158,7 @@ pub struct Invalid {
 
 /// A variable a request needs but the mail did not give, and how to give it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Missing {
+pub(crate) struct Missing {
     pub var: String,
     /// What to write in the mail, e.g. `username: <value>`.
     pub form: String,
@@ -194,7 +194,7 @@ struct Quantity {
 
 /// Where a variable's value came from, for `parse --explain`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Evidence {
+pub(crate) struct Evidence {
     pub var: String,
     pub value: Value,
     /// Section and phrase that matched, with the phrasebook line.
@@ -209,7 +209,7 @@ pub struct Evidence {
 
 /// What a phrasebook found.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Extraction {
+pub(crate) struct Extraction {
     /// Variables in a stable order (flags, then labels, then quantity).
     pub vars: Map<String, Value>,
     pub evidence: Vec<Evidence>,
@@ -219,7 +219,7 @@ pub struct Extraction {
 
 /// The parts of a mail a phrasebook reads.
 #[derive(Debug, Clone, Copy)]
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     /// Searched text: the subject, a newline, then the cleaned body.
     pub text: &'a str,
     /// Sender address, for self targets.
@@ -229,7 +229,7 @@ pub struct Input<'a> {
 }
 
 impl Phrasebook {
-    pub fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
+    pub(crate) fn parse(file: &str, text: &str) -> Result<Self, SyntaxError> {
         let parsed = sections::parse(file, text)?;
         let error = |line, kind| SyntaxError::at_line(file, line, kind);
         let find = |name: &str| parsed.iter().find(|s| s.name == name);
@@ -336,17 +336,17 @@ impl Phrasebook {
 
     /// What `*self*` lets a user set for their own account, or `None`
     /// when the phrasebook has no `*self*` section.
-    pub fn self_service(&self) -> Option<&[String]> {
+    pub(crate) fn self_service(&self) -> Option<&[String]> {
         self.self_service.as_deref()
     }
 
     /// Variables named in `*secret*`.
-    pub fn secret_names(&self) -> &[String] {
+    pub(crate) fn secret_names(&self) -> &[String] {
         &self.secret
     }
 
     /// The required variables this extraction lacks (null, or a false flag).
-    pub fn missing(&self, vars: &Map<String, Value>) -> Vec<Missing> {
+    pub(crate) fn missing(&self, vars: &Map<String, Value>) -> Vec<Missing> {
         self.required
             .iter()
             .filter(|var| {
@@ -393,12 +393,8 @@ impl Phrasebook {
         known.then(|| quantity.example.clone())
     }
 
-    pub fn file(&self) -> &str {
-        &self.file
-    }
-
     /// Reads the variables out of a mail.
-    pub fn extract(&self, input: Input<'_>) -> Extraction {
+    pub(crate) fn extract(&self, input: Input<'_>) -> Extraction {
         let mut out = Extraction::default();
         // One tokenization of the mail serves labels and flags alike.
         let folded = Folded::new(input.text);

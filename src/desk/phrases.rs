@@ -21,7 +21,7 @@ use rustc_hash::FxHasher;
 /// non-cryptographic hash (the keys are the operator's own phrases).
 type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-pub fn is_word_char(c: char) -> bool {
+pub(crate) fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
@@ -70,25 +70,25 @@ fn tokenize(original: &str) -> Vec<Token<'_>> {
 
 /// A text cut into tokens, ready to be searched.
 #[derive(Debug)]
-pub struct Folded<'a> {
+pub(crate) struct Folded<'a> {
     tokens: Vec<Token<'a>>,
 }
 
 impl<'a> Folded<'a> {
-    pub fn new(original: &'a str) -> Self {
+    pub(crate) fn new(original: &'a str) -> Self {
         Self {
             tokens: tokenize(original),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
 
     /// Where `phrase` first occurs, without tokenizing the phrase unless its
     /// first token occurs at all (the common case for most phrases of a
     /// large keywords.txt is that it does not).
-    pub fn find(&self, phrase: &str) -> Option<(usize, usize)> {
+    pub(crate) fn find(&self, phrase: &str) -> Option<(usize, usize)> {
         let first = first_token(phrase)?;
         let mut rest: Option<Vec<String>> = None;
         for (at, token) in self.tokens.iter().enumerate() {
@@ -136,7 +136,7 @@ fn same_token(written: &str, lower: &str) -> bool {
 }
 
 /// A phrase normalised for comparison: lower case, single spaces.
-pub fn fold_phrase(phrase: &str) -> String {
+pub(crate) fn fold_phrase(phrase: &str) -> String {
     phrase
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -146,7 +146,7 @@ pub fn fold_phrase(phrase: &str) -> String {
 
 /// A phrase found in a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hit {
+pub(crate) struct Hit {
     /// Caller's number for the group (section) the phrase belongs to.
     pub group: usize,
     /// Caller's number for the phrase itself.
@@ -166,14 +166,14 @@ struct Entry {
 
 /// A set of phrases, each tagged with a group, searched in one pass.
 #[derive(Debug, Default)]
-pub struct PhraseSet {
+pub(crate) struct PhraseSet {
     by_first_token: FxHashMap<String, Vec<Entry>>,
 }
 
 impl PhraseSet {
     /// `phrases` yields `(group, phrase number, text)`. Phrases without a
     /// token are dropped.
-    pub fn new<'a>(phrases: impl IntoIterator<Item = (usize, usize, &'a str)>) -> Self {
+    pub(crate) fn new<'a>(phrases: impl IntoIterator<Item = (usize, usize, &'a str)>) -> Self {
         let mut by_first_token: FxHashMap<String, Vec<Entry>> = FxHashMap::default();
         for (group, phrase, text) in phrases {
             let mut tokens = tokenize(text).into_iter().map(|t| t.text.into_owned());
@@ -188,7 +188,7 @@ impl PhraseSet {
     }
 
     /// Every occurrence of every phrase, in text order.
-    pub fn hits<'s>(&'s self, text: &'s Folded<'_>) -> impl Iterator<Item = Hit> + 's {
+    pub(crate) fn hits<'s>(&'s self, text: &'s Folded<'_>) -> impl Iterator<Item = Hit> + 's {
         let tokens = &text.tokens;
         tokens.iter().enumerate().flat_map(move |(at, token)| {
             self.by_first_token

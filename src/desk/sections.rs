@@ -8,11 +8,11 @@
 
 use std::fmt;
 
-use crate::desk::Located;
+use crate::desk::located::Located;
 
 /// One `*name*` section with its phrases, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
+pub(crate) struct Section {
     pub name: String,
     /// 1-based line of the `*name*` header.
     pub line: usize,
@@ -21,16 +21,16 @@ pub struct Section {
 
 /// A phrase as written (quotes removed), with the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phrase {
+pub(crate) struct Phrase {
     pub text: String,
     pub line: usize,
 }
 
 /// A syntax error, located as `file:line`.
-pub type SyntaxError = Located<SyntaxErrorKind>;
+pub(crate) type SyntaxError = Located<SyntaxErrorKind>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SyntaxErrorKind {
+pub(crate) enum SyntaxErrorKind {
     UnterminatedQuote(char),
     EmptyPhrase,
     PhraseOutsideSection,
@@ -70,7 +70,7 @@ impl fmt::Display for SyntaxErrorKind {
 
 /// One item of a file, borrowed from its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Item<'t> {
+pub(crate) enum Item<'t> {
     /// `*name*` on `line`.
     Header(&'t str, usize),
     /// A phrase (quotes removed, inner white space as written) on `line`.
@@ -78,7 +78,7 @@ pub enum Item<'t> {
 }
 
 /// Parses a whole file. `file` is only used to name the file in errors.
-pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, SyntaxError> {
+pub(crate) fn parse(file: &str, text: &str) -> Result<Vec<Section>, SyntaxError> {
     let mut sections: Vec<Section> = Vec::new();
     scan(file, text, &mut |item| match item {
         Item::Header(name, line) => sections.push(Section {
@@ -101,7 +101,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, SyntaxError> {
 /// Checks a whole file and hands each item to `visit`, in file order,
 /// without allocating per phrase: a 10,000-phrase keywords.txt is read for
 /// one mail in about the time it takes to read it.
-pub fn scan<'t>(
+pub(crate) fn scan<'t>(
     file: &str,
     text: &'t str,
     visit: &mut dyn FnMut(Item<'t>),
@@ -167,7 +167,7 @@ fn header_name(line: &str) -> Option<&str> {
 
 /// Section names become file names (`playbooks/<name>.yaml`) and variable
 /// names, so they are kept to a safe alphabet.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')
         && name

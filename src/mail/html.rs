@@ -16,10 +16,10 @@ use std::borrow::Cow;
 
 /// The most text one HTML part yields; the rest of the part is not read
 /// (and [`Converted::truncated`] says so). Far more than any request.
-pub const MAX_TEXT: usize = 256 * 1024;
+pub(crate) const MAX_TEXT: usize = 256 * 1024;
 
 /// A line is ended at the first space after this many bytes.
-pub const MAX_LINE: usize = 4096;
+pub(crate) const MAX_LINE: usize = 4096;
 
 /// A word that runs on past this many bytes in one line is cut here.
 const HARD_LINE: usize = MAX_LINE + 1024;
@@ -32,7 +32,7 @@ const RULE: &str = "________________________________";
 
 /// An HTML part as text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Converted {
+pub(crate) struct Converted {
     pub text: String,
     /// The line (counted from 1 in `text`) where quoted history starts,
     /// and which marker said so (e.g. `HTML quote container
@@ -44,7 +44,7 @@ pub struct Converted {
 }
 
 /// Converts one HTML part.
-pub fn to_text(html: &str) -> Converted {
+pub(crate) fn to_text(html: &str) -> Converted {
     let mut out = Writer::default();
     tokenize(html, &mut out);
     out.finish()

@@ -1,3 +1,9 @@
+//! **Stage 1, mail: bytes → `Mail`.** Owns reading a raw message: MIME
+//! (the only code that knows mail-parser), HTML to text, quoted history and
+//! signatures (`quotes`), lines already seen in a thread (`thread`), mbox
+//! files. May not look at requests, grants or the helpdesk folder: what a
+//! mail *says* is decided here, what it *asks for* is `decide`'s.
+//!
 //! Reading one raw RFC 822 message (and splitting an mbox into them): the
 //! only module that knows mail-parser.
 //!
@@ -7,9 +13,9 @@
 //! text and the signature removed, so that an old message quoted in a reply
 //! can never trigger an action.
 
-pub mod html;
-pub mod quotes;
-pub mod thread;
+pub(crate) mod html;
+pub(crate) mod quotes;
+pub(crate) mod thread;
 
 use mail_parser::{Message, MessageParser, PartType};
 
@@ -17,7 +23,7 @@ use crate::mail::quotes::Cut;
 
 /// The parts of a message the helpdesk reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mail {
+pub(crate) struct Mail {
     /// Address from the configured sender header (From by default);
     /// `None` when there is none or it is ambiguous (`sender_problem`).
     pub sender: Option<String>,
@@ -50,7 +56,7 @@ pub struct Mail {
 /// candidates, the MX may have checked one and helpdesk would read the
 /// other.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SenderProblem {
+pub(crate) enum SenderProblem {
     /// The header is not there (`Sender` is never taken instead of From).
     Missing { header: String },
     /// The header appears more than once.
@@ -89,7 +95,7 @@ impl std::fmt::Display for SenderProblem {
 
 /// A header that records the message's path or its authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trace {
+pub(crate) enum Trace {
     /// A Received header and the host named in its `by` clause.
     Received { by: Option<String> },
     /// An Authentication-Results header's raw value.
@@ -98,7 +104,7 @@ pub enum Trace {
 
 /// What RFC 3834 and common practice look at before an automatic reply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Markers {
+pub(crate) struct Markers {
     pub auto_submitted: Option<String>,
     pub precedence: Option<String>,
     /// The first `List-*` header's name, when there is one.
@@ -111,7 +117,7 @@ pub struct Markers {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum BodySource {
+pub(crate) enum BodySource {
     #[default]
     None,
     Plain,
@@ -119,7 +125,7 @@ pub enum BodySource {
 }
 
 impl BodySource {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::Plain => "text/plain",
@@ -130,7 +136,7 @@ impl BodySource {
 
 /// Reads a message. Never fails: bytes that are not a message give an
 /// empty `Mail`, which classifies as nothing.
-pub fn read(raw: &[u8], sender_header: &str) -> Mail {
+pub(crate) fn read(raw: &[u8], sender_header: &str) -> Mail {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Mail::default();
     };
@@ -184,7 +190,7 @@ pub(crate) fn mbox<R: std::io::BufRead>(
 /// characters (C0, DEL, C1; an encoded word can carry any of them) are
 /// gone, tabs and line breaks become one space, and the ends are trimmed.
 /// Nothing downstream ever sees a line break from a header.
-pub fn header_text(decoded: &str) -> String {
+pub(crate) fn header_text(decoded: &str) -> String {
     let mut out = String::with_capacity(decoded.len());
     for c in decoded.chars() {
         if c.is_whitespace() {
@@ -381,7 +387,7 @@ fn one_address(message: &Message<'_>, header: &str) -> Result<String, SenderProb
 /// memory without ever being a request. Text beyond it is cut, and the
 /// cut is shown by `parse --explain`. The HTML converter stops at the
 /// same size.
-pub const MAX_TEXT: usize = html::MAX_TEXT;
+pub(crate) const MAX_TEXT: usize = html::MAX_TEXT;
 
 /// The body text being assembled from the text parts, with its line count
 /// kept as it grows (counting again for every part was quadratic in the
@@ -541,7 +547,7 @@ const SUBJECT_PREFIXES: &[&str] = &[
 
 /// `Re: Fwd: AW: New User` → `New User`; counters (`Re[2]:`) and
 /// full-width colons included.
-pub fn strip_subject_prefixes(subject: &str) -> &str {
+pub(crate) fn strip_subject_prefixes(subject: &str) -> &str {
     let mut rest = subject;
     loop {
         let trimmed = rest.trim_start();

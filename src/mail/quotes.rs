@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 /// One cut: where in the body text it starts, how many lines it took, and
 /// which rule made it (as `parse --explain` prints it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Cut {
+pub(crate) struct Cut {
     /// First line cut, counted from 1 in the body text before any cut.
     pub line: usize,
     /// How many lines were cut.
@@ -52,13 +52,13 @@ impl std::fmt::Display for Cut {
 
 /// A body's text after the cuts, and the cuts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stripped {
+pub(crate) struct Stripped {
     pub text: String,
     pub cuts: Vec<Cut>,
 }
 
 /// Cuts quoted lines, attributions, signatures and forwarded content.
-pub fn strip(text: &str) -> Stripped {
+pub(crate) fn strip(text: &str) -> Stripped {
     let mut stripper = Stripper {
         lines: Lines {
             rest: text.lines(),

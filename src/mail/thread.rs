@@ -61,7 +61,7 @@ fn digest(line: &str) -> Option<[u8; DIGEST]> {
 /// Adds the digests of `text`'s lines to what is kept for `message_id`.
 /// Best effort: the request does not depend on it, so an error is only
 /// logged by the caller.
-pub fn remember(state_dir: &Path, message_id: &str, text: &str) -> io::Result<()> {
+pub(crate) fn remember(state_dir: &Path, message_id: &str, text: &str) -> io::Result<()> {
     let mut new: Vec<u8> = Vec::new();
     for line in text.lines().take(MAX_LINES) {
         if let Some(d) = digest(line) {
@@ -107,7 +107,7 @@ fn known(state_dir: &Path, mail: &Mail) -> HashSet<[u8; DIGEST]> {
 /// Cuts the body lines that repeat what helpdesk has seen or sent earlier
 /// in the thread, each run of them as one cut. Line numbers of the cuts are
 /// those of the body as it was before this (after the other cuts).
-pub fn cut_repeats(state_dir: &Path, mail: &mut Mail) {
+pub(crate) fn cut_repeats(state_dir: &Path, mail: &mut Mail) {
     if mail.in_reply_to.is_none() && mail.references.is_empty() {
         return;
     }
@@ -145,7 +145,7 @@ pub fn cut_repeats(state_dir: &Path, mail: &mut Mail) {
 }
 
 /// Removes what is kept for threads not added to within `keep`.
-pub fn prune(state_dir: &Path, keep: Duration) -> io::Result<usize> {
+pub(crate) fn prune(state_dir: &Path, keep: Duration) -> io::Result<usize> {
     let entries = match fs::read_dir(state::threads(state_dir)) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),

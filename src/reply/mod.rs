@@ -1,3 +1,8 @@
+//! **Stage 6, reply: compose and send.** Owns the reply templates, the
+//! mail that carries them, how it leaves (`transport`) and how often one
+//! address may be answered (`ratelimit`). Takes a `Decision` and what came
+//! of it; may not decide anything or touch the spool and journal.
+//!
 //! Replies: what the sender is told, and how the mail looks.
 //!
 //! The texts are templates (`reply_templates/<name>.txt`, MiniJinja) in the
@@ -6,8 +11,8 @@
 //! passed to templates as data, never evaluated as template source, and
 //! secret values are scrubbed from the finished text.
 
-pub mod ratelimit;
-pub mod transport;
+pub(crate) mod ratelimit;
+pub(crate) mod transport;
 
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -27,7 +32,7 @@ use crate::run::ansible::{Outcome, Report, Run};
 
 /// What the helpdesk has to say about a mail.
 #[derive(Debug, Clone)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// `help with: <topic>` for a known request type.
     HelpTopic {
         topic: String,
@@ -55,7 +60,7 @@ pub enum Answer {
 
 /// A reply ready to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub to: String,
     pub subject: String,
     /// The template it was made from.
@@ -69,7 +74,7 @@ pub struct Reply {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReplyError {
+pub(crate) enum ReplyError {
     #[error(transparent)]
     Desk(#[from] DeskError),
     #[error("{file}:{line}: {message}: fix the template or delete it to use the default")]
@@ -121,7 +126,7 @@ impl Answer {
 /// Decides what to answer for a decision, before anything runs, in the
 /// order `Verdict::of` keeps (and `replay` shows). `None`: the sender is
 /// not authenticated, and a reply could be backscatter to a forged address.
-pub fn answer(
+pub(crate) fn answer(
     desk: &Desk,
     keywords: &Keywords,
     decision: &Decision,
@@ -151,7 +156,7 @@ pub fn answer(
 }
 
 /// Renders the reply for `answer`.
-pub fn compose(
+pub(crate) fn compose(
     config: &Config,
     keywords: &Keywords,
     mail: &Mail,
@@ -314,7 +319,7 @@ impl TemplateData {
 /// a budget, so nothing of it was read but its header, and nothing of it
 /// is quoted, not even its subject (only the decision could have redacted
 /// a secret in it). `mail` is read from the header alone.
-pub fn quarantined(config: &Config, mail: &Mail, reason: &str) -> Result<Reply, ReplyError> {
+pub(crate) fn quarantined(config: &Config, mail: &Mail, reason: &str) -> Result<Reply, ReplyError> {
     let data = TemplateData {
         quarantine_reason: Some(reason.to_owned()),
         ..TemplateData::blank(config, mail)
@@ -413,7 +418,7 @@ pub(crate) fn human_size(bytes: u64) -> String {
 }
 
 /// `Re: <original>`, without stacking `Re: Re:`.
-pub fn reply_subject(original: &str) -> String {
+pub(crate) fn reply_subject(original: &str) -> String {
     let original = original.trim();
     if original.is_empty() {
         return "Re: your mail to the helpdesk".into();
@@ -430,7 +435,7 @@ pub fn reply_subject(original: &str) -> String {
 
 /// The reply as a mail: threaded, marked as automatic (RFC 3834), and
 /// carrying our X-Loop so that it is never processed again.
-pub fn to_message(reply: &Reply, from: &str) -> Result<Message, ReplyError> {
+pub(crate) fn to_message(reply: &Reply, from: &str) -> Result<Message, ReplyError> {
     let build = |e: &dyn std::fmt::Display| ReplyError::Build(e.to_string());
     let from_box: lettre::message::Mailbox = from.parse().map_err(|e| build(&e))?;
     let to_box: lettre::message::Mailbox = reply.to.parse().map_err(|e| build(&e))?;

@@ -16,7 +16,7 @@ const WINDOW_SECS: u64 = 3600;
 /// Records a reply to `address` and returns true when fewer than `limit`
 /// were sent to it in the past hour; returns false (and records nothing)
 /// otherwise.
-pub fn allow(state_dir: &Path, address: &str, limit: u32) -> io::Result<bool> {
+pub(crate) fn allow(state_dir: &Path, address: &str, limit: u32) -> io::Result<bool> {
     state::create_folder(&state::replies(state_dir))?;
     let mut file = state::options()
         .read(true)

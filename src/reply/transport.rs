@@ -17,7 +17,7 @@ use lettre::{Message, SendmailTransport, SmtpTransport, Transport as _};
 use crate::desk::config::{PasswordSource, Security, Smtp, Transport};
 
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     #[error(
         "{path}: readable by group or others (mode {mode:o}): chmod 600 it; the SMTP password is not used until then"
     )]
@@ -41,7 +41,7 @@ pub enum SendError {
 }
 
 /// Sends `message`; returns where it went, for the log.
-pub fn send(transport: &Transport, message: &Message) -> Result<String, SendError> {
+pub(crate) fn send(transport: &Transport, message: &Message) -> Result<String, SendError> {
     match transport {
         Transport::Smtp(smtp) => send_smtp(smtp, message),
         Transport::Sendmail(command) => {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::decide::redact::Secrets;
 use crate::delivery::state;
 use crate::desk::config::Ansible;
 
@@ -27,14 +28,14 @@ use crate::desk::config::Ansible;
 const RESULT_PLUGIN: &str = include_str!("helpdesk_result.py");
 
 /// Stands for the vars file in a command line shown before it exists.
-pub const VARS_FILE_PLACEHOLDER: &str = "<vars-file>";
+pub(crate) const VARS_FILE_PLACEHOLDER: &str = "<vars-file>";
 
 /// How long a playbook may take to stop after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
 /// What became of a playbook run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Succeeded,
     /// Non-zero exit code, or killed by a signal (`code` then `None`).
     Failed {
@@ -48,7 +49,7 @@ pub enum Outcome {
 
 /// A finished run.
 #[derive(Debug, Clone)]
-pub struct Run {
+pub(crate) struct Run {
     pub outcome: Outcome,
     pub duration: Duration,
     pub log: PathBuf,
@@ -59,7 +60,7 @@ pub struct Run {
 
 /// Ansible's own account of a run, from the `helpdesk_result` callback.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The task running when the report was last written (the one that
     /// hung, after a timeout).
     #[serde(default)]
@@ -72,7 +73,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub host: String,
     pub task: String,
     pub msg: String,
@@ -82,7 +83,7 @@ pub struct Failure {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Recap {
+pub(crate) struct Recap {
     pub ok: u64,
     pub changed: u64,
     pub unreachable: u64,
@@ -93,7 +94,7 @@ pub struct Recap {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
+pub(crate) enum DispatchError {
     #[error(
         "{path}: cannot prepare the run: {cause}: make the state_dir writable by the user helpdesk runs as"
     )]
@@ -107,7 +108,7 @@ pub enum DispatchError {
 }
 
 /// The argument vector, with `vars_file` in place of the vars file.
-pub fn command_line(ansible: &Ansible, playbook: &str, vars_file: &str) -> Vec<String> {
+pub(crate) fn command_line(ansible: &Ansible, playbook: &str, vars_file: &str) -> Vec<String> {
     let mut argv = vec![
         ansible.command.clone(),
         "-i".to_owned(),
@@ -122,7 +123,7 @@ pub fn command_line(ansible: &Ansible, playbook: &str, vars_file: &str) -> Vec<S
 
 /// Where a playbook runs and what it is given.
 #[derive(Debug, Clone, Copy)]
-pub struct Job<'a> {
+pub(crate) struct Job<'a> {
     pub playbook: &'a Path,
     pub workdir: &'a Path,
     pub vars: &'a Map<String, Value>,
@@ -220,7 +221,7 @@ fn spawn(
 }
 
 /// Runs a playbook to completion or timeout.
-pub fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
+pub(crate) fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError> {
     let Job {
         playbook,
         workdir,
@@ -330,7 +331,7 @@ fn plugin_path(ours: &Path) -> std::ffi::OsString {
 /// still arrives as a string. Both halves are tested against the resolver
 /// patterns (here and in the `vars_round_trip` fuzz target) and against the
 /// real `ansible-playbook` (tests/injection.rs).
-pub fn extra_vars_yaml(vars: &Map<String, Value>) -> String {
+pub(crate) fn extra_vars_yaml(vars: &Map<String, Value>) -> String {
     let mut out =
         String::from("# written by helpdesk: every string that is not plainly inert is !unsafe\n");
     for (name, value) in vars {
@@ -359,7 +360,7 @@ pub fn extra_vars_yaml(vars: &Map<String, Value>) -> String {
 /// syntax of Jinja2 or Ansible (`{`, `%`, `#` and everything else are out).
 /// It must also hold every character YAML 1.1's implicit resolvers accept
 /// (see [`extra_vars_yaml`]), hence `~`, `<`, `=`, `!`, `&` and `*`.
-pub fn inert(c: char) -> bool {
+pub(crate) fn inert(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(
             c,
@@ -405,7 +406,7 @@ fn yaml_quoted(text: &str) -> String {
 }
 
 /// What tells `helpdesk guard` that the playbook ended normally.
-pub const GUARD_DONE: &str = "done\n";
+pub(crate) const GUARD_DONE: &str = "done\n";
 
 /// A running `helpdesk guard`, outside the playbook's process group.
 /// Dropped, it stands down: it is told `done` (or, never told a group, it
@@ -468,7 +469,7 @@ impl Drop for Guard {
 /// waits for its standard input to end. Without `done` first, the helpdesk
 /// that started it died: the group is killed so that no playbook runs on
 /// unwatched, and the vars file (it may hold secrets) is removed.
-pub fn guard(input: &mut dyn io::Read) {
+pub(crate) fn guard(input: &mut dyn io::Read) {
     let mut text = String::new();
     let _ = input.read_to_string(&mut text);
     let mut lines = text.lines();
@@ -591,7 +592,7 @@ fn footer(log: &mut File, outcome: &Outcome, duration: Duration) {
 }
 
 /// A short description for logs and replies.
-pub fn describe(outcome: &Outcome) -> String {
+pub(crate) fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Succeeded => "succeeded".into(),
         Outcome::Failed {
@@ -605,7 +606,7 @@ pub fn describe(outcome: &Outcome) -> String {
 }
 
 /// Quotes an argument vector for display, the way a shell would read it.
-pub fn shell_words(argv: &[String]) -> String {
+pub(crate) fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|arg| {
             let plain = !arg.is_empty()
@@ -620,6 +621,41 @@ pub fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Rewrites a file (a run log, Ansible's result JSON) with every secret
+/// value replaced, line by line (a secret value never holds a line
+/// break), into a 0600 file that takes the original's place. Nothing to
+/// do when the request gave no secret or the file does not exist.
+pub(crate) fn scrub_secrets(secrets: &Secrets, path: &Path) -> std::io::Result<()> {
+    use std::io::{BufRead, BufWriter, Write};
+    if !secrets.any() {
+        return Ok(());
+    }
+    let input = match std::fs::File::open(path) {
+        Ok(file) => std::io::BufReader::new(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let scrubbed = tempfile::Builder::new()
+        .prefix(".scrub-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)?;
+    let mut out = BufWriter::new(scrubbed.as_file());
+    for line in input.split(b'\n') {
+        let line = line?;
+        // Ansible writes UTF-8; bytes that are not are kept as they are.
+        match std::str::from_utf8(&line) {
+            Ok(text) => out.write_all(secrets.scrub(text).as_bytes())?,
+            Err(_) => out.write_all(&line)?,
+        }
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    drop(out);
+    scrubbed.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

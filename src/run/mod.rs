@@ -2,5 +2,5 @@
 //! the argument vector, the extra-vars file and the run log and starts
 //! `ansible-playbook`; `slots` bounds how many run at once.
 
-pub mod ansible;
-pub mod slots;
+pub(crate) mod ansible;
+pub(crate) mod slots;

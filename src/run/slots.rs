@@ -11,12 +11,12 @@ use crate::delivery::state;
 
 /// A held slot; released when dropped (the lock goes with the file).
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     _file: File,
     pub number: usize,
 }
 
-pub fn acquire(state_dir: &Path, slots: usize) -> io::Result<Slot> {
+pub(crate) fn acquire(state_dir: &Path, slots: usize) -> io::Result<Slot> {
     state::create_folder(&state::slots(state_dir))?;
     let files = (0..slots.max(1))
         .map(|n| {

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub mod smtp;
+pub(crate) mod smtp;
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The built binary, with no helpdesk settings leaking in from the caller.
-pub fn helpdesk() -> Command {
+pub(crate) fn helpdesk() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_helpdesk"));
     command
         .env_remove("HELPDESK_CONFIG")
@@ -26,7 +26,7 @@ pub fn helpdesk() -> Command {
 
 /// `helpdesk setup --non-interactive` for `domain`, replies written to a
 /// folder; the caller adds the rest.
-pub fn setup_for(domain: &str) -> Command {
+pub(crate) fn setup_for(domain: &str) -> Command {
     let mut command = helpdesk();
     command.args([
         "setup",
@@ -41,7 +41,7 @@ pub fn setup_for(domain: &str) -> Command {
 
 /// The real ansible-playbook. Never skipped: when it is missing the test
 /// fails and says how to get it.
-pub fn ansible_playbook() -> PathBuf {
+pub(crate) fn ansible_playbook() -> PathBuf {
     let path = std::env::var_os("HELPDESK_TEST_ANSIBLE")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".venv/bin/ansible-playbook"));
@@ -53,21 +53,21 @@ pub fn ansible_playbook() -> PathBuf {
     path
 }
 
-pub fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path = repo().join("tests/fixtures").join(name);
     fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A Message-ID no other test mail has: the helpdesk runs each message
 /// once, so every mail a test means as new needs its own.
-pub fn unique_id() -> String {
+pub(crate) fn unique_id() -> String {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("test-{}-{n}@example.com", std::process::id())
 }
 
 /// A plain-text mail with a fresh Message-ID.
-pub fn mail(from: &str, subject: &str, body: &str) -> Vec<u8> {
+pub(crate) fn mail(from: &str, subject: &str, body: &str) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\nMessage-ID: <{}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
         unique_id(),
@@ -78,7 +78,7 @@ pub fn mail(from: &str, subject: &str, body: &str) -> Vec<u8> {
 
 /// A fixture with its Message-ID replaced by a fresh one, to send it again
 /// as a new message.
-pub fn fresh(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn fresh(raw: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
@@ -92,7 +92,7 @@ pub fn fresh(raw: &[u8]) -> Vec<u8> {
 }
 
 /// The outcomes of journal rows (`-` for none yet), sorted.
-pub fn outcomes(rows: &[Value]) -> Vec<String> {
+pub(crate) fn outcomes(rows: &[Value]) -> Vec<String> {
     let mut outcomes: Vec<String> = rows
         .iter()
         .map(|r| r["outcome"].as_str().unwrap_or("-").to_owned())
@@ -102,7 +102,7 @@ pub fn outcomes(rows: &[Value]) -> Vec<String> {
 }
 
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -110,12 +110,12 @@ pub struct Output {
 
 impl Output {
     /// Fails unless the exit status is `code` and stderr says `text`.
-    pub fn assert_said(&self, code: i32, text: &str) {
+    pub(crate) fn assert_said(&self, code: i32, text: &str) {
         assert_eq!(self.code, code, "{}", self.stderr);
         assert!(self.stderr.contains(text), "{}", self.stderr);
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not one JSON object ({e}):\n{}\nstderr: {}",
@@ -126,7 +126,7 @@ impl Output {
 }
 
 /// Runs the binary with `args`, feeding `stdin`.
-pub fn exec(mut command: Command, stdin: &[u8]) -> Output {
+pub(crate) fn exec(mut command: Command, stdin: &[u8]) -> Output {
     use std::io::Write;
     let mut child = command
         .stdin(Stdio::piped())
@@ -148,7 +148,7 @@ pub fn exec(mut command: Command, stdin: &[u8]) -> Output {
 }
 
 /// `helpdesk parse --format json` on the built-in defaults.
-pub fn parse_builtin(mail: &[u8]) -> Value {
+pub(crate) fn parse_builtin(mail: &[u8]) -> Value {
     let mut command = helpdesk();
     command.args(["parse", "--format", "json"]);
     let out = exec(command, mail);
@@ -157,7 +157,7 @@ pub fn parse_builtin(mail: &[u8]) -> Value {
 }
 
 /// The variables the echo playbook reports back.
-pub const ECHOED: &[&str] = &[
+pub(crate) const ECHOED: &[&str] = &[
     "request_type",
     "from",
     "subject",
@@ -182,12 +182,12 @@ pub const ECHOED: &[&str] = &[
 
 /// A playbook that writes the variables it received, as JSON, to the file
 /// named by HELPDESK_TEST_OUT.
-pub fn echo_playbook() -> String {
+pub(crate) fn echo_playbook() -> String {
     echo_playbook_of(ECHOED)
 }
 
 /// The echo playbook for the variables `wanted`.
-pub fn echo_playbook_of(wanted: &[&str]) -> String {
+pub(crate) fn echo_playbook_of(wanted: &[&str]) -> String {
     format!(
         r#"- name: Echo the variables the helpdesk passed
   hosts: all
@@ -206,15 +206,15 @@ pub fn echo_playbook_of(wanted: &[&str]) -> String {
 }
 
 /// Runs on the control node itself, with the Python ansible runs on.
-pub const LOCAL_INVENTORY: &str = "[helpdesk_targets]\nlocalhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n";
+pub(crate) const LOCAL_INVENTORY: &str = "[helpdesk_targets]\nlocalhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n";
 
 /// Trust settings for tests that are not about trust.
-pub const OPEN_TRUST: &str =
+pub(crate) const OPEN_TRUST: &str =
     "authentication: {require: none}\naccess:\n  - {requests: ['*'], senders: ['*']}\n";
 
 /// A helpdesk folder on disk, made from the repository's defaults.
 #[derive(Debug)]
-pub struct Helpdesk {
+pub(crate) struct Helpdesk {
     dir: TempDir,
     config: String,
 }
@@ -222,7 +222,7 @@ pub struct Helpdesk {
 impl Helpdesk {
     /// The shipped keywords, phrasebooks, playbooks and help templates, a
     /// localhost inventory, and a config pointing at the real ansible.
-    pub fn from_defaults() -> Self {
+    pub(crate) fn from_defaults() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         for folder in ["phrasebooks", "playbooks", "help_templates"] {
             copy_dir(&repo().join(folder), &dir.path().join(folder));
@@ -242,7 +242,7 @@ impl Helpdesk {
     }
 
     /// Every shipped playbook replaced by the echo playbook.
-    pub fn with_echo_playbooks(self) -> Self {
+    pub(crate) fn with_echo_playbooks(self) -> Self {
         for entry in fs::read_dir(self.path().join("playbooks")).unwrap_or_else(|e| panic!("{e}")) {
             let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
             fs::write(&path, echo_playbook()).unwrap_or_else(|e| panic!("{e}"));
@@ -250,7 +250,7 @@ impl Helpdesk {
         self
     }
 
-    pub fn file(self, relative: &str, content: &str) -> Self {
+    pub(crate) fn file(self, relative: &str, content: &str) -> Self {
         let path = self.path().join(relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
@@ -260,7 +260,7 @@ impl Helpdesk {
     }
 
     /// Replaces config.yaml.
-    pub fn config(mut self, yaml: &str) -> Self {
+    pub(crate) fn config(mut self, yaml: &str) -> Self {
         yaml.clone_into(&mut self.config);
         self.write_config();
         self
@@ -268,20 +268,20 @@ impl Helpdesk {
 
     /// `trust` (authentication and access sections) in place of
     /// [`OPEN_TRUST`].
-    pub fn trusting(self, trust: &str) -> Self {
+    pub(crate) fn trusting(self, trust: &str) -> Self {
         assert!(self.config.contains(OPEN_TRUST), "{}", self.config);
         let config = self.config.replace(OPEN_TRUST, trust);
         self.config(&config)
     }
 
     /// `lines` added at the end of config.yaml.
-    pub fn adding(self, lines: &str) -> Self {
+    pub(crate) fn adding(self, lines: &str) -> Self {
         let config = format!("{}{lines}", self.config);
         self.config(&config)
     }
 
     /// Replies go to `server` over plain SMTP on loopback.
-    pub fn replying_to(self, server: &smtp::SmtpServer) -> Self {
+    pub(crate) fn replying_to(self, server: &smtp::SmtpServer) -> Self {
         self.with_mail(&format!(
             "  transport: smtp\n  smtp: {{host: 127.0.0.1, port: {}, security: none, timeout: 10s}}\n",
             server.port
@@ -289,7 +289,7 @@ impl Helpdesk {
     }
 
     /// Adds `helpdesk_address` and a `mail:` section with these lines.
-    pub fn with_mail(self, mail_lines: &str) -> Self {
+    pub(crate) fn with_mail(self, mail_lines: &str) -> Self {
         let config = format!(
             "{}helpdesk_address: helpdesk@example.com\nmail:\n{mail_lines}",
             self.config
@@ -297,7 +297,7 @@ impl Helpdesk {
         self.config(&config)
     }
 
-    pub fn config_text(&self) -> &str {
+    pub(crate) fn config_text(&self) -> &str {
         &self.config
     }
 
@@ -305,11 +305,11 @@ impl Helpdesk {
         fs::write(self.config_path(), &self.config).unwrap_or_else(|e| panic!("{e}"));
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.path().join("config.yaml")
     }
 
@@ -317,7 +317,7 @@ impl Helpdesk {
         self.path().join("received.json")
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = helpdesk();
         command
             .arg("--config")
@@ -327,18 +327,18 @@ impl Helpdesk {
         command
     }
 
-    pub fn parse(&self, mail: &[u8]) -> Value {
+    pub(crate) fn parse(&self, mail: &[u8]) -> Value {
         let out = exec(self.command(&["parse", "--format", "json"]), mail);
         assert_eq!(out.code, 0, "parse failed: {}", out.stderr);
         out.json()
     }
 
-    pub fn run(&self, mail: &[u8]) -> Output {
+    pub(crate) fn run(&self, mail: &[u8]) -> Output {
         exec(self.command(&["run"]), mail)
     }
 
     /// Every journal row, newest first, through `helpdesk log --format json`.
-    pub fn log_rows(&self) -> Vec<Value> {
+    pub(crate) fn log_rows(&self) -> Vec<Value> {
         let out = exec(
             self.command(&["log", "--format", "json", "--limit", "1000"]),
             b"",
@@ -351,14 +351,14 @@ impl Helpdesk {
     }
 
     /// What the echo playbook wrote, or `None` when no playbook ran.
-    pub fn received(&self) -> Option<Value> {
+    pub(crate) fn received(&self) -> Option<Value> {
         let text = fs::read_to_string(self.out_path()).ok()?;
         Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("echo output: {e}: {text}")))
     }
 
     /// The run logs in the state folder's runs/, after checking that no
     /// extra-vars file was left behind there.
-    pub fn run_logs(&self) -> Vec<PathBuf> {
+    pub(crate) fn run_logs(&self) -> Vec<PathBuf> {
         let files = self.run_files();
         assert!(
             !files.iter().any(|f| f
@@ -373,7 +373,7 @@ impl Helpdesk {
     }
 
     /// Files in the state folder's runs/.
-    pub fn run_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn run_files(&self) -> Vec<PathBuf> {
         let Ok(entries) = fs::read_dir(self.path().join("state/runs")) else {
             return Vec::new();
         };
@@ -392,7 +392,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Standard base64 with padding (RFC 4648), for mails written by hand.
-pub fn base64(text: &str) -> String {
+pub(crate) fn base64(text: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in text.as_bytes().chunks(3) {
@@ -412,7 +412,7 @@ pub fn base64(text: &str) -> String {
 }
 
 /// The command lines of running processes that contain `text`.
-pub fn processes_with(text: &str) -> Vec<String> {
+pub(crate) fn processes_with(text: &str) -> Vec<String> {
     fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -423,12 +423,12 @@ pub fn processes_with(text: &str) -> Vec<String> {
 }
 
 /// Polls `done` until it holds, failing after `limit`.
-pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     wait_or(what, limit, &mut done, &String::new);
 }
 
 /// Waits, and on timeout fails with `context()` (a log) in the message.
-pub fn wait_or(
+pub(crate) fn wait_or(
     what: &str,
     limit: Duration,
     done: &mut dyn FnMut() -> bool,
@@ -447,7 +447,7 @@ pub fn wait_or(
 
 /// Sends a mail with swaks (a real SMTP client) and `args`; fails with
 /// its transcript when it fails.
-pub fn swaks<S: AsRef<std::ffi::OsStr>>(args: &[S]) {
+pub(crate) fn swaks<S: AsRef<std::ffi::OsStr>>(args: &[S]) {
     let out = Command::new(need("swaks"))
         .args(args)
         .output()
@@ -461,7 +461,7 @@ pub fn swaks<S: AsRef<std::ffi::OsStr>>(args: &[S]) {
 
 /// A Debian tool the mail tests run. Never skipped: when it is missing the
 /// test fails and says how to get it.
-pub fn need(tool: &str) -> PathBuf {
+pub(crate) fn need(tool: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         let path = Path::new(dir).join(tool);
         if path.exists() {

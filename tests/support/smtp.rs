@@ -12,14 +12,14 @@ use super::ansible_playbook;
 
 /// One message the server accepted: its envelope and its bytes.
 #[derive(Debug)]
-pub struct Received {
+pub(crate) struct Received {
     pub envelope: Value,
     pub raw: String,
 }
 
 impl Received {
     /// The first value of a header (unfolded).
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         let head = self.raw.split("\r\n\r\n").next().unwrap_or_default();
         let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
         unfolded.lines().find_map(|line| {
@@ -30,7 +30,7 @@ impl Received {
     }
 
     /// The decoded text body.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         let message = mail_parser::MessageParser::default()
             .parse(self.raw.as_bytes())
             .unwrap_or_else(|| panic!("unparsable reply: {}", self.raw));
@@ -42,26 +42,26 @@ impl Received {
 
     /// Fails unless the decoded text body says `text`, with line breaks
     /// and runs of spaces read as one space (the template wraps its lines).
-    pub fn assert_body_says(&self, text: &str) {
+    pub(crate) fn assert_body_says(&self, text: &str) {
         let body = self.body().split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(body.contains(text), "{body}");
     }
 }
 
 #[derive(Debug)]
-pub struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
     dir: TempDir,
     pub port: u16,
 }
 
 impl SmtpServer {
-    pub fn plain() -> Self {
+    pub(crate) fn plain() -> Self {
         Self::start(&[])
     }
 
     /// STARTTLS required, with a certificate from `ca`, and AUTH required.
-    pub fn starttls(ca: &TestCa, user: &str, password: &str) -> Self {
+    pub(crate) fn starttls(ca: &TestCa, user: &str, password: &str) -> Self {
         let cert = ca.server_cert.display().to_string();
         let key = ca.server_key.display().to_string();
         Self::start(&[
@@ -101,7 +101,7 @@ impl SmtpServer {
     }
 
     /// Everything received so far, in order.
-    pub fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -119,7 +119,7 @@ impl SmtpServer {
     }
 
     /// The one message received; fails when there is not exactly one.
-    pub fn only(&self) -> Received {
+    pub(crate) fn only(&self) -> Received {
         let mut all = self.received();
         assert_eq!(
             all.len(),
@@ -142,7 +142,7 @@ impl Drop for SmtpServer {
 /// A certificate authority made for one test, and a server certificate it
 /// signed for 127.0.0.1.
 #[derive(Debug)]
-pub struct TestCa {
+pub(crate) struct TestCa {
     _dir: TempDir,
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
@@ -150,7 +150,7 @@ pub struct TestCa {
 }
 
 impl TestCa {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
         let dir = tempfile::tempdir().unwrap();
         let ca_key = KeyPair::generate().unwrap();
@@ -178,7 +178,7 @@ impl TestCa {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.ca_cert
     }
 }
