@@ -7,7 +7,7 @@ use std::process::ExitCode;
 /// A sysexits status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Status {
+pub(crate) enum Status {
     Ok = 0,
     /// EX_USAGE: the command line was wrong.
     Usage = 64,
