@@ -230,61 +230,81 @@ pub(crate) fn deliver_spooled(
         cpu_time(std::process::id()).map_or_else(|| "?".into(), human_duration),
         peak_address_space().map_or_else(|| "?".into(), reply::human_size)
     );
+    let ready = Ready {
+        config,
+        spooled,
+        raw: &raw,
+        mail: &mail,
+        decided: &decided,
+        program,
+    };
     if retry {
-        retry_one(config, spooled, &raw, &mail, &decided, program)
+        retry_one(ready)
     } else {
-        deliver_one(config, spooled, &raw, &mail, &decided, program)
+        deliver_one(ready)
+    }
+}
+
+/// A spooled message its process has read and decided: what `run`
+/// (`deliver_one`) and `retry` (`retry_one`) go on with.
+struct Ready<'a> {
+    config: &'a Config,
+    spooled: spool::Spooled,
+    raw: &'a [u8],
+    mail: &'a Mail,
+    decided: &'a pipeline::Decided,
+    program: &'a Program,
+}
+
+impl Ready<'_> {
+    /// Handles it as journal row `id` (see `process`).
+    fn process(self, journal: &mut Journal, id: i64) -> anyhow::Result<()> {
+        process(
+            self.config,
+            journal,
+            id,
+            self.spooled,
+            self.mail,
+            self.decided,
+            &self.program.path,
+        )
     }
 }
 
 /// The rest of `run` once the message is decided.
-fn deliver_one(
-    config: &Config,
-    stored: spool::Spooled,
-    raw: &[u8],
-    mail: &Mail,
-    decided: &pipeline::Decided,
-    program: &Program,
-) -> anyhow::Result<()> {
+fn deliver_one(ready: Ready<'_>) -> anyhow::Result<()> {
+    let (config, program) = (ready.config, ready.program);
     // Only now: the decision waits on nothing but the CPU.
-    let mut journal = open(config)?;
-    let claimer = match config.delivery {
+    let mut journal = open(ready.config)?;
+    let claimer = match ready.config.delivery {
         Delivery::Inline => spool::process_token(),
         Delivery::Queue => QUEUED.to_owned(),
     };
     match claim(
-        decided.authenticated(),
+        ready.decided.authenticated(),
         &mut journal,
-        mail,
-        raw,
-        &stored.path,
+        ready.mail,
+        ready.raw,
+        &ready.spooled.path,
         &claimer,
     ) {
-        Ok(Claim::Claimed(id)) => match config.delivery {
-            Delivery::Inline => process(
-                config,
-                &mut journal,
-                id,
-                stored,
-                mail,
-                decided,
-                &program.path,
-            )?,
+        Ok(Claim::Claimed(id)) => match ready.config.delivery {
+            Delivery::Inline => ready.process(&mut journal, id)?,
             Delivery::Queue => {
                 tracing::info!("row {id}: queued for a worker");
                 // Also the supervisor's lock, which it holds until it exits.
-                stored.unlock()?;
-                spawn_retry(config, &program.path);
+                ready.spooled.unlock()?;
+                spawn_retry(ready.config, &ready.program.path);
                 return Ok(());
             }
         },
         Ok(Claim::Duplicate { original, row }) => {
             tracing::info!("row {row}: duplicate of row {original}, nothing run");
-            let _ = std::fs::remove_file(&stored.path);
-            write_metrics(config, &journal);
+            let _ = std::fs::remove_file(&ready.spooled.path);
+            write_metrics(ready.config, &journal);
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&stored.path);
+            let _ = std::fs::remove_file(&ready.spooled.path);
             return Err(e.into());
         }
     }
@@ -295,19 +315,19 @@ fn deliver_one(
 }
 
 /// The rest of `retry` for one spooled message once it is decided.
-fn retry_one(
-    config: &Config,
-    spooled: spool::Spooled,
-    raw: &[u8],
-    mail: &Mail,
-    decided: &pipeline::Decided,
-    program: &Program,
-) -> anyhow::Result<()> {
-    let mut journal = open(config)?;
+fn retry_one(ready: Ready<'_>) -> anyhow::Result<()> {
+    let mut journal = open(ready.config)?;
     let me = spool::process_token();
-    let path = spooled.path.clone();
+    let path = ready.spooled.path.clone();
     let id = match journal.by_spool_path(&path)? {
-        None => match claim(decided.authenticated(), &mut journal, mail, raw, &path, &me)? {
+        None => match claim(
+            ready.decided.authenticated(),
+            &mut journal,
+            ready.mail,
+            ready.raw,
+            &path,
+            &me,
+        )? {
             Claim::Claimed(id) => id,
             Claim::Duplicate { .. } => {
                 let _ = std::fs::remove_file(&path);
@@ -316,7 +336,7 @@ fn retry_one(
         },
         Some(row) if row.state == journal::FINISHED => {
             // Journaled but not yet moved out when its handler died.
-            let archived = release(config, spooled, decided)
+            let archived = release(ready.config, ready.spooled, ready.decided)
                 .context("cannot move a handled message out of the spool")?;
             journal.set_spool_path(row.id, archived.as_deref())?;
             return Ok(());
@@ -335,15 +355,7 @@ fn retry_one(
             row.id
         }
     };
-    process(
-        config,
-        &mut journal,
-        id,
-        spooled,
-        mail,
-        decided,
-        &program.path,
-    )
+    ready.process(&mut journal, id)
 }
 
 /// How a deciding child ended.
