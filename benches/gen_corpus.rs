@@ -142,7 +142,7 @@ fn mail(rng: &mut Rng, n: usize) -> String {
     let head = format!(
         "Return-Path: <{sender}>\r\nReceived: from out.example.com by mx.example.com (Postfix) with ESMTPS id {n:X}; Sun, 22 Nov 2026 09:00:00 +0000\r\nFrom: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\nMessage-ID: <bench-{n}@example.com>\r\nMIME-Version: 1.0\r\n"
     );
-    shaped(rng, n, head, &body)
+    shaped(rng, n, head, body)
 }
 
 /// Quoted-printable of `text`, its line breaks CRLF, its non-ASCII as the
@@ -165,7 +165,7 @@ fn quoted_printable(text: &str) -> String {
 /// Mail `n` of the corpus: `head` and `body` in the shape `n` picks (plain,
 /// multipart/alternative, HTML-only, base64, quoted-printable Latin-1,
 /// Windows-1252, a reply with quoted history, an attachment).
-fn shaped(rng: &mut Rng, n: usize, mut head: String, body: &str) -> String {
+fn shaped(rng: &mut Rng, n: usize, mut head: String, body: String) -> String {
     let crlf = |s: &str| s.replace('\n', "\r\n");
     // The body as HTML: between `open` and `close`, `line_break` for each
     // line break.
@@ -197,7 +197,7 @@ fn shaped(rng: &mut Rng, n: usize, mut head: String, body: &str) -> String {
             )
         }
         4 => {
-            let qp = quoted_printable(&format!("{body}Gr\u{fc}\u{df}e aus M\u{fc}nchen\n"));
+            let qp = quoted_printable(&(body + "Gr\u{fc}\u{df}e aus M\u{fc}nchen\n"));
             head + &format!(
                 "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}"
             )

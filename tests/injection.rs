@@ -332,7 +332,7 @@ fn hostile_mail(corpus: &[Hostile], index: usize, values: &[Hostile]) -> (Vec<u8
         .chars()
         .filter(|c| !c.is_whitespace() && !"<>\"()\\".contains(*c))
         .collect();
-    let id = if index % 2 == 0 {
+    let id = if index.is_multiple_of(2) {
         format!("<{id}.{}>", unique_id())
     } else {
         // Folded in the middle.
