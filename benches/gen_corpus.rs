@@ -139,9 +139,33 @@ fn mail(rng: &mut Rng, n: usize) -> String {
     let (subject, request) = request(rng, &sender);
     let words = 40 + rng.below(80) as usize;
     let body = format!("{request}\n\n{}\n", filler(rng, words));
-    let mut head = format!(
+    let head = format!(
         "Return-Path: <{sender}>\r\nReceived: from out.example.com by mx.example.com (Postfix) with ESMTPS id {n:X}; Sun, 22 Nov 2026 09:00:00 +0000\r\nFrom: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\nMessage-ID: <bench-{n}@example.com>\r\nMIME-Version: 1.0\r\n"
     );
+    shaped(rng, n, head, body)
+}
+
+/// Quoted-printable of `text`, its line breaks CRLF, its non-ASCII as the
+/// Latin-1 byte.
+fn quoted_printable(text: &str) -> String {
+    let mut qp = String::new();
+    for c in text.chars() {
+        match c {
+            '\n' => qp.push_str("\r\n"),
+            '=' => qp.push_str("=3D"),
+            c if (c as u32) < 128 => qp.push(c),
+            c => {
+                let _ = write!(qp, "={:02X}", c as u32);
+            }
+        }
+    }
+    qp
+}
+
+/// Mail `n` of the corpus: `head` and `body` in the shape `n` picks (plain,
+/// multipart/alternative, HTML-only, base64, quoted-printable Latin-1,
+/// Windows-1252, a reply with quoted history, an attachment).
+fn shaped(rng: &mut Rng, n: usize, mut head: String, body: String) -> String {
     let crlf = |s: &str| s.replace('\n', "\r\n");
     // The body as HTML: between `open` and `close`, `line_break` for each
     // line break.
@@ -173,17 +197,7 @@ fn mail(rng: &mut Rng, n: usize) -> String {
             )
         }
         4 => {
-            let mut qp = String::new();
-            for c in (body + "Gr\u{fc}\u{df}e aus M\u{fc}nchen\n").chars() {
-                match c {
-                    '\n' => qp.push_str("\r\n"),
-                    '=' => qp.push_str("=3D"),
-                    c if (c as u32) < 128 => qp.push(c),
-                    c => {
-                        let _ = write!(qp, "={:02X}", c as u32);
-                    }
-                }
-            }
+            let qp = quoted_printable(&(body + "Gr\u{fc}\u{df}e aus M\u{fc}nchen\n"));
             head + &format!(
                 "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}"
             )

@@ -8,7 +8,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::repo;
@@ -89,6 +89,89 @@ fn poison_mails_are_what_the_generator_writes() {
     );
 }
 
+/// `helpdesk parse` of `file` on the built-in defaults (read, classify,
+/// extract, trust, the reply it would send), with its address space limited
+/// by the shell's ulimit (no unsafe setrlimit here).
+fn bounded_parse(file: &Path) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {} && exec \"$0\" \"$@\"",
+            POISON_MEMORY_MIB * 1024
+        ))
+        .arg(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["parse", "--format", "json"])
+        .arg(file)
+        .env_remove("HELPDESK_CONFIG")
+        .env_remove("HELPDESK_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The child's status, or `None` when it was still running at `deadline`
+/// and so was killed.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads one poison mail in a bounded child: what went wrong, if anything.
+fn read_poison(file: &Path) -> Option<String> {
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let started = Instant::now();
+    let mut child = bounded_parse(file);
+    // Drained as it comes, so a large answer cannot block the child.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let status = wait_until(&mut child, started + Duration::from_secs(POISON_SECONDS));
+    let seconds = started.elapsed().as_secs_f64();
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    match status {
+        None => Some(format!(
+            "{name}: still running after {POISON_SECONDS} s, killed"
+        )),
+        Some(status) if !status.success() => {
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            let why = if stderr.contains("memory allocation") {
+                format!("out of its {POISON_MEMORY_MIB} MiB address space")
+            } else {
+                format!("failed ({status}): {last}")
+            };
+            Some(format!("{name}: {why} after {seconds:.1} s"))
+        }
+        Some(_) => {
+            let out = reader.join().unwrap();
+            match serde_json::from_str::<serde_json::Value>(&out) {
+                Ok(json) if json.get("text").is_some() => {
+                    eprintln!("{name}: read in {seconds:.1} s");
+                    None
+                }
+                _ => Some(format!("{name}: parse printed no decision: {out:.200}")),
+            }
+        }
+    }
+}
+
 /// Every class of poison mail: wide tables, deep nesting, runs of blank
 /// and quote lines, huge lines, many tiny or deeply nested parts, many
 /// headers, long encoded words, broken base64.
@@ -100,80 +183,7 @@ fn every_poison_mail_is_read_within_bounds() {
         "expected the poison mails in fuzz/regressions/mail_read/ (fuzz/poison/generate.py writes them), found {}",
         files.len()
     );
-    let exe = env!("CARGO_BIN_EXE_helpdesk");
-    let mut failures = Vec::new();
-    for file in &files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let started = Instant::now();
-        // The child is `helpdesk parse` on the built-in defaults (read,
-        // classify, extract, trust, the reply it would send), with its
-        // address space limited by the shell's ulimit (no unsafe setrlimit
-        // here).
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "ulimit -v {} && exec \"$0\" \"$@\"",
-                POISON_MEMORY_MIB * 1024
-            ))
-            .arg(exe)
-            .args(["parse", "--format", "json"])
-            .arg(file)
-            .env_remove("HELPDESK_CONFIG")
-            .env_remove("HELPDESK_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Drained as it comes, so a large answer cannot block the child.
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut out = String::new();
-            let _ = stdout.read_to_string(&mut out);
-            out
-        });
-        let deadline = started + Duration::from_secs(POISON_SECONDS);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let seconds = started.elapsed().as_secs_f64();
-        let mut stderr = String::new();
-        let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
-        match status {
-            None => failures.push(format!(
-                "{name}: still running after {POISON_SECONDS} s, killed"
-            )),
-            Some(status) if !status.success() => {
-                let last = stderr
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                let why = if stderr.contains("memory allocation") {
-                    format!("out of its {POISON_MEMORY_MIB} MiB address space")
-                } else {
-                    format!("failed ({status}): {last}")
-                };
-                failures.push(format!("{name}: {why} after {seconds:.1} s"));
-            }
-            Some(_) => {
-                let out = reader.join().unwrap();
-                match serde_json::from_str::<serde_json::Value>(&out) {
-                    Ok(json) if json.get("text").is_some() => {
-                        eprintln!("{name}: read in {seconds:.1} s");
-                    }
-                    _ => failures.push(format!("{name}: parse printed no decision: {out:.200}")),
-                }
-            }
-        }
-    }
+    let failures: Vec<String> = files.iter().filter_map(|file| read_poison(file)).collect();
     assert!(
         failures.is_empty(),
         "poison mails not read within {POISON_SECONDS} s and {POISON_MEMORY_MIB} MiB:\n  {}",

@@ -309,97 +309,133 @@ fn encoded_subject(text: &str, style: usize) -> String {
     }
 }
 
+/// Hostile values in one mail.
+const PER_MAIL: usize = 8;
+
+/// What one worker saw: values placed and compared, values captured exactly
+/// as sent, playbook runs, and every value that arrived altered.
+#[derive(Default)]
+struct Tally {
+    placements: usize,
+    exact: usize,
+    ran: usize,
+    altered: Vec<String>,
+}
+
+/// Mail number `index`: a hostile subject (RFC 2047-encoded by turns) and
+/// Message-ID (folded by turns) taken from the corpus, and `values` under
+/// the labels `v0:` …. Returns the mail and the hostile part of its subject.
+fn hostile_mail(corpus: &[Hostile], index: usize, values: &[Hostile]) -> (Vec<u8>, String) {
+    let subject = corpus[(index * 7) % corpus.len()].text.clone();
+    let id_from = &corpus[(index * 11 + 3) % corpus.len()].text;
+    let id: String = id_from
+        .chars()
+        .filter(|c| !c.is_whitespace() && !"<>\"()\\".contains(*c))
+        .collect();
+    let id = if index.is_multiple_of(2) {
+        format!("<{id}.{}>", unique_id())
+    } else {
+        // Folded in the middle.
+        format!("<{id}\r\n .{}>", unique_id())
+    };
+    let body: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, h)| format!("v{i}: \"{}\"", h.text))
+        .collect();
+    let raw = format!(
+        "From: alice@example.com\r\nTo: helpdesk@example.com\r\nSubject: {}\r\nMessage-ID: {id}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+        encoded_subject(&format!("careless {subject}"), index),
+        body.join("\r\n")
+    )
+    .into_bytes();
+    (raw, subject)
+}
+
+/// What `parse` decides for the mail must be what reaches the playbook, in
+/// each of its three placements; `values` the mail was written with.
+fn run_hostile_mail(
+    desk: &Helpdesk,
+    out: &Path,
+    raw: &[u8],
+    subject: &str,
+    values: &[Hostile],
+    tally: &mut Tally,
+) {
+    let decided = desk.parse(raw);
+    assert_eq!(decided["request_type"], "careless", "{decided}");
+    let vars = &decided["vars"];
+    let want: Vec<Value> = ["subject".to_owned(), "message_id".to_owned()]
+        .into_iter()
+        .chain((0..PER_MAIL).map(|i| format!("v{i}")))
+        .map(|n| vars[&n].clone())
+        .collect();
+    // How many values were captured exactly as sent (the rest are still
+    // compared with what helpdesk decided).
+    tally.exact += values
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| vars[format!("v{i}")] == Value::String(h.text.clone()))
+        .count();
+    assert!(
+        vars["subject"] == Value::String(format!("careless {subject}")),
+        "subject {subject:?} decided as {}",
+        vars["subject"]
+    );
+    for file in ["argument.txt", "template.txt", "values.json"] {
+        let _ = fs::remove_file(out.join(file));
+    }
+    let result = exec(desk.command(&["run"]), raw);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let Some(got) = arrived(out, want.len()) else {
+        panic!("the playbook did not run for {decided}: {}", result.stderr);
+    };
+    tally.ran += 1;
+    for (how, values) in ["module argument", "template", "JSON"].iter().zip(&got) {
+        for (w, g) in want.iter().zip(values) {
+            tally.placements += 1;
+            // A value the mail did not fill is absent, and the playbook's
+            // default is ''.
+            let expected = if w.is_null() { json!("") } else { w.clone() };
+            if &expected != g {
+                tally.altered.push(format!("{how}: {w} arrived as {g}"));
+            }
+        }
+    }
+}
+
+/// Worker `worker` of two, with its own helpdesk folder: every other mail.
+fn hostile_worker(worker: usize, mails: &[&[Hostile]], corpus: &[Hostile]) -> Tally {
+    let (desk, out) = careless_desk(PER_MAIL);
+    let mut tally = Tally::default();
+    for (index, values) in mails.iter().enumerate().skip(worker).step_by(2) {
+        let (raw, subject) = hostile_mail(corpus, index, values);
+        run_hostile_mail(&desk, &out, &raw, &subject, values, &mut tally);
+    }
+    tally
+}
+
 #[test]
 fn issue_11_hostile_mail_values_subjects_and_message_ids_reach_the_playbook_verbatim() {
-    const PER_MAIL: usize = 8;
     let scratch = tempfile::tempdir().unwrap();
     let markers = scratch.path().join("markers");
     fs::create_dir_all(&markers).unwrap();
     let corpus = corpus(&markers, true);
     let mails: Vec<&[Hostile]> = corpus.chunks(PER_MAIL).collect();
     // Two workers, each with its own helpdesk folder, share the mails.
-    let results: Vec<(usize, usize, usize, Vec<String>)> = std::thread::scope(|scope| {
+    let results: Vec<Tally> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..2)
             .map(|worker| {
-                let mails = &mails;
-                let corpus = &corpus;
-                scope.spawn(move || {
-                    let (desk, out) = careless_desk(PER_MAIL);
-                    let (mut placements, mut exact, mut ran) = (0, 0, 0);
-                    let mut altered = Vec::new();
-                    for (index, values) in mails.iter().enumerate().skip(worker).step_by(2) {
-                        let subject = &corpus[(index * 7) % corpus.len()].text;
-                        let id_from = &corpus[(index * 11 + 3) % corpus.len()].text;
-                        let id: String = id_from.chars().filter(|c| !c.is_whitespace() && !"<>\"()\\".contains(*c)).collect();
-                        let id = if index % 2 == 0 {
-                            format!("<{id}.{}>", unique_id())
-                        } else {
-                            // Folded in the middle.
-                            format!("<{id}\r\n .{}>", unique_id())
-                        };
-                        let body: Vec<String> = values
-                            .iter()
-                            .enumerate()
-                            .map(|(i, h)| format!("v{i}: \"{}\"", h.text))
-                            .collect();
-                        let raw = format!(
-                            "From: alice@example.com\r\nTo: helpdesk@example.com\r\nSubject: {}\r\nMessage-ID: {id}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
-                            encoded_subject(&format!("careless {subject}"), index),
-                            body.join("\r\n")
-                        )
-                        .into_bytes();
-                        let decided = desk.parse(&raw);
-                        assert_eq!(decided["request_type"], "careless", "{decided}");
-                        let vars = &decided["vars"];
-                        let want: Vec<Value> = ["subject".to_owned(), "message_id".to_owned()]
-                            .into_iter()
-                            .chain((0..PER_MAIL).map(|i| format!("v{i}")))
-                            .map(|n| vars[&n].clone())
-                            .collect();
-                        // How many values were captured exactly as sent
-                        // (the rest are still compared with what
-                        // helpdesk decided).
-                        exact += values
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, h)| vars[format!("v{i}")] == Value::String(h.text.clone()))
-                            .count();
-                        assert!(
-                            vars["subject"] == Value::String(format!("careless {subject}")),
-                            "subject {subject:?} decided as {}",
-                            vars["subject"]
-                        );
-                        for file in ["argument.txt", "template.txt", "values.json"] {
-                            let _ = fs::remove_file(out.join(file));
-                        }
-                        let result = exec(desk.command(&["run"]), &raw);
-                        assert_eq!(result.code, 0, "{}", result.stderr);
-                        let Some(got) = arrived(&out, want.len()) else {
-                            panic!("the playbook did not run for {decided}: {}", result.stderr);
-                        };
-                        ran += 1;
-                        for (how, values) in ["module argument", "template", "JSON"].iter().zip(&got) {
-                            for (w, g) in want.iter().zip(values) {
-                                placements += 1;
-                                // A value the mail did not fill is absent,
-                                // and the playbook's default is ''.
-                                let expected = if w.is_null() { json!("") } else { w.clone() };
-                                if &expected != g {
-                                    altered.push(format!("{how}: {w} arrived as {g}"));
-                                }
-                            }
-                        }
-                    }
-                    (placements, exact, ran, altered)
-                })
+                let (mails, corpus) = (&mails, &corpus);
+                scope.spawn(move || hostile_worker(worker, mails, corpus))
             })
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
-    let placements: usize = results.iter().map(|r| r.0).sum();
-    let exact: usize = results.iter().map(|r| r.1).sum();
-    let ran: usize = results.iter().map(|r| r.2).sum();
-    let altered: Vec<&String> = results.iter().flat_map(|r| &r.3).collect();
+    let placements: usize = results.iter().map(|r| r.placements).sum();
+    let exact: usize = results.iter().map(|r| r.exact).sum();
+    let ran: usize = results.iter().map(|r| r.ran).sum();
+    let altered: Vec<&String> = results.iter().flat_map(|r| &r.altered).collect();
     let executed = fired(&corpus);
     eprintln!(
         "injection corpus through mail: {} strings in {} mails ({ran} playbook runs), {} values captured exactly as sent, {placements} placements, {} executed, {} altered",

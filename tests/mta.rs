@@ -169,9 +169,9 @@ impl Drop for Postfix {
     }
 }
 
-#[test]
-fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix() {
-    let sink = SmtpServer::plain();
+/// A helpdesk folder owned by nobody, piped to from a Postfix alias (the
+/// README's snippet) and replying through that Postfix to `sink`.
+fn postfix_desk(sink: &SmtpServer) -> (Helpdesk, Postfix) {
     let desk = Helpdesk::from_defaults().with_echo_playbooks();
     // Placeholder port; the real one is known once Postfix runs.
     let config = format!(
@@ -191,9 +191,15 @@ fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix
         .config_text()
         .replace("port: PORT", &format!("port: {}", postfix.port));
     let desk = desk.config(&config);
-    let desk = desk_for_nobody(desk);
+    (desk_for_nobody(desk), postfix)
+}
 
-    // 1. Postfix → helpdesk → ansible-playbook → reply (through Postfix to the sink).
+/// 1. Postfix → helpdesk → ansible-playbook → reply (through Postfix to the sink).
+fn postfix_delivers_and_the_reply_comes_back(
+    desk: &Helpdesk,
+    postfix: &Postfix,
+    sink: &SmtpServer,
+) {
     let first = unique_id();
     postfix.send(
         "alice@example.com",
@@ -222,10 +228,15 @@ fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix
     );
     assert!(postfix.log().contains("relay=local"), "{}", postfix.log());
     assert_eq!(desk.received().unwrap()["targets"], "alice");
+}
 
-    // 2. An unwritable state folder: helpdesk exits 75, Postfix defers.
-    let state = desk.path().join("state");
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o000)).unwrap();
+/// 2. An unwritable state folder: helpdesk exits 75, Postfix defers.
+fn postfix_defers_while_the_state_folder_is_unwritable(
+    state: &Path,
+    postfix: &Postfix,
+    sink: &SmtpServer,
+) {
+    fs::set_permissions(state, fs::Permissions::from_mode(0o000)).unwrap();
     let second = unique_id();
     postfix.send(
         "bob@example.com",
@@ -248,9 +259,15 @@ fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix
         1,
         "no reply for the deferred message yet"
     );
+}
 
-    // 3. Fixed: the queued message is delivered, once.
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+/// 3. Fixed: the queued message is delivered, once.
+fn postfix_delivers_the_deferred_message_once(
+    desk: &Helpdesk,
+    postfix: &Postfix,
+    sink: &SmtpServer,
+) {
+    fs::set_permissions(desk.path().join("state"), fs::Permissions::from_mode(0o700)).unwrap();
     postfix.flush();
     wait_for("the second reply", Duration::from_secs(90), || {
         sink.received().len() == 2
@@ -258,14 +275,27 @@ fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix
     // The reply goes out before the outcome is journaled: wait for that,
     // instead of sleeping and hoping.
     wait_for("both rows journaled", Duration::from_secs(30), || {
-        let rows = journal(&desk);
+        let rows = journal(desk);
         rows.len() >= 2 && outcomes(&rows).iter().all(|o| o != "-")
     });
-    let rows = journal(&desk);
+    let rows = journal(desk);
     assert_eq!(outcomes(&rows), ["done", "done"], "{rows:?}");
     assert_eq!(desk.run_logs().len(), 2, "nothing ran twice");
     assert_eq!(sink.received().len(), 2);
     assert_eq!(desk.received().unwrap()["targets"], "bob");
+}
+
+#[test]
+fn postfix_pipes_to_helpdesk_which_runs_the_playbook_and_replies_through_postfix() {
+    let sink = SmtpServer::plain();
+    let (desk, postfix) = postfix_desk(&sink);
+    postfix_delivers_and_the_reply_comes_back(&desk, &postfix, &sink);
+    postfix_defers_while_the_state_folder_is_unwritable(
+        &desk.path().join("state"),
+        &postfix,
+        &sink,
+    );
+    postfix_delivers_the_deferred_message_once(&desk, &postfix, &sink);
 }
 
 #[test]

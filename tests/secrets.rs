@@ -47,104 +47,106 @@ fn head(subject: &str, extra: &str, message_id: &str) -> String {
     )
 }
 
-/// Every way a secret can arrive, each with a secret of its own (so a
-/// leak names the case), some with non-ASCII and `=` that the encodings
-/// must escape.
-fn corpus() -> Vec<Case> {
-    let b64 = base64;
-    let mut cases = Vec::new();
-    let mut add = |name: &'static str,
-                   secret: String,
-                   build: &dyn Fn(&str, &str) -> String,
-                   shown: &str,
-                   password_var: bool| {
+/// The corpus as it is written: each case gets a Message-ID of its own.
+#[derive(Default)]
+struct Corpus(Vec<Case>);
+
+impl Corpus {
+    fn add(
+        &mut self,
+        name: &'static str,
+        secret: &str,
+        build: &dyn Fn(&str, &str) -> String,
+        shown: &str,
+        password_var: bool,
+    ) {
         let id = unique_id();
-        cases.push(Case {
+        self.0.push(Case {
             name,
-            raw: build(&secret, &id).into_bytes(),
+            raw: build(secret, &id).into_bytes(),
             message_id: id,
-            secret,
+            secret: secret.to_owned(),
             shown_subject: shown.to_owned(),
             password_var,
         });
-    };
-    let plain_body = "Content-Type: text/plain; charset=utf-8\r\n\r\nusername: alice\r\n";
-    add(
+    }
+}
+
+const PLAIN_BODY: &str = "Content-Type: text/plain; charset=utf-8\r\n\r\nusername: alice\r\n";
+
+/// The secret in the subject: plain, RFC 2047-encoded, split over two
+/// encoded words, after `Re:`.
+fn subject_cases(cases: &mut Corpus) {
+    cases.add(
         "plain subject",
-        "Hunter2plain9".into(),
-        &|s, id| head(&format!("reset password: {s}"), plain_body, id),
+        "Hunter2plain9",
+        &|s, id| head(&format!("reset password: {s}"), PLAIN_BODY, id),
         "reset password: [redacted]",
         true,
     );
-    add(
+    cases.add(
         "RFC 2047 B subject",
-        "Grüße=B64x7".into(),
+        "Grüße=B64x7",
         &|s, id| {
             head(
-                &format!("=?utf-8?B?{}?=", b64(&format!("reset password: {s}"))),
-                plain_body,
+                &format!("=?utf-8?B?{}?=", base64(&format!("reset password: {s}"))),
+                PLAIN_BODY,
                 id,
             )
         },
         "reset password: [redacted]",
         true,
     );
-    add(
+    cases.add(
         "RFC 2047 Q subject, the secret split over two words",
-        "Qsplit=Wörd5".into(),
+        "Qsplit=Wörd5",
         // "Qsplit=Wörd5" in Q encoding, cut in the middle of the secret.
         &|_, id| {
             head(
                 "=?utf-8?Q?reset_password=3A_Qsplit=3D?=\r\n =?utf-8?Q?W=C3=B6rd5?=",
-                plain_body,
+                PLAIN_BODY,
                 id,
             )
         },
         "reset password: [redacted]",
         true,
     );
-    add(
+    cases.add(
         "Re: prefix, the secret under a label of its own",
-        "Tok3nRe-x".into(),
-        &|s, id| head(&format!("Re: reset password password: {s}"), plain_body, id),
+        "Tok3nRe-x",
+        &|s, id| head(&format!("Re: reset password password: {s}"), PLAIN_BODY, id),
         "Re: reset password password: [redacted]",
         true,
     );
-    add(
+}
+
+/// A base64 body, `username: alice` and `password: <secret>`.
+fn base64_body(secret: &str) -> String {
+    format!(
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        base64(&format!("username: alice\r\npassword: {secret}\r\n"))
+    )
+}
+
+/// The secret in an encoded body, and a `*secret*` field in the subject.
+fn body_cases(cases: &mut Corpus) {
+    cases.add(
         "base64 body, the secret repeated in the subject",
-        "Base64Body=ü3".into(),
-        &|s, id| {
-            head(
-                &format!("reset password: {s}"),
-                &format!(
-                    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-                    b64(&format!("username: alice\r\npassword: {s}\r\n"))
-                ),
-                id,
-            )
-        },
+        "Base64Body=ü3",
+        &|s, id| head(&format!("reset password: {s}"), &base64_body(s), id),
         "reset password: [redacted]",
         true,
     );
-    add(
+    cases.add(
         "base64 body only",
-        "OnlyInBody64q".into(),
-        &|s, id| {
-            head(
-                "reset password",
-                &format!(
-                    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-                    b64(&format!("username: alice\r\npassword: {s}\r\n"))
-                ),
-                id,
-            )
-        },
+        "OnlyInBody64q",
+        &|s, id| head("reset password", &base64_body(s), id),
         "reset password",
         true,
     );
-    add(
+    cases.add(
         "quoted-printable body, Latin-1",
-        "Qp=Kl\u{e4}r8".into(),
+        "Qp=Kl\u{e4}r8",
         &|_, id| {
             head(
                 "reset password",
@@ -155,14 +157,23 @@ fn corpus() -> Vec<Case> {
         "reset password",
         true,
     );
-    add(
+    cases.add(
         "a *secret* field in the subject",
-        "4711pinZ".into(),
-        &|s, id| head(&format!("vpn pin: {s}"), plain_body, id),
+        "4711pinZ",
+        &|s, id| head(&format!("vpn pin: {s}"), PLAIN_BODY, id),
         "vpn pin: [redacted]",
         false,
     );
-    cases
+}
+
+/// Every way a secret can arrive, each with a secret of its own (so a
+/// leak names the case), some with non-ASCII and `=` that the encodings
+/// must escape.
+fn corpus() -> Vec<Case> {
+    let mut cases = Corpus::default();
+    subject_cases(&mut cases);
+    body_cases(&mut cases);
+    cases.0
 }
 
 /// Every file under `dir`, symbolic links not followed.
@@ -211,70 +222,73 @@ fn snapshotting_playbook(state: &Path) -> String {
         + "      ignore_errors: true\n"
 }
 
-#[test]
-fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
-    let smtp = SmtpServer::plain();
-    let mut desk = with_pin_type(Helpdesk::from_defaults()).replying_to(&smtp);
+/// The helpdesk with the `vpn` type, replying to `smtp`, every playbook the
+/// corpus reaches the snapshotting one.
+fn secret_desk(smtp: &SmtpServer) -> Helpdesk {
+    let mut desk = with_pin_type(Helpdesk::from_defaults()).replying_to(smtp);
     let playbook = snapshotting_playbook(&desk.path().join("state"));
     for name in ["manage_account", "storage", "vpn"] {
         desk = desk.file(&format!("playbooks/{name}.yaml"), &playbook);
     }
-    let cases = corpus();
-    let mut outputs = String::new();
-    for case in &cases {
-        let out = exec(
-            {
-                let mut c = desk.command(&["run"]);
-                c.env("HELPDESK_LOG", "debug");
-                c
-            },
-            &case.raw,
-        );
-        assert_eq!(out.code, 0, "{}: {}", case.name, out.stderr);
+    desk
+}
+
+/// Runs one case: the secret reaches the playbook in its variable only, not
+/// its subject, the log, or the WAL and SHM of the running delivery.
+fn run_secret_case(desk: &Helpdesk, case: &Case) {
+    let out = exec(
+        {
+            let mut c = desk.command(&["run"]);
+            c.env("HELPDESK_LOG", "debug");
+            c
+        },
+        &case.raw,
+    );
+    assert_eq!(out.code, 0, "{}: {}", case.name, out.stderr);
+    assert!(
+        !out.stderr.contains(&case.secret),
+        "{}: the secret is in the log:\n{}",
+        case.name,
+        out.stderr
+    );
+    let received = desk
+        .received()
+        .unwrap_or_else(|| panic!("{}: the playbook did not run: {}", case.name, out.stderr));
+    assert_eq!(
+        received["subject"], case.shown_subject,
+        "{}: the playbook's subject",
+        case.name
+    );
+    if case.password_var {
+        // The secret itself still reaches the playbook, in its variable.
+        assert_eq!(received["password"], case.secret.as_str(), "{}", case.name);
+    }
+    fs::remove_file(desk.path().join("received.json")).unwrap();
+    for companion in ["journal.sqlite-wal", "journal.sqlite-shm"] {
+        let snapshot = desk.path().join(format!("received.json.{companion}"));
+        let bytes = fs::read(&snapshot).unwrap();
         assert!(
-            !out.stderr.contains(&case.secret),
-            "{}: the secret is in the log:\n{}",
-            case.name,
-            out.stderr
-        );
-        let received = desk
-            .received()
-            .unwrap_or_else(|| panic!("{}: the playbook did not run: {}", case.name, out.stderr));
-        assert_eq!(
-            received["subject"], case.shown_subject,
-            "{}: the playbook's subject",
+            !contains(&bytes, &case.secret),
+            "{}: the secret is in the {companion} of a running delivery",
             case.name
         );
-        if case.password_var {
-            // The secret itself still reaches the playbook, in its variable.
-            assert_eq!(received["password"], case.secret.as_str(), "{}", case.name);
-        }
-        fs::remove_file(desk.path().join("received.json")).unwrap();
-        for companion in ["journal.sqlite-wal", "journal.sqlite-shm"] {
-            let snapshot = desk.path().join(format!("received.json.{companion}"));
-            let bytes = fs::read(&snapshot).unwrap();
+        if companion.ends_with("wal") {
+            // The control: the snapshot holds this message's row.
             assert!(
-                !contains(&bytes, &case.secret),
-                "{}: the secret is in the {companion} of a running delivery",
+                contains(&bytes, &case.message_id),
+                "{}: WAL without the row",
                 case.name
             );
-            if companion.ends_with("wal") {
-                // The control: the snapshot holds this message's row.
-                assert!(
-                    contains(&bytes, &case.message_id),
-                    "{}: WAL without the row",
-                    case.name
-                );
-            }
-            fs::remove_file(snapshot).unwrap();
         }
-        outputs.push_str(&out.stderr);
+        fs::remove_file(snapshot).unwrap();
     }
+}
 
-    // Replies: one per mail, Subject `Re: <subject as shown>`, decoded.
+/// Replies: one per mail, Subject `Re: <subject as shown>`, decoded.
+fn check_secret_replies(smtp: &SmtpServer, cases: &[Case]) {
     let replies = smtp.received();
     assert_eq!(replies.len(), cases.len());
-    for case in &cases {
+    for case in cases {
         let reply = replies
             .iter()
             .find(|r| r.header("In-Reply-To").as_deref() == Some(&format!("<{}>", case.message_id)))
@@ -296,13 +310,15 @@ fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
         );
         assert!(!reply.body().contains(&case.secret), "{}", case.name);
     }
+}
 
-    // The journal: every row's subject as shown; `log` and `show` too.
+/// The journal: every row's subject as shown; `log` and `show` too.
+fn check_secret_journal(desk: &Helpdesk, cases: &[Case]) {
     let rows = desk.log_rows();
     assert_eq!(rows.len(), cases.len());
     let table = exec(desk.command(&["log"]), b"");
     assert_eq!(table.code, 0, "{}", table.stderr);
-    for case in &cases {
+    for case in cases {
         let row = rows
             .iter()
             .find(|r| r["message_id"] == case.message_id.as_str())
@@ -335,12 +351,13 @@ fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
             );
         }
     }
+}
 
-    // No byte of any file in the state folder holds a secret (the journal,
-    // its WAL and SHM, run logs, results, whatever else is there), and no
-    // archived mail is one of these, in any encoding.
-    let state = desk.path().join("state");
-    let files: Vec<PathBuf> = walk(&state)
+/// No byte of any file in the state folder holds a secret (the journal,
+/// its WAL and SHM, run logs, results, whatever else is there), and no
+/// archived mail is one of these, in any encoding.
+fn check_secret_state(state: &Path, cases: &[Case]) {
+    let files: Vec<PathBuf> = walk(state)
         .into_iter()
         .filter(|(_, m)| m.is_file())
         .map(|(p, _)| p)
@@ -353,7 +370,7 @@ fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
     }
     for file in &files {
         let bytes = fs::read(file).unwrap();
-        for case in &cases {
+        for case in cases {
             assert!(
                 !contains(&bytes, &case.secret),
                 "{}: the secret is in {}",
@@ -375,8 +392,10 @@ fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
             |f| f.starts_with(state.join("spool")) && f.extension().is_some_and(|x| x == "eml")
         )
     );
+}
 
-    // The control: a mail without a secret is archived, its subject kept.
+/// The control: a mail without a secret is archived, its subject kept.
+fn check_plain_mail_is_archived(desk: &Helpdesk, state: &Path) {
     let id = unique_id();
     let plain = head(
         "quota",
@@ -397,6 +416,21 @@ fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
     assert_eq!(fs::read(archived).unwrap(), plain.as_bytes());
 }
 
+#[test]
+fn a_secret_in_the_subject_or_body_is_redacted_everywhere_and_never_archived() {
+    let smtp = SmtpServer::plain();
+    let desk = secret_desk(&smtp);
+    let cases = corpus();
+    for case in &cases {
+        run_secret_case(&desk, case);
+    }
+    check_secret_replies(&smtp, &cases);
+    check_secret_journal(&desk, &cases);
+    let state = desk.path().join("state");
+    check_secret_state(&state, &cases);
+    check_plain_mail_is_archived(&desk, &state);
+}
+
 /// `helpdesk <args>` under `umask 000`, the loosest an MTA could hand down.
 fn under_umask_000(desk: &Helpdesk, args: &[&str]) -> Command {
     let inner = desk.command(args);
@@ -415,18 +449,9 @@ fn under_umask_000(desk: &Helpdesk, args: &[&str]) -> Command {
     command
 }
 
-#[test]
-fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700() {
-    let smtp = SmtpServer::plain();
-    let desk = Helpdesk::from_defaults().with_echo_playbooks();
-    let config = format!(
-        "{}metrics_file: metrics/helpdesk.prom\n",
-        desk.config_text()
-    );
-    let desk = desk.config(&config).replying_to(&smtp);
-    let state = desk.path().join("state");
-    assert!(!state.exists());
-
+/// Runs a new user (twice), a quota request and an unclassified mail under
+/// `umask 000`, then `retry`: every kind of file the helpdesk keeps.
+fn fill_state_under_umask_000(desk: &Helpdesk, smtp: &SmtpServer) {
     let new_user = crate::support::mail(
         "hr@example.com",
         "New User",
@@ -440,11 +465,11 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
     let unclassified = crate::support::mail("carol@example.com", "Renewal of contract", "hi");
     for (mail, times) in [(&new_user, 2), (&quota, 1), (&unclassified, 1)] {
         for _ in 0..times {
-            let out = exec(under_umask_000(&desk, &["run"]), mail);
+            let out = exec(under_umask_000(desk, &["run"]), mail);
             assert_eq!(out.code, 0, "{}", out.stderr);
         }
     }
-    let out = exec(under_umask_000(&desk, &["retry"]), b"");
+    let out = exec(under_umask_000(desk, &["retry"]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let outcomes: Vec<String> = desk
         .log_rows()
@@ -453,13 +478,16 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
         .collect();
     assert_eq!(outcomes, ["ignored", "done", "duplicate", "done"]);
     assert_eq!(smtp.received().len(), 3, "replies were sent");
+}
 
-    // Allow-list: folders 0700, files 0600, nothing else.
-    let entries = walk(&state);
+/// Allow-list: folders 0700, files 0600, nothing else; and everything the
+/// helpdesk keeps was there to be checked. Returns the run files.
+fn check_state_modes(state: &Path) -> Vec<String> {
+    let entries = walk(state);
     let mut kinds = std::collections::BTreeSet::new();
     for (path, meta) in &entries {
         let mode = meta.permissions().mode() & 0o7777;
-        let relative = path.strip_prefix(&state).unwrap().display().to_string();
+        let relative = path.strip_prefix(state).unwrap().display().to_string();
         if meta.is_dir() {
             assert_eq!(mode, 0o700, "{relative}: mode {mode:o}");
         } else {
@@ -475,7 +503,6 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
             },
         );
     }
-    // Everything the helpdesk keeps was there to be checked.
     for kind in [
         "",
         "journal",
@@ -513,9 +540,12 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
                 && p.extension().is_some_and(|x| x == "eml")),
         "mail without a secret is archived"
     );
+    run_files
+}
 
-    // The metrics file, outside the state folder, for a collector running
-    // as another user: 0644 in a 0755 folder, and not in the state folder.
+/// The metrics file, outside the state folder, for a collector running
+/// as another user: 0644 in a 0755 folder, and not in the state folder.
+fn check_metrics_file_is_readable(desk: &Helpdesk, state: &Path) {
     let metrics = desk.path().join("metrics/helpdesk.prom");
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&metrics), 0o644);
@@ -526,8 +556,10 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
             .contains("helpdesk_messages_total{request_type=\"manage_users\",outcome=\"done\"} 1")
     );
     assert!(!state.join("metrics.prom").exists());
+}
 
-    // `check` is quiet about all this, and reports what is loosened.
+/// `check` is quiet about all this, and reports what is loosened.
+fn check_reports_loosened_modes(desk: &Helpdesk, state: &Path, run_files: &[String]) {
     let quiet = exec(desk.command(&["check"]), b"");
     assert!(
         !quiet.stdout.contains(&state.display().to_string()),
@@ -541,7 +573,7 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
     );
     let log = run_files.iter().find(|p| p.ends_with(".log")).unwrap();
     fs::set_permissions(log, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(state, fs::Permissions::from_mode(0o755)).unwrap();
     let wal = state.join("journal.sqlite-wal");
     fs::set_permissions(&wal, fs::Permissions::from_mode(0o666)).unwrap();
     let out = exec(desk.command(&["check"]), b"");
@@ -576,6 +608,23 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
         "chmod 600",
     );
     assert_eq!(out.code, 78, "an error in check: {said}");
+}
+
+#[test]
+fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700() {
+    let smtp = SmtpServer::plain();
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    let config = format!(
+        "{}metrics_file: metrics/helpdesk.prom\n",
+        desk.config_text()
+    );
+    let desk = desk.config(&config).replying_to(&smtp);
+    let state = desk.path().join("state");
+    assert!(!state.exists());
+    fill_state_under_umask_000(&desk, &smtp);
+    let run_files = check_state_modes(&state);
+    check_metrics_file_is_readable(&desk, &state);
+    check_reports_loosened_modes(&desk, &state, &run_files);
 }
 
 /// The default metrics file sits in the state folder: 0644, behind the

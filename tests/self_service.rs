@@ -372,19 +372,73 @@ fn setup_writes_self_service_grants_and_says_what_they_allow() {
     );
 }
 
-#[test]
-fn every_field_outside_star_self_is_refused_by_name_and_runs_for_an_administrator() {
-    let books = shipped_books();
-    let mut cases: Vec<(&str, Field, bool)> = Vec::new();
-    for (request_type, book) in &books {
+/// Every field of every shipped type, and whether a user may set it on
+/// their own account (every variable it sets is under `*self*`).
+fn self_service_cases(books: &[(&'static str, Book)]) -> Vec<(&'static str, Field, bool)> {
+    let mut cases = Vec::new();
+    for (request_type, book) in books {
         let allowed = book.self_service.clone();
         for field in every_field(book) {
             let ok = allowed
                 .as_ref()
                 .is_some_and(|a| field.vars.iter().all(|v| a.contains(v)));
-            cases.push((request_type, field, ok));
+            cases.push((*request_type, field, ok));
         }
     }
+    cases
+}
+
+/// `run` ran the playbook for `account`, and each of `vars` arrived set.
+fn assert_ran(what: &str, run: (Option<Value>, Option<String>), account: &str, vars: &[String]) {
+    let (received, reply) = run;
+    let received = received.unwrap_or_else(|| panic!("{what}: did not run: {reply:?}"));
+    assert_eq!(received["targets"], account, "{what}");
+    for var in vars {
+        assert!(
+            !matches!(received[var], Value::Null | Value::Bool(false)),
+            "{what}: {var} did not arrive: {received}"
+        );
+    }
+}
+
+/// `run`, a user's `field` outside `*self*`, ran nothing, and its reply
+/// names the fields (or, for a type without `*self*`, says only an
+/// administrator may ask for it) without repeating the value.
+fn assert_refused(
+    what: &str,
+    run: (Option<Value>, Option<String>),
+    request_type: &str,
+    book: &Book,
+    field: &Field,
+) {
+    let (received, reply) = run;
+    assert_eq!(received, None, "{what} ran");
+    let reply = reply.unwrap_or_else(|| panic!("{what}: no reply"));
+    if book.self_service.is_none() {
+        assert!(
+            reply.contains(&format!(
+                "not carried out: only an administrator may ask for {request_type}"
+            )),
+            "{what}: {reply}"
+        );
+    } else {
+        let want: BTreeSet<String> = field.vars.iter().cloned().collect();
+        assert_eq!(named(&reply), Some(want), "{what}: {reply}");
+        assert!(
+            reply.contains("for your own account; ask an administrator"),
+            "{what}: {reply}"
+        );
+    }
+    assert!(
+        !reply.contains("sudo"),
+        "{what}: the value is repeated: {reply}"
+    );
+}
+
+#[test]
+fn every_field_outside_star_self_is_refused_by_name_and_runs_for_an_administrator() {
+    let books = shipped_books();
+    let cases = self_service_cases(&books);
     let admins: Vec<String> = (0..cases.len())
         .map(|n| format!("admin{n}@example.com"))
         .collect();
@@ -396,62 +450,58 @@ fn every_field_outside_star_self_is_refused_by_name_and_runs_for_an_administrato
         let account = format!("user{n}");
         let body = format!("{} {account}\n{}", book.targets[0], field.line);
         // The user, on their own account.
-        let (received, reply) = desk.run(&mail(
+        let run = desk.run(&mail(
             &format!("{account}@example.com"),
             subject(request_type),
             &body,
         ));
         let what = format!("{request_type} {:?} by {account}", field.line);
         if *ok {
-            let received = received.unwrap_or_else(|| panic!("{what}: did not run: {reply:?}"));
-            assert_eq!(received["targets"], account.as_str(), "{what}");
-            for var in &field.vars {
-                assert!(
-                    !matches!(received[var], Value::Null | Value::Bool(false)),
-                    "{what}: {var} did not arrive: {received}"
-                );
-            }
+            assert_ran(&what, run, &account, &field.vars);
             allowed += 1;
         } else {
-            assert_eq!(received, None, "{what} ran");
-            let reply = reply.unwrap_or_else(|| panic!("{what}: no reply"));
-            if book.self_service.is_none() {
-                assert!(
-                    reply.contains(&format!(
-                        "not carried out: only an administrator may ask for {request_type}"
-                    )),
-                    "{what}: {reply}"
-                );
-            } else {
-                let want: BTreeSet<String> = field.vars.iter().cloned().collect();
-                assert_eq!(named(&reply), Some(want), "{what}: {reply}");
-                assert!(
-                    reply.contains("for your own account; ask an administrator"),
-                    "{what}: {reply}"
-                );
-            }
-            assert!(
-                !reply.contains("sudo"),
-                "{what}: the value is repeated: {reply}"
-            );
+            assert_refused(&what, run, request_type, book, field);
             refused += 1;
         }
         // An administrator (scope any), on the same account: it runs.
-        let (received, reply) = desk.run(&mail(&admins[n], subject(request_type), &body));
-        let received = received
-            .unwrap_or_else(|| panic!("{what}, by an administrator: did not run: {reply:?}"));
-        assert_eq!(received["targets"], account.as_str(), "{what}");
-        for var in &field.vars {
-            assert!(
-                !matches!(received[var], Value::Null | Value::Bool(false)),
-                "{what}, by an administrator: {var} did not arrive: {received}"
-            );
-        }
+        let run = desk.run(&mail(&admins[n], subject(request_type), &body));
+        assert_ran(
+            &format!("{what}, by an administrator"),
+            run,
+            &account,
+            &field.vars,
+        );
     }
     assert_eq!(desk.run_logs(), allowed + cases.len(), "one run per run");
     // The generated class, as counted from the shipped phrasebooks: a change
     // to them shows up here and needs a look.
     assert_eq!((refused, allowed), (28, 6), "refused, allowed");
+}
+
+/// The examples the help promises to users run: reset one's password,
+/// clear one's failed logins, check one's quota, look up one's account.
+fn check_the_examples_the_help_promises(desk: &Desk) {
+    for (subject, body, var) in [
+        (
+            "Reset password",
+            "I forgot my password, please reset it.\nusername: dave\nnew_password: \"Correct horse 42\"",
+            "new_password",
+        ),
+        (
+            "Account locked out",
+            "I am locked out, please clear my failed logins.",
+            "clear_failures",
+        ),
+        ("Storage quota", "How much space have I left?", "queries"),
+        (
+            "Query account",
+            "Please send me the details of my account.",
+            "selftargets",
+        ),
+    ] {
+        let run = desk.run(&mail("dave@example.com", subject, body));
+        assert_ran(subject, run, "dave", &[var.to_owned()]);
+    }
 }
 
 #[test]
@@ -489,34 +539,7 @@ fn a_type_without_star_self_is_refused_even_bare_and_the_account_must_be_ones_ow
             "{body}: {reply:?}"
         );
     }
-    // The examples the help promises to users run: reset one's password,
-    // clear one's failed logins, check one's quota, look up one's account.
-    for (subject, body, var) in [
-        (
-            "Reset password",
-            "I forgot my password, please reset it.\nusername: dave\nnew_password: \"Correct horse 42\"",
-            "new_password",
-        ),
-        (
-            "Account locked out",
-            "I am locked out, please clear my failed logins.",
-            "clear_failures",
-        ),
-        ("Storage quota", "How much space have I left?", "queries"),
-        (
-            "Query account",
-            "Please send me the details of my account.",
-            "selftargets",
-        ),
-    ] {
-        let (received, reply) = desk.run(&mail("dave@example.com", subject, body));
-        let received = received.unwrap_or_else(|| panic!("{subject}: did not run: {reply:?}"));
-        assert_eq!(received["targets"], "dave", "{subject}");
-        assert!(
-            !matches!(received[var], Value::Null | Value::Bool(false)),
-            "{subject}: {received}"
-        );
-    }
+    check_the_examples_the_help_promises(&desk);
     // What the help once showed users, "increase my quota", is now refused.
     let (received, reply) = desk.run(&mail(
         "erin@example.com",

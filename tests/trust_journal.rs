@@ -182,9 +182,9 @@ fn the_same_authenticated_mail_twice_runs_once() {
     assert_eq!(rows[2]["duplicate_of"], rows[0]["id"]);
 }
 
-#[test]
-fn runs_per_sender_per_hour_refuses_beyond_the_limit_with_one_reply() {
-    let desk = desk("limits: {runs_per_sender_per_hour: 2}\n");
+/// Help (no run), five requests from Alice over a limit of two, one from
+/// Bob: three of Alice's are limited, Bob's runs.
+fn ask_beyond_the_limit(desk: &Helpdesk) {
     let alice = |body: &str| request(true, "alice@example.com", &unique_id(), body);
     // Help is no run.
     let help = request_about(
@@ -194,21 +194,21 @@ fn runs_per_sender_per_hour_refuses_beyond_the_limit_with_one_reply() {
         &unique_id(),
         "help with: storage",
     );
-    run_ok(&desk, &help);
+    run_ok(desk, &help);
     for gb in 1..=5 {
-        run_ok(&desk, &alice(&format!("more for me by {gb} gb")));
+        run_ok(desk, &alice(&format!("more for me by {gb} gb")));
     }
-    assert_eq!(desk.run_logs().len(), 2, "{:?}", outcomes(&desk));
+    assert_eq!(desk.run_logs().len(), 2, "{:?}", outcomes(desk));
     assert_eq!(desk.received().unwrap()["amount"], 2);
     // Another sender is unaffected.
     run_ok(
-        &desk,
+        desk,
         &request(true, "bob@example.com", &unique_id(), "more for me by 7 gb"),
     );
     assert_eq!(desk.run_logs().len(), 3);
     assert_eq!(desk.received().unwrap()["from"], "bob@example.com");
     assert_eq!(
-        outcomes(&desk),
+        outcomes(desk),
         [
             "alice@example.com done",
             "alice@example.com done",
@@ -219,9 +219,12 @@ fn runs_per_sender_per_hour_refuses_beyond_the_limit_with_one_reply() {
             "bob@example.com done",
         ]
     );
+}
 
-    // One reply says so; the other refusals have none.
-    let rows = rows(&desk);
+/// One reply says so; the other refusals have none. Returns the id of the
+/// first limited row.
+fn check_one_limited_reply(desk: &Helpdesk) -> String {
+    let rows = rows(desk);
     let limited: Vec<&Value> = rows.iter().filter(|r| r["outcome"] == "limited").collect();
     assert!(
         limited[0]["reply"]
@@ -239,7 +242,7 @@ fn runs_per_sender_per_hour_refuses_beyond_the_limit_with_one_reply() {
         assert_eq!(row["started_at"], Value::Null);
         assert_eq!(row["run_log"], Value::Null);
     }
-    let replies = replies(&desk);
+    let replies = replies(desk);
     let refusals: Vec<&String> = replies
         .iter()
         .filter(|r| r.contains("requests in the past hour"))
@@ -258,6 +261,14 @@ fn runs_per_sender_per_hour_refuses_beyond_the_limit_with_one_reply() {
     );
     // help + 2 results for Alice, 1 refusal, 1 result for Bob.
     assert_eq!(replies.len(), 5, "{replies:#?}");
+    limited[0]["id"].to_string()
+}
+
+#[test]
+fn runs_per_sender_per_hour_refuses_beyond_the_limit_with_one_reply() {
+    let desk = desk("limits: {runs_per_sender_per_hour: 2}\n");
+    ask_beyond_the_limit(&desk);
+    let first = check_one_limited_reply(&desk);
 
     // `log` shows it, and filters by it.
     let out = exec(desk.command(&["log"]), b"");
@@ -265,7 +276,6 @@ fn runs_per_sender_per_hour_refuses_beyond_the_limit_with_one_reply() {
     assert_eq!(out.stdout.matches(" limited ").count(), 3, "{}", out.stdout);
     let out = exec(desk.command(&["log", "--outcome", "limited"]), b"");
     assert_eq!(out.stdout.lines().count(), 1 + 3, "{}", out.stdout);
-    let first = limited[0]["id"].to_string();
     let out = exec(desk.command(&["show", &first]), b"");
     assert!(
         out.stdout.contains("outcome         limited"),
