@@ -57,7 +57,13 @@ pub(crate) enum Command {
         explain: bool,
     },
     /// Handle what is left in the spool: crashed or queued deliveries
-    Retry,
+    Retry {
+        /// Run the playbook of this row, whose outcome is unknown (it
+        /// started, then helpdesk lost track of it), once more with the
+        /// vars journaled for it: an operator's decision, never automatic
+        #[arg(long, value_name = "ID")]
+        rerun: Option<i64>,
+    },
     /// Keep handling queued and left-over messages (for `delivery: queue`,
     /// e.g. as a systemd service)
     Worker {
@@ -135,7 +141,7 @@ pub(crate) struct LogArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub request_type: Option<String>,
     /// Only this outcome (done, failed, timeout, refused, unauthorized,
-    /// unauthenticated, duplicate, ignored, limited, quarantined)
+    /// unauthenticated, duplicate, ignored, limited, quarantined, unknown)
     #[arg(long)]
     pub outcome: Option<String>,
     /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time

@@ -112,6 +112,11 @@ words! {
         /// Its decision went over a budget (`limits.decision_*`): set
         /// aside unread, never retried.
         Quarantined => "quarantined",
+        /// Its playbook started, but helpdesk lost track of it before its
+        /// outcome was journaled (a crash, a journal it could not write):
+        /// it may or may not have completed. Never started again by
+        /// itself; `helpdesk retry --rerun ID` is an operator's decision.
+        Unknown => "unknown",
     }
 }
 
@@ -231,7 +236,8 @@ mod tests {
                 "duplicate",
                 "ignored",
                 "limited",
-                "quarantined"
+                "quarantined",
+                "unknown"
             ]
         );
         let states: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();

@@ -63,18 +63,43 @@ pub(crate) fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided
     })
 }
 
+/// What `handle` tells the journal on the way, so that a row always says
+/// where its message is (see `delivery`'s state machine).
+pub(crate) trait Journaling {
+    /// Asked with the record just before the playbook starts whether it
+    /// may (`limits.runs_per_sender_per_hour`); marks the row running.
+    fn running(&mut self, record: &Record) -> anyhow::Result<Start>;
+    /// Makes the outcome durable, before the reply tells the sender of it.
+    fn finished(&mut self, record: &Record) -> anyhow::Result<()>;
+}
+
+/// The playbook ran, but its outcome could not be journaled: the row
+/// stays `running`, and `retry` marks its outcome unknown.
+#[derive(Debug, thiserror::Error)]
+#[error("the playbook ran, but its outcome cannot be journaled: {0:#}")]
+pub(crate) struct OutcomeNotKept(anyhow::Error);
+
+/// Whether `handle`'s error came after its playbook had started (the
+/// outcome is then unknown), rather than before (nothing ran).
+pub(crate) fn playbook_started(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<OutcomeNotKept>().is_some()
+        || matches!(
+            error.downcast_ref::<ansible::DispatchError>(),
+            Some(ansible::DispatchError::Wait { .. })
+        )
+}
+
 /// Handles one message, decided by `decide`. An error means it could not
-/// be handled now and should be retried (nothing has run); a failed
-/// playbook or an unsent reply is an outcome, in the returned record.
-/// `on_running` is asked, with the record, just before the playbook starts
-/// whether it may start (`limits.runs_per_sender_per_hour`); its error is
-/// this one's.
+/// be handled now (`playbook_started` says whether nothing has run); a
+/// failed playbook or an unsent reply is an outcome, in the returned
+/// record. `journaling` is told when the playbook starts and, before any
+/// reply is sent, the outcome; its errors are this one's.
 pub(crate) fn handle(
     config: &Config,
     mail: &Mail,
     decided: &Decided,
     guard: Option<&Path>,
-    on_running: &mut dyn FnMut(&Record) -> anyhow::Result<Start>,
+    journaling: &mut dyn Journaling,
 ) -> anyhow::Result<Record> {
     let Decided {
         keywords,
@@ -110,7 +135,7 @@ pub(crate) fn handle(
     };
     let (mut record, answer) = match answer {
         Answer::Pending => {
-            match run_stage(config, mail, decided, guard, on_running, record, &id)? {
+            match run_stage(config, mail, decided, guard, journaling, record, &id)? {
                 Next::Reply(record, answer) => (record, answer),
                 Next::Done(record) => return Ok(record),
             }
@@ -121,6 +146,14 @@ pub(crate) fn handle(
         }
     };
     record.outcome = answer.outcome();
+    let ran = record.run_log.is_some();
+    journaling.finished(&record).map_err(|e| {
+        if ran {
+            anyhow::Error::new(OutcomeNotKept(e))
+        } else {
+            e
+        }
+    })?;
     record.reply = Some(send_reply(
         config,
         keywords,
@@ -169,12 +202,12 @@ fn run_stage(
     mail: &Mail,
     decided: &Decided,
     guard: Option<&Path>,
-    on_running: &mut dyn FnMut(&Record) -> anyhow::Result<Start>,
+    journaling: &mut dyn Journaling,
     mut record: Record,
     id: &str,
 ) -> anyhow::Result<Next> {
     let request_type = decided.decision.request_type.as_deref().unwrap_or("-");
-    if let Start::Limited { limit, reply } = on_running(&record)? {
+    if let Start::Limited { limit, reply } = journaling.running(&record)? {
         tracing::warn!(
             "{id}: {request_type}: refused: {} already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)",
             mail.sender.as_deref().unwrap_or("(no sender)")
@@ -188,7 +221,9 @@ fn run_stage(
         }
         return Ok(Next::Reply(record, Answer::Limited(limit)));
     }
-    let run = dispatch(config, &decided.decision, request_type, guard)?;
+    let playbook = decided.decision.playbook.as_ref();
+    let vars = &decided.decision.vars;
+    let run = dispatch(config, playbook, vars, request_type, guard)?;
     note_run(&run, &decided.secrets, &mut record, id, request_type);
     let quiet = config
         .mail
@@ -271,18 +306,22 @@ fn log_answer(id: &str, decision: &Decision, answer: &Answer) {
 
 fn dispatch(
     config: &Config,
-    decision: &Decision,
+    playbook: Option<&crate::desk::Playbook>,
+    vars: &serde_json::Map<String, serde_json::Value>,
     request_type: &str,
     guard: Option<&Path>,
 ) -> anyhow::Result<ansible::Run> {
-    let (Some(playbook), Some(workdir)) = (
-        decision.playbook.as_ref().and_then(|p| p.path.as_ref()),
-        config.desk.root(),
-    ) else {
+    let (Some(playbook), Some(workdir)) =
+        (playbook.and_then(|p| p.path.as_ref()), config.desk.root())
+    else {
         return Err(anyhow!(
             "{request_type}: the built-in playbooks cannot run; set helpdesk_dir in config.yaml"
         ));
     };
+    // An unreadable playbook is a failure to start, not a failed run:
+    // the message waits until it is fixed.
+    std::fs::File::open(playbook)
+        .map_err(|e| anyhow!("{}: cannot read the playbook: {e}", playbook.display()))?;
     let slot = slots::acquire(&config.state_dir, config.max_parallel_runs).map_err(|e| {
         anyhow!(
             "{}: cannot take a playbook slot: {e}",
@@ -295,7 +334,7 @@ fn dispatch(
         ansible::Job {
             playbook,
             workdir,
-            vars: &decision.vars,
+            vars,
             state_dir: &config.state_dir,
             label: request_type,
             guard,
@@ -303,6 +342,47 @@ fn dispatch(
     )?;
     drop(slot);
     Ok(run)
+}
+
+/// Tells the sender of a request whose playbook started, but whose
+/// outcome helpdesk lost, that it may or may not have completed (the
+/// `unknown` reply), as any reply goes (loops, the reply limit); returns
+/// what happened, for the journal.
+pub(crate) fn tell_unknown(config: &Config, mail: &Mail, decided: &Decided, label: &str) -> String {
+    if let Some(reason) = loops::silence(mail, config.helpdesk_address.as_deref()) {
+        tracing::info!("{label}: no reply: {reason}");
+        return format!("none: {reason}");
+    }
+    if !decided.authenticated() {
+        return "none: the sender is not authenticated".into();
+    }
+    send(config, label, Some(mail), || {
+        reply::unknown(config, mail, &decided.decision, &decided.secrets)
+    })
+}
+
+/// Runs `request_type`'s playbook once more with `vars` as they were
+/// journaled (`helpdesk retry --rerun`, an operator's decision about a
+/// row whose outcome is unknown): the run's part of the record.
+pub(crate) fn rerun(
+    config: &Config,
+    request_type: &str,
+    vars: &serde_json::Map<String, serde_json::Value>,
+    guard: Option<&Path>,
+    label: &str,
+) -> anyhow::Result<Record> {
+    let playbook = config.desk.playbook(request_type)?;
+    let run = dispatch(config, Some(&playbook), vars, request_type, guard)?;
+    let mut record = Record::default();
+    note_run(
+        &run,
+        &Secrets::new(vars, &[]),
+        &mut record,
+        label,
+        request_type,
+    );
+    record.outcome = Some(Outcome::of_run(&run.outcome));
+    Ok(record)
 }
 
 /// Sends the reply, or logs why not; returns what happened for the

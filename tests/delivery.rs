@@ -98,7 +98,7 @@ fn the_same_message_five_times_at_once_runs_once() {
 }
 
 #[test]
-fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_request_once() {
+fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_only_a_rerun_finishes_the_request() {
     let desk = Helpdesk::from_defaults();
     let gate = desk.path().join("gate");
     // The first attempt waits for a gate that is only opened after the kill.
@@ -139,12 +139,21 @@ fn a_helpdesk_killed_mid_playbook_leaves_nothing_running_and_retry_finishes_the_
     );
 
     fs::write(&gate, "").unwrap();
+    // Issue 14: its playbook started, so retry never starts it again by
+    // itself: the outcome is unknown, and an operator decides.
     let out = exec(desk.command(&["-v", "retry"]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows = desk.log_rows();
     assert_eq!(rows.len(), 1, "one journal row: {rows:?}");
-    assert_eq!(rows[0]["outcome"], "done");
+    assert_eq!(rows[0]["outcome"], "unknown");
     assert_eq!(rows[0]["attempts"], 2);
+    assert_eq!(desk.received(), None);
+    let id = rows[0]["id"].to_string();
+    let out = exec(desk.command(&["retry", "--rerun", &id]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = desk.log_rows();
+    assert_eq!(rows[0]["outcome"], "done");
+    assert_eq!(rows[0]["attempts"], 3);
     assert_eq!(desk.received().unwrap()["targets"], "alice");
     // A second retry finds nothing to do; the MTA redelivering is a duplicate.
     assert_eq!(exec(desk.command(&["retry"]), b"").code, 0);

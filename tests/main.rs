@@ -8,6 +8,7 @@
 mod support;
 
 mod authentication;
+mod crash_safety;
 mod delivery;
 mod errors;
 mod fixtures;

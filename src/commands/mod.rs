@@ -40,7 +40,7 @@ pub fn main() -> ExitCode {
     // panic's status 101, but keeps it and retries on 75.
     let takes_mail = matches!(
         cli.command,
-        Command::Run { .. } | Command::Retry | Command::Worker { .. }
+        Command::Run { .. } | Command::Retry { .. } | Command::Worker { .. }
     );
     match std::panic::catch_unwind(move || execute(cli)) {
         Ok(Ok(status)) => status.into(),
@@ -69,7 +69,7 @@ pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
             explain,
         } => parse(cli.config.as_deref(), input.as_deref(), format, explain),
         Command::Run { input } => run(cli.config.as_deref(), input.as_deref(), &program),
-        Command::Retry => retry(cli.config.as_deref(), &program),
+        Command::Retry { rerun } => retry(cli.config.as_deref(), rerun, &program),
         Command::Worker { interval } => worker(cli.config.as_deref(), &interval, &program),
         Command::DeliverSpooled {
             path,
@@ -152,9 +152,18 @@ fn run(
     delivery::deliver(&config, &raw.bytes, raw.truncated, program).map_err(tempfail)
 }
 
-fn retry(config_path: Option<&Path>, program: &delivery::Program) -> Result<Status, Failure> {
+fn retry(
+    config_path: Option<&Path>,
+    rerun: Option<i64>,
+    program: &delivery::Program,
+) -> Result<Status, Failure> {
     let tempfail = |e| Failure::new(Status::TempFail, e);
     let config = load_for_mail(config_path).map_err(tempfail)?;
+    if let Some(id) = rerun {
+        let outcome = delivery::rerun(&config, program, id).map_err(tempfail)?;
+        print_stdout(&format!("row {id}: run again: {outcome}\n"));
+        return Ok(Status::Ok);
+    }
     let handled = delivery::retry(&config, program).map_err(tempfail)?;
     tracing::info!("{handled} message(s) handled from the spool");
     Ok(Status::Ok)

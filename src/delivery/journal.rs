@@ -524,6 +524,116 @@ impl Journal {
         Ok(())
     }
 
+    /// Puts a claim back after a failure to start (nothing ran): the row
+    /// is claimed by nobody, not running, says `reason`, and keeps its
+    /// attempts, so that the next `retry` takes it over.
+    pub(crate) fn put_back(&self, id: i64, reason: &str) -> Result<(), JournalError> {
+        self.connection
+            .execute(
+                "UPDATE messages SET state = ?1, claimed_by = NULL, started_at = NULL, outcome = NULL,
+                   reason = ?2, updated_at = ?3
+                 WHERE id = ?4 AND state != ?5",
+                params![CLAIMED, reason, now(), id, FINISHED],
+            )
+            .map_err(self.error())?;
+        Ok(())
+    }
+
+    /// Ends a `running` row whose handler died (`from`) as `unknown`, for
+    /// `to`, with `reason`, durably: its playbook started and is never
+    /// started again by itself. Exactly one of several concurrent retries
+    /// succeeds.
+    pub(crate) fn mark_unknown(
+        &mut self,
+        id: i64,
+        from: Option<&str>,
+        to: &str,
+        reason: &str,
+    ) -> Result<bool, JournalError> {
+        let error = |cause| JournalError::Sqlite {
+            path: self.path.display().to_string(),
+            cause,
+        };
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&error)?;
+        let changed = tx
+            .execute(
+                "UPDATE messages SET claimed_by = ?1, attempts = attempts + 1, state = ?2,
+                   outcome = ?3, reason = ?4, updated_at = ?5
+                 WHERE id = ?6 AND state = ?7 AND claimed_by IS ?8",
+                params![
+                    to,
+                    FINISHED,
+                    Outcome::Unknown,
+                    reason,
+                    now(),
+                    id,
+                    RUNNING,
+                    from
+                ],
+            )
+            .map_err(&error)?;
+        if changed == 1 {
+            let request_type: Option<String> = tx
+                .query_row(
+                    "SELECT request_type FROM messages WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .map_err(&error)?;
+            count_outcome(&tx, request_type.as_deref(), Outcome::Unknown, None).map_err(&error)?;
+        }
+        tx.commit().map_err(&error)?;
+        Ok(changed == 1)
+    }
+
+    /// Takes an `unknown` row for `helpdesk retry --rerun` (by `to`): it
+    /// is `running` again, its outcome no longer counted as unknown.
+    /// Exactly one of several concurrent reruns succeeds.
+    pub(crate) fn start_rerun(&mut self, id: i64, to: &str) -> Result<bool, JournalError> {
+        let error = |cause| JournalError::Sqlite {
+            path: self.path.display().to_string(),
+            cause,
+        };
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&error)?;
+        let stamp = now();
+        let changed = tx
+            .execute(
+                "UPDATE messages SET claimed_by = ?1, attempts = attempts + 1, state = ?2,
+                   outcome = NULL, started_at = ?3, updated_at = ?3
+                 WHERE id = ?4 AND state = ?5 AND outcome = ?6",
+                params![to, RUNNING, stamp, id, FINISHED, Outcome::Unknown],
+            )
+            .map_err(&error)?;
+        if changed == 1 {
+            tx.execute(
+                "UPDATE outcome_totals SET count = MAX(count - 1, 0)
+                 WHERE outcome = ?1 AND request_type =
+                   (SELECT COALESCE(request_type, '') FROM messages WHERE id = ?2)",
+                params![Outcome::Unknown, id],
+            )
+            .map_err(&error)?;
+        }
+        tx.commit().map_err(&error)?;
+        Ok(changed == 1)
+    }
+
+    /// What became of the reply of a row whose outcome is already durable
+    /// (relaxed, see `relaxed`).
+    pub(crate) fn set_reply(&self, id: i64, reply: Option<&str>) -> Result<(), JournalError> {
+        self.relaxed(|connection| {
+            connection.execute(
+                "UPDATE messages SET reply = ?1, updated_at = ?2 WHERE id = ?3",
+                params![reply, now(), id],
+            )
+        })
+    }
+
     /// Commits `write` without an fsync of its own, for what only informs
     /// (the `RUNNING` mark, where a handled message was archived): the WAL
     /// is written in order, so the next full commit makes it durable too.

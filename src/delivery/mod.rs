@@ -55,7 +55,7 @@ use rustix::process::{Resource, Rlimit, Signal};
 use sha2::{Digest, Sha256};
 
 use crate::decide::{loops, trust};
-use crate::delivery::journal::{Arrival, Claim, Journal, Record, Start};
+use crate::delivery::journal::{Arrival, Claim, Journal, Outcome, Record, Start};
 use crate::delivery::state::hex;
 use crate::desk::config::{Config, Delivery, Limits};
 use crate::exit::Status;
@@ -143,7 +143,14 @@ pub(crate) fn retry(config: &Config, program: &Program) -> anyhow::Result<usize>
             continue;
         };
         let shown = path.display();
-        match supervise(config, program, &spooled, true)? {
+        let verdict = match supervise(config, program, &spooled, true) {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                tracing::warn!("{shown}: not handled now ({e:#}); it stays in the spool");
+                continue;
+            }
+        };
+        match verdict {
             Verdict::Decided(status) | Verdict::Undecided(status) if status.success() => {
                 handled += 1;
             }
@@ -257,8 +264,8 @@ struct Ready<'a> {
 }
 
 impl Ready<'_> {
-    /// Handles it as journal row `id` (see `process`).
-    fn process(self, journal: &mut Journal, id: i64) -> anyhow::Result<()> {
+    /// Handles it as journal row `id` (see `process` for `keep`).
+    fn process(self, journal: &mut Journal, id: i64, keep: bool) -> anyhow::Result<()> {
         process(
             self.config,
             journal,
@@ -267,6 +274,7 @@ impl Ready<'_> {
             self.mail,
             self.decided,
             &self.program.path,
+            keep,
         )
     }
 }
@@ -289,7 +297,7 @@ fn deliver_one(ready: Ready<'_>) -> anyhow::Result<()> {
         &claimer,
     ) {
         Ok(Claim::Claimed(id)) => match ready.config.delivery {
-            Delivery::Inline => ready.process(&mut journal, id)?,
+            Delivery::Inline => ready.process(&mut journal, id, false)?,
             Delivery::Queue => {
                 tracing::info!("row {id}: queued for a worker");
                 // Also the supervisor's lock, which it holds until it exits.
@@ -341,6 +349,10 @@ fn retry_one(ready: Ready<'_>) -> anyhow::Result<()> {
             journal.set_spool_path(row.id, archived.as_deref())?;
             return Ok(());
         }
+        // Its playbook started: never again by itself.
+        Some(row) if row.state == journal::RUNNING => {
+            return end_unknown(ready, &mut journal, &row);
+        }
         Some(row) => {
             let holder = row.claimed_by.as_deref();
             if !journal.take_over(row.id, holder, &me)? {
@@ -355,7 +367,7 @@ fn retry_one(ready: Ready<'_>) -> anyhow::Result<()> {
             row.id
         }
     };
-    ready.process(&mut journal, id)
+    ready.process(&mut journal, id, true)
 }
 
 /// How a deciding child ended.
@@ -865,9 +877,44 @@ fn claim(
     })
 }
 
-/// Handles a claimed message and closes its row. On an error nothing has
-/// run: the claim and the spooled copy are given up so that the MTA's
-/// retry of the same message starts afresh.
+/// What `pipeline::handle` tells the journal of row `id` on the way.
+struct Steps<'a> {
+    journal: &'a mut Journal,
+    id: i64,
+    sender: Option<&'a str>,
+    limit: u32,
+    /// Whether the outcome is durable already (written before the reply).
+    finished: bool,
+}
+
+impl pipeline::Journaling for Steps<'_> {
+    // The run cap is checked and the run counted in one journal
+    // transaction; when the journal cannot say, nothing runs (failing open
+    // would lift the cap whenever the journal is busy).
+    fn running(&mut self, record: &Record) -> anyhow::Result<Start> {
+        let id = self.id;
+        let sender = self
+            .sender
+            .ok_or_else(|| anyhow!("row {id}: no sender to count the run against"))?;
+        Ok(self.journal.start_run(id, record, sender, self.limit)?)
+    }
+
+    fn finished(&mut self, record: &Record) -> anyhow::Result<()> {
+        self.journal.record(self.id, record, journal::FINISHED)?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+/// Handles a claimed message and closes its row, the outcome durable
+/// before the reply and before the spool copy goes. On an error before
+/// the playbook started nothing ran: `keep` (queue mode, `retry`) puts the
+/// claim back with the reason and keeps the spooled copy, the only one;
+/// otherwise (inline `run`, whose MTA keeps the message on 75) the claim
+/// and the copy are given up, so that the MTA's retry starts afresh. On an
+/// error after the start the row stays `running` and the copy in the
+/// spool, for `retry` to mark the outcome unknown.
+#[allow(clippy::too_many_arguments)]
 fn process(
     config: &Config,
     journal: &mut Journal,
@@ -876,27 +923,46 @@ fn process(
     mail: &Mail,
     decided: &pipeline::Decided,
     binary: &Path,
+    keep: bool,
 ) -> anyhow::Result<()> {
-    // The run cap is checked and the run counted in one journal
-    // transaction; when the journal cannot say, nothing runs and the MTA
-    // retries (failing open would lift the cap whenever the journal is busy).
-    let limit = config.limits.runs_per_sender_per_hour;
-    let mut mark_running = |record: &Record| -> anyhow::Result<Start> {
-        let sender = mail
-            .sender
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("row {id}: no sender to count the run against"))?;
-        Ok(journal.start_run(id, record, sender, limit)?)
+    let mut steps = Steps {
+        journal,
+        id,
+        sender: mail.sender.as_deref(),
+        limit: config.limits.runs_per_sender_per_hour,
+        finished: false,
     };
-    let record = match pipeline::handle(config, mail, decided, Some(binary), &mut mark_running) {
+    let handled = pipeline::handle(config, mail, decided, Some(binary), &mut steps);
+    let finished = steps.finished;
+    let record = match handled {
         Ok(record) => record,
+        Err(e) if pipeline::playbook_started(&e) => {
+            return Err(e.context(format!(
+                "row {id}: its outcome is unknown; helpdesk retry will mark it so"
+            )));
+        }
         Err(e) => {
-            journal.abandon(id)?;
-            let _ = std::fs::remove_file(&spooled.path);
+            not_started(journal, id, &spooled.path, keep, &e)?;
             return Err(e);
         }
     };
-    journal.record(id, &record, journal::FINISHED)?;
+    let kept = if finished {
+        journal.set_reply(id, record.reply.as_deref())
+    } else {
+        journal.record(id, &record, journal::FINISHED)
+    };
+    if let Err(e) = kept {
+        if finished {
+            tracing::warn!("row {id}: handled, but what became of its reply is not journaled: {e}");
+        } else if record.run_log.is_some() {
+            return Err(anyhow!(e).context(format!(
+                "row {id}: the playbook ran, but its outcome cannot be journaled; helpdesk retry will mark it unknown"
+            )));
+        } else {
+            not_started(journal, id, &spooled.path, keep, &anyhow!("{e}"))?;
+            return Err(e.into());
+        }
+    }
     let shown = spooled.path.display().to_string();
     match release(config, spooled, decided) {
         Ok(archived) => journal.set_spool_path(id, archived.as_deref())?,
@@ -906,6 +972,102 @@ fn process(
     }
     write_metrics(config, journal);
     Ok(())
+}
+
+/// After a failure to start (`error`; nothing ran): puts the claim back
+/// with the reason and keeps the spooled copy (`keep`), or gives both up.
+fn not_started(
+    journal: &Journal,
+    id: i64,
+    path: &Path,
+    keep: bool,
+    error: &anyhow::Error,
+) -> anyhow::Result<()> {
+    if keep {
+        tracing::warn!("row {id}: not started, it stays in the spool: {error:#}");
+        journal.put_back(id, &format!("not started: {error:#}"))?;
+    } else {
+        journal.abandon(id)?;
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// Ends row `row`, whose playbook started but whose handler died before
+/// its outcome was journaled, as `unknown`: never started again by itself
+/// (`helpdesk retry --rerun` is an operator's decision). The sender is told
+/// that it may or may not have completed, and the spool copy goes.
+fn end_unknown(ready: Ready<'_>, journal: &mut Journal, row: &journal::Row) -> anyhow::Result<()> {
+    let me = spool::process_token();
+    let reason = format!(
+        "its playbook started (attempt {}) but its outcome was never journaled: it may or may not have completed; helpdesk retry --rerun {} runs it again",
+        row.attempts, row.id
+    );
+    if !journal.mark_unknown(row.id, row.claimed_by.as_deref(), &me, &reason)? {
+        return Ok(());
+    }
+    tracing::warn!("row {}: outcome unknown: {reason}", row.id);
+    let label = format!("row {}", row.id);
+    let told = pipeline::tell_unknown(ready.config, ready.mail, ready.decided, &label);
+    if let Err(e) = journal.set_reply(row.id, Some(&told)) {
+        tracing::warn!("{label}: what became of its reply is not journaled: {e}");
+    }
+    let archived = release(ready.config, ready.spooled, ready.decided)
+        .context("cannot move a handled message out of the spool")?;
+    journal.set_spool_path(row.id, archived.as_deref())?;
+    write_metrics(ready.config, journal);
+    Ok(())
+}
+
+/// `helpdesk retry --rerun ID`: an operator's decision to run the
+/// playbook of row `id`, whose outcome is unknown, once more, with the
+/// vars journaled for it. Returns the new outcome.
+pub(crate) fn rerun(config: &Config, program: &Program, id: i64) -> anyhow::Result<Outcome> {
+    let mut journal = open(config)?;
+    let row = journal
+        .get(id)?
+        .ok_or_else(|| anyhow!("no row {id} in the journal (see helpdesk log)"))?;
+    if row.record.outcome != Some(Outcome::Unknown) {
+        return Err(anyhow!(
+            "row {id}: its outcome is {}, not unknown: only a row whose outcome is unknown is run again",
+            row.record.outcome.map_or("not yet known", Outcome::as_str)
+        ));
+    }
+    let request_type = row.record.request_type.clone().unwrap_or_default();
+    let vars: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(row.record.vars.as_deref().unwrap_or("{}"))
+            .with_context(|| format!("row {id}: its journaled vars cannot be read"))?;
+    if vars
+        .values()
+        .any(|v| v.as_str() == Some(crate::decide::redact::REDACTED))
+    {
+        return Err(anyhow!(
+            "row {id}: the request gave a secret value, which helpdesk never keeps: ask the sender to send it again"
+        ));
+    }
+    if !journal.start_rerun(id, &spool::process_token())? {
+        return Err(anyhow!("row {id}: taken by another helpdesk retry --rerun"));
+    }
+    let label = format!("row {id}");
+    let run = pipeline::rerun(config, &request_type, &vars, Some(&program.path), &label);
+    let record = match run {
+        Ok(run) => Record {
+            outcome: run.outcome,
+            exit_code: run.exit_code,
+            duration_ms: run.duration_ms,
+            run_log: run.run_log,
+            reason: Some(format!("run again by helpdesk retry --rerun {id}")),
+            ..row.record
+        },
+        Err(e) if pipeline::playbook_started(&e) => return Err(e),
+        Err(e) => Record {
+            reason: Some(format!("not run again: {e:#}")),
+            ..row.record
+        },
+    };
+    journal.record(id, &record, journal::FINISHED)?;
+    write_metrics(config, &journal);
+    Ok(record.outcome.unwrap_or(Outcome::Unknown))
 }
 
 /// Moves a handled message out of the spool: into the archive, unless it

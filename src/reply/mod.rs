@@ -190,11 +190,7 @@ pub(crate) fn compose(
         },
         body,
         in_reply_to: mail.message_id.clone(),
-        references: {
-            let mut refs = mail.references.clone();
-            refs.extend(mail.message_id.clone());
-            refs
-        },
+        references: references(mail),
     })
 }
 
@@ -331,12 +327,45 @@ pub(crate) fn quarantined(config: &Config, mail: &Mail, reason: &str) -> Result<
         template: template.to_owned(),
         body: Some(render(&config.desk, template, &data)?),
         in_reply_to: mail.message_id.clone(),
-        references: {
-            let mut refs = mail.references.clone();
-            refs.extend(mail.message_id.clone());
-            refs
-        },
+        references: references(mail),
     })
+}
+
+/// The reply to a request whose playbook started but whose outcome
+/// helpdesk lost (a crash, a journal that could not be written; see
+/// `delivery`): it may or may not have completed, and is not started again
+/// unless an operator decides so.
+pub(crate) fn unknown(
+    config: &Config,
+    mail: &Mail,
+    decision: &Decision,
+    secrets: &Secrets,
+) -> Result<Reply, ReplyError> {
+    let data = TemplateData::new(
+        config,
+        mail,
+        decision,
+        &Answer::Pending,
+        Vec::new(),
+        secrets,
+    );
+    let template = "unknown";
+    let text = render(&config.desk, template, &data)?;
+    Ok(Reply {
+        to: mail.sender.clone().unwrap_or_default(),
+        subject: reply_subject(&secrets.scrub(decision.subject())),
+        template: template.to_owned(),
+        body: Some(secrets.scrub(&text)),
+        in_reply_to: mail.message_id.clone(),
+        references: references(mail),
+    })
+}
+
+/// The References of a reply to `mail`: its own, and its Message-ID.
+fn references(mail: &Mail) -> Vec<String> {
+    let mut refs = mail.references.clone();
+    refs.extend(mail.message_id.clone());
+    refs
 }
 
 fn render(desk: &Desk, name: &str, data: &TemplateData) -> Result<String, ReplyError> {
