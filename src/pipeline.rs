@@ -207,6 +207,9 @@ fn run_stage(
     id: &str,
 ) -> anyhow::Result<Next> {
     let request_type = decided.decision.request_type.as_deref().unwrap_or("-");
+    // The slot first: a delivery killed while it waits for one has not
+    // started its playbook, and its row must not say it has.
+    let slot = take_slot(config)?;
     if let Start::Limited { limit, reply } = journaling.running(&record)? {
         tracing::warn!(
             "{id}: {request_type}: refused: {} already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)",
@@ -224,6 +227,7 @@ fn run_stage(
     let playbook = decided.decision.playbook.as_ref();
     let vars = &decided.decision.vars;
     let run = dispatch(config, playbook, vars, request_type, guard)?;
+    drop(slot);
     note_run(&run, &decided.secrets, &mut record, id, request_type);
     let quiet = config
         .mail
@@ -322,13 +326,6 @@ fn dispatch(
     // the message waits until it is fixed.
     std::fs::File::open(playbook)
         .map_err(|e| anyhow!("{}: cannot read the playbook: {e}", playbook.display()))?;
-    let slot = slots::acquire(&config.state_dir, config.max_parallel_runs).map_err(|e| {
-        anyhow!(
-            "{}: cannot take a playbook slot: {e}",
-            config.state_dir.display()
-        )
-    })?;
-    tracing::debug!("running in slot {}", slot.number);
     let run = ansible::run(
         &config.ansible,
         ansible::Job {
@@ -340,8 +337,19 @@ fn dispatch(
             guard,
         },
     )?;
-    drop(slot);
     Ok(run)
+}
+
+/// One of `max_parallel_runs` playbook slots, waited for.
+fn take_slot(config: &Config) -> anyhow::Result<slots::Slot> {
+    let slot = slots::acquire(&config.state_dir, config.max_parallel_runs).map_err(|e| {
+        anyhow!(
+            "{}: cannot take a playbook slot: {e}",
+            config.state_dir.display()
+        )
+    })?;
+    tracing::debug!("running in slot {}", slot.number);
+    Ok(slot)
 }
 
 /// Tells the sender of a request whose playbook started, but whose
@@ -372,7 +380,9 @@ pub(crate) fn rerun(
     label: &str,
 ) -> anyhow::Result<Record> {
     let playbook = config.desk.playbook(request_type)?;
+    let slot = take_slot(config)?;
     let run = dispatch(config, Some(&playbook), vars, request_type, guard)?;
+    drop(slot);
     let mut record = Record::default();
     note_run(
         &run,

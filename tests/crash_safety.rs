@@ -6,7 +6,7 @@
 //! (`helpdesk retry --rerun ID`).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -121,11 +121,10 @@ impl JournalLock {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked");
+        // Once it says so, it holds the lock.
+        let mut said = [0u8; 7];
+        child.stdout.take().unwrap().read_exact(&mut said).unwrap();
+        assert_eq!(&said, b"locked\n");
         Self(child)
     }
 }
@@ -143,15 +142,8 @@ fn issue_14_an_outcome_that_cannot_be_journaled_is_unknown_told_and_run_again_on
     let gate = std::env::temp_dir().join(format!("helpdesk-gate-{}", crate::support::unique_id()));
     let (desk, count) = counting_desk(Some(&gate));
     let desk = desk.replying_to(&server).adding("journal_timeout: 1s\n");
-    let mut run = desk
-        .command(&["run"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let message = mail("alice@example.com", "quota", "more for me by 1 gb");
-    run.stdin.take().unwrap().write_all(&message).unwrap();
+    let run = start(&desk, &message);
     let waiting = PathBuf::from(format!("{}.waiting", gate.display()));
     wait_for("the playbook to start", Duration::from_secs(60), || {
         waiting.exists()
@@ -197,4 +189,213 @@ fn issue_14_an_outcome_that_cannot_be_journaled_is_unknown_told_and_run_again_on
     assert_eq!(runs(&count), 2);
     let _ = fs::remove_file(&gate);
     let _ = fs::remove_file(&waiting);
+}
+
+/// A desk for the kill tests: one playbook slot; the storage playbook
+/// appends its `amount` to `count`, then waits for `gate-<amount>` (saying
+/// so in `gate-<amount>.waiting`); replies go through a sendmail that
+/// waits while `hold-mail` exists (saying so in `hold-mail.waiting`).
+fn kill_desk() -> (Helpdesk, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let desk = Helpdesk::from_defaults();
+    let dir = desk.path().to_path_buf();
+    let count = dir.join("count");
+    let playbook = format!(
+        "- name: Count and wait\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Count, then wait for the gate\n      ansible.builtin.shell: \"echo {{{{ amount }}}} >> {count}; touch {dir}/gate-{{{{ amount }}}}.waiting; while [ ! -e {dir}/gate-{{{{ amount }}}} ]; do sleep 0.1; done\"\n",
+        count = count.display(),
+        dir = dir.display()
+    );
+    let hold = dir.join("hold-mail");
+    let sendmail = dir.join("sendmail");
+    fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\ncat > /dev/null\nif [ -e {hold} ]; then touch {hold}.waiting; while [ -e {hold} ]; do sleep 0.1; done; fi\n",
+            hold = hold.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&sendmail, fs::Permissions::from_mode(0o755)).unwrap();
+    let desk = desk
+        .file("playbooks/storage.yaml", &playbook)
+        .with_mail(&format!(
+            "  transport: sendmail\n  sendmail: {}\n",
+            sendmail.display()
+        ))
+        .adding("max_parallel_runs: 1\n");
+    (desk, count)
+}
+
+/// Request `n`: from user<n>, asking for n GB.
+fn request(n: usize) -> Vec<u8> {
+    mail(
+        &format!("user{n}@example.com"),
+        "quota",
+        &format!("more for me by {n} gb"),
+    )
+}
+
+fn row_of(desk: &Helpdesk, n: usize) -> Option<Value> {
+    let sender = format!("user{n}@example.com");
+    desk.log_rows()
+        .into_iter()
+        .find(|r| r["sender"] == sender.as_str())
+}
+
+/// How many times request `n`'s playbook started.
+fn started(count: &Path, n: usize) -> usize {
+    fs::read_to_string(count).map_or(0, |t| t.lines().filter(|l| *l == n.to_string()).count())
+}
+
+/// `helpdesk run` with `message` on its standard input.
+fn start(desk: &Helpdesk, message: &[u8]) -> Child {
+    crate::delivery::start_run(desk, message)
+}
+
+/// `helpdesk retry`, left to run.
+fn start_retry(desk: &Helpdesk) -> Child {
+    let mut command = desk.command(&["retry"]);
+    command.stdin(Stdio::null()).stdout(Stdio::null());
+    command.stderr(Stdio::null()).spawn().unwrap()
+}
+
+/// SIGKILL, as the OOM killer or a crashing MTA would.
+fn kill(mut child: Child) {
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+fn touch(path: &Path) {
+    fs::write(path, "").unwrap();
+}
+
+fn waiting(desk: &Helpdesk, what: &str) -> impl FnMut() -> bool {
+    let path = desk.path().join(format!("{what}.waiting"));
+    move || path.exists()
+}
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// `retry`, then until nothing is left in the spool and every row is
+/// finished (a detached retry may hold a message meanwhile).
+fn settle(desk: &Helpdesk) {
+    let out = exec(desk.command(&["retry"]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    wait_for("every row to finish", LONG, || {
+        spool(desk).is_empty() && desk.log_rows().iter().all(|r| r["state"] == "finished")
+    });
+}
+
+/// Opens the gates of requests 2 and 1, lets request 1's `run` (`first`)
+/// end, and retries: request 2 is done, and each started once.
+fn both_run_once(desk: &Helpdesk, count: &Path, first: Child) {
+    touch(&desk.path().join("gate-2"));
+    touch(&desk.path().join("gate-1"));
+    assert!(first.wait_with_output().unwrap().status.success());
+    settle(desk);
+    assert_eq!(row_of(desk, 2).unwrap()["outcome"], "done");
+    assert_eq!((started(count, 1), started(count, 2)), (1, 1));
+}
+
+#[test]
+fn issue_14_run_killed_in_each_state_loses_nothing_and_starts_nothing_twice() {
+    let (desk, count) = kill_desk();
+    // Claimed: request 2 waits for the one slot, which request 1 holds.
+    let first = start(&desk, &request(1));
+    wait_for("request 1 to run", LONG, waiting(&desk, "gate-1"));
+    let second = start(&desk, &request(2));
+    wait_for("request 2 to be claimed", LONG, || {
+        row_of(&desk, 2).is_some_and(|r| r["state"] == "claimed")
+    });
+    kill(second);
+    both_run_once(&desk, &count, first);
+
+    // Running: killed while its playbook runs.
+    killed_while_running(&desk, &count, 3, || start(&desk, &request(3)));
+    // Finished but not archived: killed while its reply is being sent.
+    killed_while_replying(&desk, &count, 4, || start(&desk, &request(4)));
+    assert_eq!(desk.log_rows().len(), 4, "one row each, nothing lost");
+}
+
+/// Kills the handler of request `n` (`handler()` starts it) once its
+/// playbook runs, then retries: the outcome is unknown, and the playbook
+/// started once.
+fn killed_while_running(desk: &Helpdesk, count: &Path, n: usize, handler: impl FnOnce() -> Child) {
+    let child = handler();
+    let gate = format!("gate-{n}");
+    wait_for("the playbook to run", LONG, waiting(desk, &gate));
+    kill(child);
+    touch(&desk.path().join(gate));
+    settle(desk);
+    let row = row_of(desk, n).unwrap();
+    assert_eq!(row["outcome"], "unknown", "{row}");
+    assert_eq!(started(count, n), 1);
+}
+
+/// Kills the handler of request `n` once its outcome is journaled, while
+/// its reply is being sent, then retries: done, archived, started once.
+fn killed_while_replying(desk: &Helpdesk, count: &Path, n: usize, handler: impl FnOnce() -> Child) {
+    let hold = desk.path().join("hold-mail");
+    touch(&hold);
+    touch(&desk.path().join(format!("gate-{n}")));
+    let child = handler();
+    wait_for("the reply to be sent", LONG, waiting(desk, "hold-mail"));
+    assert_eq!(row_of(desk, n).unwrap()["state"], "finished");
+    assert!(!spool(desk).is_empty(), "not archived yet");
+    kill(child);
+    fs::remove_file(&hold).unwrap();
+    fs::remove_file(desk.path().join("hold-mail.waiting")).unwrap();
+    settle(desk);
+    let row = row_of(desk, n).unwrap();
+    assert_eq!(row["outcome"], "done", "{row}");
+    assert!(
+        row["spool_path"]
+            .as_str()
+            .is_some_and(|p| p.contains("/archive/")),
+        "{row}"
+    );
+    assert_eq!(started(count, n), 1);
+}
+
+/// Puts request `n` into the spool as a `run` that died before its claim
+/// leaves it.
+fn spooled(desk: &Helpdesk, n: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let spool = desk.path().join("state/spool");
+    fs::create_dir_all(&spool).unwrap();
+    fs::set_permissions(desk.path().join("state"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(
+        spool.join(format!("20261201T00000000000{n}Z-{n}-0000000{n}.eml")),
+        request(n),
+    )
+    .unwrap();
+}
+
+#[test]
+fn issue_14_retry_killed_in_each_state_loses_nothing_and_starts_nothing_twice() {
+    let (desk, count) = kill_desk();
+    // Spooled, then claimed: retry takes request 2 and waits for the slot
+    // that request 1 (a run) holds.
+    let first = start(&desk, &request(1));
+    wait_for("request 1 to run", LONG, waiting(&desk, "gate-1"));
+    spooled(&desk, 2);
+    let retry = start_retry(&desk);
+    wait_for("request 2 to be claimed", LONG, || {
+        row_of(&desk, 2).is_some_and(|r| r["state"] == "claimed")
+    });
+    kill(retry);
+    assert_eq!(spool(&desk).len(), 2, "both messages still spooled");
+    both_run_once(&desk, &count, first);
+
+    // Running, then finished but not archived.
+    killed_while_running(&desk, &count, 3, || {
+        spooled(&desk, 3);
+        start_retry(&desk)
+    });
+    killed_while_replying(&desk, &count, 4, || {
+        spooled(&desk, 4);
+        start_retry(&desk)
+    });
+    assert!(spool(&desk).is_empty());
+    assert_eq!(desk.log_rows().len(), 4, "one row each, nothing lost");
 }

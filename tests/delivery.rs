@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::{Helpdesk, exec, fixture, mail, outcomes, processes_with, wait_for, wait_or};
 
-fn start_run(desk: &Helpdesk, message: &[u8]) -> Child {
+pub(crate) fn start_run(desk: &Helpdesk, message: &[u8]) -> Child {
     let mut child = desk
         .command(&["run"])
         .stdin(Stdio::piped())

@@ -539,6 +539,22 @@ impl Journal {
         Ok(())
     }
 
+    /// Runs `write` in one IMMEDIATE transaction, committed durably.
+    fn immediate<T>(
+        &mut self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        let path = &self.path;
+        let error = |cause| JournalError::Sqlite {
+            path: path.display().to_string(),
+            cause,
+        };
+        let behaviour = TransactionBehavior::Immediate;
+        let tx = rusqlite::Transaction::new(&mut self.connection, behaviour).map_err(error)?;
+        let written = write(&tx).map_err(error)?;
+        tx.commit().map(|()| written).map_err(error)
+    }
+
     /// Ends a `running` row whose handler died (`from`) as `unknown`, for
     /// `to`, with `reason`, durably: its playbook started and is never
     /// started again by itself. Exactly one of several concurrent retries
@@ -550,16 +566,8 @@ impl Journal {
         to: &str,
         reason: &str,
     ) -> Result<bool, JournalError> {
-        let error = |cause| JournalError::Sqlite {
-            path: self.path.display().to_string(),
-            cause,
-        };
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&error)?;
-        let changed = tx
-            .execute(
+        self.immediate(|tx| {
+            let changed = tx.execute(
                 "UPDATE messages SET claimed_by = ?1, attempts = attempts + 1, state = ?2,
                    outcome = ?3, reason = ?4, updated_at = ?5
                  WHERE id = ?6 AND state = ?7 AND claimed_by IS ?8",
@@ -573,54 +581,41 @@ impl Journal {
                     RUNNING,
                     from
                 ],
-            )
-            .map_err(&error)?;
-        if changed == 1 {
-            let request_type: Option<String> = tx
-                .query_row(
+            )?;
+            if changed == 1 {
+                let request_type: Option<String> = tx.query_row(
                     "SELECT request_type FROM messages WHERE id = ?1",
                     params![id],
                     |r| r.get(0),
-                )
-                .map_err(&error)?;
-            count_outcome(&tx, request_type.as_deref(), Outcome::Unknown, None).map_err(&error)?;
-        }
-        tx.commit().map_err(&error)?;
-        Ok(changed == 1)
+                )?;
+                count_outcome(tx, request_type.as_deref(), Outcome::Unknown, None)?;
+            }
+            Ok(changed == 1)
+        })
     }
 
     /// Takes an `unknown` row for `helpdesk retry --rerun` (by `to`): it
     /// is `running` again, its outcome no longer counted as unknown.
     /// Exactly one of several concurrent reruns succeeds.
     pub(crate) fn start_rerun(&mut self, id: i64, to: &str) -> Result<bool, JournalError> {
-        let error = |cause| JournalError::Sqlite {
-            path: self.path.display().to_string(),
-            cause,
-        };
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&error)?;
-        let stamp = now();
-        let changed = tx
-            .execute(
+        self.immediate(|tx| {
+            let stamp = now();
+            let changed = tx.execute(
                 "UPDATE messages SET claimed_by = ?1, attempts = attempts + 1, state = ?2,
                    outcome = NULL, started_at = ?3, updated_at = ?3
                  WHERE id = ?4 AND state = ?5 AND outcome = ?6",
                 params![to, RUNNING, stamp, id, FINISHED, Outcome::Unknown],
-            )
-            .map_err(&error)?;
-        if changed == 1 {
-            tx.execute(
-                "UPDATE outcome_totals SET count = MAX(count - 1, 0)
-                 WHERE outcome = ?1 AND request_type =
-                   (SELECT COALESCE(request_type, '') FROM messages WHERE id = ?2)",
-                params![Outcome::Unknown, id],
-            )
-            .map_err(&error)?;
-        }
-        tx.commit().map_err(&error)?;
-        Ok(changed == 1)
+            )?;
+            if changed == 1 {
+                tx.execute(
+                    "UPDATE outcome_totals SET count = MAX(count - 1, 0)
+                     WHERE outcome = ?1 AND request_type =
+                       (SELECT COALESCE(request_type, '') FROM messages WHERE id = ?2)",
+                    params![Outcome::Unknown, id],
+                )?;
+            }
+            Ok(changed == 1)
+        })
     }
 
     /// What became of the reply of a row whose outcome is already durable
