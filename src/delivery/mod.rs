@@ -16,9 +16,48 @@
 //! claims it in the journal (see `claim_key`: one claim per authenticated
 //! sender and Message-ID, or per SHA-256 of the bytes; later deliveries
 //! are recorded as duplicates), handles it, journals the outcome, and only
-//! then moves it out of the spool. Whatever stops that before the claim exits 75 so the
-//! MTA keeps the message; a crash after it leaves the message in the spool
-//! for `retry`.
+//! then moves it out of the spool. Whatever stops that before the claim
+//! exits 75 so the MTA keeps the message; a crash after it leaves the
+//! message in the spool for `retry`, as the state machine below says.
+//!
+//! **The state machine.** One owner at every moment, and at most one
+//! playbook start per request. A message is in one of these states, and
+//! this is what `retry` does when it finds it after a crash at any point
+//! (it only ever touches a spool file whose `flock` it can take, so its
+//! handler is gone, and the guard took that handler's playbook with it):
+//!
+//! ```text
+//!  spooled ──claim──▶ claimed ──start_run──▶ running ──outcome──▶ finished ──▶ archived
+//!     │                  ▲  │                   │                  (durable)   (spool copy gone)
+//!     │                  └──┘ failure to start  └─ handler gone ─▶ finished, outcome unknown
+//!     └─ over the decision budget ─▶ finished, outcome quarantined (state_dir/quarantine/)
+//! ```
+//!
+//! - *spooled* (a file in `spool/`, no row): decided and claimed afresh.
+//! - *claimed* (a row, nothing started; by a dead handler, by `queued`, or
+//!   by nobody after a failure to start, its reason journaled): taken over
+//!   (`attempts` counts) and handled. The playbook slot is taken before
+//!   the row is marked running, so a handler that died waiting for one
+//!   left its row claimed.
+//! - *running* (`started_at` set: the playbook may have started): never
+//!   started again by itself. The row is finished as `unknown`, the sender
+//!   told that it may or may not have completed (`unknown.txt`), and the
+//!   copy archived; `helpdesk retry --rerun ID` is an operator's decision
+//!   to run it once more with the vars journaled for it.
+//! - *finished* but still in the spool (the outcome is durable, the reply
+//!   or the archiving was cut short): the copy is archived, nothing runs.
+//!
+//! A message leaves the spool only after its outcome is durable, and the
+//! outcome is journaled before the reply tells the sender of it. A failure
+//! to start (`ansible-playbook` missing, an unreadable playbook, a full
+//! disk, a busy journal) runs nothing: in queue mode and in `retry` the
+//! claim goes back (claimed by nobody, with the reason, for `log` and
+//! `show`) and the spooled copy, the only one, stays; inline `run` gives
+//! both up and exits 75, so the MTA keeps the message. When the outcome
+//! cannot be written after the playbook ran, the row stays running (and
+//! `run` exits 75: a redelivery is a duplicate) for `retry` to mark
+//! unknown. `retry` goes on with the next message after one it cannot
+//! handle now.
 //!
 //! **The decision budget.** Deciding reads untrusted bytes (MIME, HTML,
 //! quotes, phrasebooks) before anything is authenticated, so it runs in a
