@@ -68,9 +68,10 @@ pub(crate) fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided
 /// playbook or an unsent reply is an outcome, in the returned record.
 /// `on_running` is asked, with the record, just before the playbook starts
 /// whether it may start (`limits.runs_per_sender_per_hour`); its error is
-/// this one's.
+/// this one's. `row` is its journal row (it names the run's files).
 pub(crate) fn handle(
     config: &Config,
+    row: i64,
     mail: &Mail,
     decided: &Decided,
     guard: Option<&Path>,
@@ -110,7 +111,8 @@ pub(crate) fn handle(
     };
     let (mut record, answer) = match answer {
         Answer::Pending => {
-            match run_stage(config, mail, decided, guard, on_running, record, &id)? {
+            // The row and the guard: what names and watches the run.
+            match run_stage(config, mail, decided, (row, guard), on_running, record, &id)? {
                 Next::Reply(record, answer) => (record, answer),
                 Next::Done(record) => return Ok(record),
             }
@@ -168,7 +170,7 @@ fn run_stage(
     config: &Config,
     mail: &Mail,
     decided: &Decided,
-    guard: Option<&Path>,
+    (row, guard): (i64, Option<&Path>),
     on_running: &mut dyn FnMut(&Record) -> anyhow::Result<Start>,
     mut record: Record,
     id: &str,
@@ -188,7 +190,7 @@ fn run_stage(
         }
         return Ok(Next::Reply(record, Answer::Limited(limit)));
     }
-    let run = dispatch(config, &decided.decision, request_type, guard)?;
+    let run = dispatch(config, &decided.decision, row, request_type, guard)?;
     note_run(&run, &decided.secrets, &mut record, id, request_type);
     let quiet = config
         .mail
@@ -230,6 +232,11 @@ fn note_run(run: &ansible::Run, secrets: &Secrets, record: &mut Record, id: &str
         ansible::Outcome::Succeeded => Some(0),
         ansible::Outcome::Failed { code, .. } => code,
         ansible::Outcome::TimedOut { .. } => None,
+        ansible::Outcome::NothingRan { code, ref why } => {
+            // The journal's reason, which `show` prints: why it is not done.
+            record.reason = Some(secrets.scrub(why));
+            code
+        }
     };
     record.duration_ms = Some(u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX));
     record.run_log = Some(run.log.display().to_string());
@@ -272,6 +279,7 @@ fn log_answer(id: &str, decision: &Decision, answer: &Answer) {
 fn dispatch(
     config: &Config,
     decision: &Decision,
+    row: i64,
     request_type: &str,
     guard: Option<&Path>,
 ) -> anyhow::Result<ansible::Run> {
@@ -297,6 +305,7 @@ fn dispatch(
             workdir,
             vars: &decision.vars,
             state_dir: &config.state_dir,
+            row,
             label: request_type,
             guard,
         },

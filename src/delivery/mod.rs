@@ -888,7 +888,8 @@ fn process(
             .ok_or_else(|| anyhow::anyhow!("row {id}: no sender to count the run against"))?;
         Ok(journal.start_run(id, record, sender, limit)?)
     };
-    let record = match pipeline::handle(config, mail, decided, Some(binary), &mut mark_running) {
+    let handled = pipeline::handle(config, id, mail, decided, Some(binary), &mut mark_running);
+    let record = match handled {
         Ok(record) => record,
         Err(e) => {
             journal.abandon(id)?;
