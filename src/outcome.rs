@@ -93,7 +93,9 @@ words! {
     pub(crate) enum Outcome ("outcome") {
         /// The playbook succeeded, or a help request was answered.
         Done => "done",
-        /// The playbook failed (an exit code, or a signal).
+        /// The playbook failed (an exit code, or a signal), or no host ran
+        /// a task of it (the row's reason says why: no host matched, every
+        /// host unreachable, every task skipped).
         Failed => "failed",
         /// The playbook ran over its time and was stopped.
         Timeout => "timeout",
@@ -137,7 +139,7 @@ impl Outcome {
     pub(crate) fn of_run(run: &ansible::Outcome) -> Self {
         match run {
             ansible::Outcome::Succeeded => Self::Done,
-            ansible::Outcome::Failed { .. } => Self::Failed,
+            ansible::Outcome::Failed { .. } | ansible::Outcome::NothingRan { .. } => Self::Failed,
             ansible::Outcome::TimedOut { .. } => Self::Timeout,
         }
     }
@@ -271,5 +273,10 @@ mod tests {
             after: Duration::from_secs(1),
         };
         assert_eq!(Outcome::of_run(&timed_out), Outcome::Timeout);
+        let idle = ansible::Outcome::NothingRan {
+            code: Some(0),
+            why: "no hosts matched the play's hosts: pattern `webservers`".into(),
+        };
+        assert_eq!(Outcome::of_run(&idle), Outcome::Failed);
     }
 }

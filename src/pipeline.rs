@@ -96,6 +96,7 @@ pub(crate) fn playbook_started(error: &anyhow::Error) -> bool {
 /// reply is sent, the outcome; its errors are this one's.
 pub(crate) fn handle(
     config: &Config,
+    row: i64,
     mail: &Mail,
     decided: &Decided,
     guard: Option<&Path>,
@@ -135,7 +136,8 @@ pub(crate) fn handle(
     };
     let (mut record, answer) = match answer {
         Answer::Pending => {
-            match run_stage(config, mail, decided, guard, journaling, record, &id)? {
+            // The row and the guard: what names and watches the run.
+            match run_stage(config, mail, decided, (row, guard), journaling, record, &id)? {
                 Next::Reply(record, answer) => (record, answer),
                 Next::Done(record) => return Ok(record),
             }
@@ -201,7 +203,7 @@ fn run_stage(
     config: &Config,
     mail: &Mail,
     decided: &Decided,
-    guard: Option<&Path>,
+    (row, guard): (i64, Option<&Path>),
     journaling: &mut dyn Journaling,
     mut record: Record,
     id: &str,
@@ -226,7 +228,7 @@ fn run_stage(
     }
     let playbook = decided.decision.playbook.as_ref();
     let vars = &decided.decision.vars;
-    let run = dispatch(config, playbook, vars, request_type, guard)?;
+    let run = dispatch(config, playbook, vars, (row, guard), request_type)?;
     drop(slot);
     note_run(&run, &decided.secrets, &mut record, id, request_type);
     let quiet = config
@@ -269,6 +271,11 @@ fn note_run(run: &ansible::Run, secrets: &Secrets, record: &mut Record, id: &str
         ansible::Outcome::Succeeded => Some(0),
         ansible::Outcome::Failed { code, .. } => code,
         ansible::Outcome::TimedOut { .. } => None,
+        ansible::Outcome::NothingRan { code, ref why } => {
+            // The journal's reason, which `show` prints: why it is not done.
+            record.reason = Some(secrets.scrub(why));
+            code
+        }
     };
     record.duration_ms = Some(u64::try_from(run.duration.as_millis()).unwrap_or(u64::MAX));
     record.run_log = Some(run.log.display().to_string());
@@ -312,8 +319,8 @@ fn dispatch(
     config: &Config,
     playbook: Option<&crate::desk::Playbook>,
     vars: &serde_json::Map<String, serde_json::Value>,
+    (row, guard): (i64, Option<&Path>),
     request_type: &str,
-    guard: Option<&Path>,
 ) -> anyhow::Result<ansible::Run> {
     let (Some(playbook), Some(workdir)) =
         (playbook.and_then(|p| p.path.as_ref()), config.desk.root())
@@ -333,6 +340,7 @@ fn dispatch(
             workdir,
             vars,
             state_dir: &config.state_dir,
+            row,
             label: request_type,
             guard,
         },
@@ -374,6 +382,7 @@ pub(crate) fn tell_unknown(config: &Config, mail: &Mail, decided: &Decided, labe
 /// row whose outcome is unknown): the run's part of the record.
 pub(crate) fn rerun(
     config: &Config,
+    row: i64,
     request_type: &str,
     vars: &serde_json::Map<String, serde_json::Value>,
     guard: Option<&Path>,
@@ -381,7 +390,7 @@ pub(crate) fn rerun(
 ) -> anyhow::Result<Record> {
     let playbook = config.desk.playbook(request_type)?;
     let slot = take_slot(config)?;
-    let run = dispatch(config, Some(&playbook), vars, request_type, guard)?;
+    let run = dispatch(config, Some(&playbook), vars, (row, guard), request_type)?;
     drop(slot);
     let mut record = Record::default();
     note_run(

@@ -24,6 +24,7 @@ mod reading;
 mod replay;
 mod replies;
 mod run;
+mod run_results;
 mod secrets;
 mod self_service;
 mod shipped;

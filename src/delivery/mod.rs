@@ -971,7 +971,7 @@ fn process(
         limit: config.limits.runs_per_sender_per_hour,
         finished: false,
     };
-    let handled = pipeline::handle(config, mail, decided, Some(binary), &mut steps);
+    let handled = pipeline::handle(config, id, mail, decided, Some(binary), &mut steps);
     let finished = steps.finished;
     let record = match handled {
         Ok(record) => record,
@@ -1088,7 +1088,14 @@ pub(crate) fn rerun(config: &Config, program: &Program, id: i64) -> anyhow::Resu
         return Err(anyhow!("row {id}: taken by another helpdesk retry --rerun"));
     }
     let label = format!("row {id}");
-    let run = pipeline::rerun(config, &request_type, &vars, Some(&program.path), &label);
+    let run = pipeline::rerun(
+        config,
+        id,
+        &request_type,
+        &vars,
+        Some(&program.path),
+        &label,
+    );
     let record = match run {
         Ok(run) => Record {
             outcome: run.outcome,

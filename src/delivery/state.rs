@@ -13,19 +13,20 @@
 //!   threads/<digest>              line digests of a thread's messages (mail::thread)
 //!   replies/<digest>              times of recent replies to an address (reply::ratelimit)
 //!   slots/<n>                     one lock file per playbook slot (run::slots)
-//!   runs/<stamp>-<label>-<pid>.log, .json, vars-*.yaml
+//!   runs/<stamp>-<row>-<label>-<random>.log, .json, vars-<row>-*.yaml
 //!                                 run logs, Ansible's reports, extra-vars files (run::ansible)
 //!   plugins/callback/             the callback plugin that writes the reports
 //!   metrics.prom                  by default: the one file for others (delivery::metrics)
 //! ```
 //!
 //! These names are what an existing state folder holds: they do not
-//! change. This module imports nothing from the crate, so every stage may
+//! change (a run log's name gained its journal row and a random part in
+//! issue 14; the journal keeps each log's path, so older ones are found). This module imports nothing from the crate, so every stage may
 //! use it without an import cycle.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -136,10 +137,13 @@ pub(crate) fn runs(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
 }
 
-/// A new run log, `runs/<time>-<label>-<pid>.log` (such as
-/// `20261122T025251Z-storage-1234.log`: sortable, unique per process),
-/// `label` made safe for a file name.
-pub(crate) fn run_log(state_dir: &Path, label: &str) -> PathBuf {
+/// Creates a new run log (0600) for journal row `row`,
+/// `runs/<time>-<row>-<label>-<random>.log` (such as
+/// `20261122T025251Z-42-storage-Xk3f9a.log`: sortable, readable, and unique
+/// even for two runs of one row or one process within a second), `label`
+/// made safe for a file name. Old logs keep their old names: `show` reads
+/// the path from the journal.
+pub(crate) fn run_log(state_dir: &Path, row: i64, label: &str) -> io::Result<(File, PathBuf)> {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace(['-', ':'], "");
@@ -153,7 +157,15 @@ pub(crate) fn run_log(state_dir: &Path, label: &str) -> PathBuf {
             }
         })
         .collect();
-    runs(state_dir).join(format!("{stamp}-{label}-{}.log", std::process::id()))
+    // tempfile picks the random part and creates the file exclusively,
+    // trying another name should one exist; kept, it stays.
+    tempfile::Builder::new()
+        .prefix(&format!("{stamp}-{row}-{label}-"))
+        .suffix(".log")
+        .permissions(fs::Permissions::from_mode(FILE_MODE))
+        .tempfile_in(runs(state_dir))?
+        .keep()
+        .map_err(|e| e.error)
 }
 
 /// Where Ansible's report of the run logged at `log` goes.
@@ -161,11 +173,11 @@ pub(crate) fn run_report(log: &Path) -> PathBuf {
     log.with_extension("json")
 }
 
-/// A new extra-vars file in `runs/` (which must exist), 0600, removed when
-/// dropped.
-pub(crate) fn vars_file(state_dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+/// A new extra-vars file in `runs/` (which must exist) for journal row
+/// `row`, `vars-<row>-<random>.yaml`, 0600, removed when dropped.
+pub(crate) fn vars_file(state_dir: &Path, row: i64) -> io::Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
-        .prefix(VARS_PREFIX)
+        .prefix(&format!("{VARS_PREFIX}{row}-"))
         .suffix(VARS_SUFFIX)
         .tempfile_in(runs(state_dir))
 }
@@ -304,12 +316,49 @@ mod tests {
             "{spooled}"
         );
         assert!(rest.starts_with(&format!("{pid}-")) && rest.ends_with(".eml"));
-        let log = run_log(s, "quota for bob");
-        assert_eq!(log.parent(), Some(runs(s).as_path()));
-        let log = log.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(log.ends_with(&format!("-quota-for-bob-{pid}.log")), "{log}");
         assert!(is_vars_file(Path::new("/s/runs/vars-x1.yaml")));
         assert!(!is_vars_file(Path::new("/s/runs/x.log")));
+    }
+
+    /// Issue 14: two run logs of one process, one request type and one
+    /// second are two files, named by their row; so are their vars files.
+    #[test]
+    fn run_logs_and_vars_files_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path();
+        create_folder(&runs(s)).unwrap();
+        let (_, first) = run_log(s, 41, "quota for bob").unwrap();
+        let (_, second) = run_log(s, 41, "quota for bob").unwrap();
+        let (_, other) = run_log(s, 42, "quota for bob").unwrap();
+        assert_ne!(first, second);
+        for (log, row) in [(&first, 41), (&second, 41), (&other, 42)] {
+            assert_eq!(log.parent(), Some(runs(s).as_path()));
+            assert_eq!(mode(log), FILE_MODE);
+            let name = log.file_name().unwrap().to_string_lossy().into_owned();
+            let (stamp, rest) = name.split_once('-').unwrap();
+            assert!(stamp.ends_with('Z') && !stamp.contains(':'), "{name}");
+            assert!(rest.starts_with(&format!("{row}-quota-for-bob-")), "{name}");
+            // One dot: the report's name replaces just the extension.
+            assert!(
+                name.ends_with(".log") && name.matches('.').count() == 1,
+                "{name}"
+            );
+        }
+        let vars = [vars_file(s, 41).unwrap(), vars_file(s, 41).unwrap()];
+        assert_ne!(vars[0].path(), vars[1].path());
+        for file in &vars {
+            assert!(is_vars_file(file.path()));
+            let name = file
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                name.starts_with("vars-41-") && name.ends_with(".yaml"),
+                "{name}"
+            );
+        }
     }
 
     /// Folders 0700 and files 0600 under umask 000, the loosest an MTA

@@ -113,10 +113,11 @@ impl Answer {
             Self::TooLarge => "too_large",
             Self::Missing(_) => "missing",
             Self::Limited(_) => "limited",
-            Self::Result(run) => match outcome::Outcome::of_run(&run.outcome) {
-                outcome::Outcome::Failed => "failure",
-                outcome::Outcome::Timeout => "timeout",
-                _ => "success",
+            Self::Result(run) => match run.outcome {
+                Outcome::Succeeded => "success",
+                Outcome::Failed { .. } => "failure",
+                Outcome::TimedOut { .. } => "timeout",
+                Outcome::NothingRan { .. } => "nothing_ran",
             },
             Self::Pending => "success",
         }
@@ -218,6 +219,8 @@ struct TemplateData {
     timeout: Option<String>,
     duration: Option<String>,
     exit_code: Option<i32>,
+    /// Why no host ran a task, for the `nothing_ran` reply.
+    nothing_ran: Option<String>,
     vars: serde_json::Map<String, serde_json::Value>,
     /// Why the mail was quarantined, for the `quarantined` reply.
     quarantine_reason: Option<String>,
@@ -253,6 +256,7 @@ impl TemplateData {
             timeout: None,
             duration: None,
             exit_code: None,
+            nothing_ran: None,
             vars: serde_json::Map::new(),
             quarantine_reason: None,
         }
@@ -289,6 +293,7 @@ impl TemplateData {
                     running_task,
                     failures,
                     stats,
+                    ..
                 } = report;
                 data.failures = failures;
                 data.stats = stats
@@ -302,6 +307,10 @@ impl TemplateData {
                         data.timeout = Some(humantime::format_duration(after).to_string())
                     }
                     Outcome::Failed { code, .. } => data.exit_code = code,
+                    Outcome::NothingRan { code, ref why } => {
+                        data.exit_code = code;
+                        data.nothing_ran = Some(why.clone());
+                    }
                     Outcome::Succeeded => {}
                 }
             }

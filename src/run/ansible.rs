@@ -45,6 +45,13 @@ pub(crate) enum Outcome {
     TimedOut {
         after: Duration,
     },
+    /// It ended (with `code`, usually 0) without any host running a task:
+    /// no host matched, every host was unreachable, or every task was
+    /// skipped; `why` says which, for the journal and the reply.
+    NothingRan {
+        code: Option<i32>,
+        why: String,
+    },
 }
 
 /// A finished run.
@@ -70,6 +77,64 @@ pub(crate) struct Report {
     /// Recap counts per host.
     #[serde(default)]
     pub stats: std::collections::BTreeMap<String, Recap>,
+    /// Per host, the tasks that ran (ok, changed or failed), fact
+    /// gathering left out: it does nothing that was asked for.
+    #[serde(default)]
+    pub ran: std::collections::BTreeMap<String, u64>,
+    /// The `hosts:` pattern of every play that matched no host.
+    #[serde(default)]
+    pub no_hosts_matched: Vec<String>,
+    /// Whether Ansible got to its recap: until then a report says nothing
+    /// of what did not run.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+impl Report {
+    /// Why no host ran a task, when none did; `None` when one did, or when
+    /// Ansible stopped before its recap (its exit status says it all).
+    pub(crate) fn idle(&self) -> Option<String> {
+        if !self.finished || self.ran.values().any(|n| *n > 0) {
+            return None;
+        }
+        let hosts: Vec<&String> = self.stats.keys().collect();
+        if hosts.is_empty() {
+            return Some(match self.no_hosts_matched.as_slice() {
+                [] => "the playbook has no task for any host".to_owned(),
+                [one] => format!("no hosts matched the play's hosts: pattern `{one}`"),
+                many => format!(
+                    "no hosts matched the plays' hosts: patterns `{}`",
+                    many.join("`, `")
+                ),
+            });
+        }
+        let unreachable = |host: &str| self.stats.get(host).is_some_and(|r| r.unreachable > 0);
+        let why_unreachable = |host: &str| {
+            self.failures
+                .iter()
+                .find(|f| f.unreachable && f.host == host)
+                .map_or_else(|| host.to_owned(), |f| format!("{host} ({})", f.msg))
+        };
+        let each: Vec<String> = hosts.iter().map(|h| why_unreachable(h)).collect();
+        let names: Vec<&str> = hosts.iter().map(|h| h.as_str()).collect();
+        Some(if hosts.iter().all(|h| unreachable(h)) {
+            format!("every host unreachable: {}", each.join("; "))
+        } else if hosts.iter().all(|h| !unreachable(h)) {
+            format!(
+                "every task was skipped on every host ({})",
+                names.join(", ")
+            )
+        } else {
+            let each: Vec<String> = hosts
+                .iter()
+                .map(|h| match unreachable(h) {
+                    true => format!("{} unreachable", why_unreachable(h)),
+                    false => format!("{h}: every task skipped"),
+                })
+                .collect();
+            format!("no host ran a task: {}", each.join("; "))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +193,9 @@ pub(crate) struct Job<'a> {
     pub workdir: &'a Path,
     pub vars: &'a Map<String, Value>,
     pub state_dir: &'a Path,
+    /// The journal row of the request; with `label`, names the run log
+    /// and the vars file.
+    pub row: i64,
     /// Names the run log.
     pub label: &'a str,
     /// The helpdesk binary, started as `helpdesk guard` to kill the
@@ -156,18 +224,18 @@ fn state_error(path: &Path) -> impl FnOnce(io::Error) -> DispatchError + use<> {
 fn prepare(
     state_dir: &Path,
     vars: &Map<String, Value>,
+    row: i64,
     label: &str,
 ) -> Result<Prepared, DispatchError> {
     let runs = state::runs(state_dir);
     state::create_folder(&runs).map_err(state_error(&runs))?;
-    let mut vars_file = state::vars_file(state_dir).map_err(state_error(&runs))?;
+    let mut vars_file = state::vars_file(state_dir, row).map_err(state_error(&runs))?;
     vars_file
         .write_all(extra_vars_yaml(vars).as_bytes())
         .and_then(|()| vars_file.flush())
         .map_err(state_error(vars_file.path()))?;
     let plugins = install_plugin(state_dir).map_err(state_error(state_dir))?;
-    let log_path = state::run_log(state_dir, label);
-    let log = state::create_file(&log_path).map_err(state_error(&log_path))?;
+    let (log, log_path) = state::run_log(state_dir, row, label).map_err(state_error(&runs))?;
     Ok(Prepared {
         vars_file,
         plugins,
@@ -227,13 +295,14 @@ pub(crate) fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError>
         workdir,
         vars,
         state_dir,
+        row,
         label,
         guard,
     } = job;
     // Started first, so that its start-up overlaps with writing the vars
     // file and starting the playbook; it is told what to watch below.
     let mut guard = guard.and_then(Guard::start);
-    let mut prepared = prepare(state_dir, vars, label)?;
+    let mut prepared = prepare(state_dir, vars, row, label)?;
     let argv = command_line(
         ansible,
         &playbook.display().to_string(),
@@ -273,11 +342,12 @@ pub(crate) fn run(ansible: &Ansible, job: Job<'_>) -> Result<Run, DispatchError>
         mut log,
         ..
     } = prepared;
-    footer(&mut log, &outcome, duration);
     drop(vars_file);
-    let report = fs::read_to_string(state::run_report(&log_path))
+    let report: Option<Report> = fs::read_to_string(state::run_report(&log_path))
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok());
+    let outcome = judged(outcome, report.as_ref());
+    footer(&mut log, &outcome, duration);
     Ok(Run {
         outcome,
         duration,
@@ -571,6 +641,22 @@ fn descendants(root: u32) -> Vec<u32> {
     tree
 }
 
+/// The exit status's outcome, unless Ansible's report shows that no host
+/// ran a task: an exit status of 0 then is no success ("no hosts matched"
+/// exits 0), and a failure is one where nothing was done. A timeout stays
+/// a timeout: the report of a killed run is not the whole story.
+fn judged(outcome: Outcome, report: Option<&Report>) -> Outcome {
+    let code = match outcome {
+        Outcome::Succeeded => Some(0),
+        Outcome::Failed { code, .. } => code,
+        Outcome::TimedOut { .. } | Outcome::NothingRan { .. } => return outcome,
+    };
+    match report.and_then(Report::idle) {
+        Some(why) => Outcome::NothingRan { code, why },
+        None => outcome,
+    }
+}
+
 fn outcome_of(status: ExitStatus) -> Outcome {
     if status.success() {
         Outcome::Succeeded
@@ -602,6 +688,7 @@ pub(crate) fn describe(outcome: &Outcome) -> String {
         Outcome::TimedOut { after } => {
             format!("timed out after {}", humantime::format_duration(*after))
         }
+        Outcome::NothingRan { why, .. } => format!("ran no task: {why}"),
     }
 }
 
@@ -811,6 +898,77 @@ mod tests {
         assert!(checked > 5_000, "{checked}");
     }
 
+    /// Issue 14: a finished run where no host ran a task says why; one
+    /// where a task ran, or that never got to its recap, says nothing.
+    #[test]
+    fn idle_runs_say_why() {
+        let recap = |unreachable, skipped| Recap {
+            unreachable,
+            skipped,
+            ..Recap::default()
+        };
+        let report = |stats: &[(&str, Recap)], ran: &[(&str, u64)]| Report {
+            stats: stats.iter().map(|(h, r)| ((*h).to_owned(), *r)).collect(),
+            ran: ran.iter().map(|(h, n)| ((*h).to_owned(), *n)).collect(),
+            finished: true,
+            ..Report::default()
+        };
+        let none = Report {
+            no_hosts_matched: vec!["webservers".into()],
+            ..report(&[], &[])
+        };
+        assert_eq!(
+            none.idle().as_deref(),
+            Some("no hosts matched the play's hosts: pattern `webservers`")
+        );
+        let skipped = report(&[("a", recap(0, 2)), ("b", recap(0, 1))], &[]);
+        assert_eq!(
+            skipped.idle().as_deref(),
+            Some("every task was skipped on every host (a, b)")
+        );
+        let mut far = report(&[("far", recap(1, 0))], &[]);
+        far.failures.push(Failure {
+            host: "far".into(),
+            task: "ping".into(),
+            msg: "cannot resolve".into(),
+            unreachable: true,
+        });
+        assert_eq!(
+            far.idle().as_deref(),
+            Some("every host unreachable: far (cannot resolve)")
+        );
+        let mixed = report(&[("a", recap(0, 1)), ("far", recap(1, 0))], &[]);
+        assert_eq!(
+            mixed.idle().as_deref(),
+            Some("no host ran a task: a: every task skipped; far unreachable")
+        );
+        let ran = report(&[("a", recap(0, 1)), ("far", recap(1, 0))], &[("a", 1)]);
+        assert_eq!(ran.idle(), None);
+        let unfinished = Report {
+            finished: false,
+            ..report(&[], &[])
+        };
+        assert_eq!(unfinished.idle(), None);
+        assert_eq!(judged(Outcome::Succeeded, Some(&ran)), Outcome::Succeeded);
+        assert_eq!(
+            judged(
+                Outcome::Failed {
+                    code: Some(4),
+                    signal: None
+                },
+                Some(&far)
+            ),
+            Outcome::NothingRan {
+                code: Some(4),
+                why: "every host unreachable: far (cannot resolve)".into()
+            }
+        );
+        let timed_out = Outcome::TimedOut {
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(judged(timed_out.clone(), Some(&none)), timed_out);
+    }
+
     #[test]
     fn shell_words_quotes_what_needs_it() {
         let argv = vec!["a".to_owned(), "it's here".to_owned(), String::new()];
@@ -841,6 +999,7 @@ mod tests {
                 workdir: dir.path(),
                 vars: &Map::new(),
                 state_dir: &dir.path().join("state"),
+                row: 7,
                 label: "slow",
                 guard: None,
             },
