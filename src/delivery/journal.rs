@@ -283,7 +283,8 @@ pub(crate) struct Record {
     pub duration_ms: Option<u64>,
     pub run_log: Option<String>,
     pub reply: Option<String>,
-    /// Why the message was quarantined (outcome `quarantined`).
+    /// Why: the message was quarantined, its run did nothing (no host
+    /// matched, all unreachable or skipped), or it could not start yet.
     pub reason: Option<String>,
 }
 
