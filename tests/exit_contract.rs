@@ -5,8 +5,6 @@
 //! instead of giving up at once.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Child, Stdio};
 
 use crate::support::{Helpdesk, exec, helpdesk, mail};
 
@@ -73,18 +71,6 @@ fn issue_14_log_outcome_bogus_is_64_naming_the_words() {
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
-fn start_run(desk: &Helpdesk, message: &[u8]) -> Child {
-    let mut child = desk
-        .command(&["run"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(message).unwrap();
-    child
-}
-
 /// A playbook that does next to nothing, quickly.
 const QUICK_PLAYBOOK: &str =
     "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hi}\n";
@@ -93,26 +79,21 @@ const QUICK_PLAYBOOK: &str =
 fn issue_14_thirty_two_deliveries_on_a_new_state_folder_all_wait_for_the_journal() {
     let desk = Helpdesk::from_defaults().file("playbooks/storage.yaml", QUICK_PLAYBOOK);
     assert!(!desk.path().join("state").exists(), "a new state folder");
-    let children: Vec<Child> = (0..32)
-        .map(|n| {
-            start_run(
-                &desk,
-                &mail(&format!("u{n}@example.com"), "quota", "more for me by 1 gb"),
-            )
-        })
-        .collect();
-    let failures: Vec<String> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .filter(|out| !out.status.success())
-        .map(|out| {
-            format!(
-                "{:?}: {}",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-        .collect();
+    // Each delivery in a thread of its own, so that all 32 start at once.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..32)
+            .map(|n| {
+                let message = mail(&format!("u{n}@example.com"), "quota", "more for me by 1 gb");
+                let desk = &desk;
+                scope.spawn(move || desk.run(&message))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().unwrap())
+            .filter(|out| out.code != 0)
+            .map(|out| format!("{}: {}", out.code, out.stderr))
+            .collect()
+    });
     assert!(failures.is_empty(), "{failures:#?}");
     let rows = desk.log_rows();
     let senders: BTreeSet<&str> = rows.iter().filter_map(|r| r["sender"].as_str()).collect();
