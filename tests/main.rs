@@ -11,6 +11,7 @@ mod authentication;
 mod crash_safety;
 mod delivery;
 mod errors;
+mod exit_contract;
 mod fixtures;
 mod fuzz_regressions;
 mod hostile;

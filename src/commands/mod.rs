@@ -13,6 +13,7 @@ pub(crate) mod report;
 pub(crate) mod setup;
 pub(crate) mod terminal;
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,17 +32,22 @@ use crate::mail;
 use crate::outcome::Outcome;
 use crate::run::ansible;
 
+/// The commands that take mail: whatever goes wrong, they exit 0 or 75,
+/// never another status a Postfix pipe would bounce the message on.
+const TAKES_MAIL: &[&str] = &["run", "retry", "worker", delivery::DELIVER_SPOOLED];
+
 /// The whole program: parse arguments, set up logging, run a command,
 /// turn the result into an exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let takes_mail = subcommand_of(&args).is_some_and(|name| TAKES_MAIL.contains(&name.as_str()));
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(error) => return refused(&error, takes_mail).into(),
+    };
     logging::init(cli.verbose, cli.log_format, cli.log_file.as_deref());
     // A bug must never turn into a bounce: an MTA bounces a message on a
     // panic's status 101, but keeps it and retries on 75.
-    let takes_mail = matches!(
-        cli.command,
-        Command::Run { .. } | Command::Retry { .. } | Command::Worker { .. }
-    );
     match std::panic::catch_unwind(move || execute(cli)) {
         Ok(Ok(status)) => status.into(),
         Ok(Err(failure)) => {
@@ -58,6 +64,58 @@ pub fn main() -> ExitCode {
             .into()
         }
     }
+}
+
+/// A command line clap did not take: its own message (with the usage, in
+/// colour only on a terminal), and the status. `--help`, `--version` and
+/// `help` are not mistakes (0); a mistake is a usage error (64), except
+/// for a command that takes mail (75: the MTA keeps the message while
+/// someone fixes the pipe's command line).
+fn refused(error: &clap::Error, takes_mail: bool) -> Status {
+    let _ = error.print();
+    if !error.use_stderr() {
+        Status::Ok
+    } else if takes_mail {
+        Status::TempFail
+    } else {
+        Status::Usage
+    }
+}
+
+/// The subcommand `args` name (program name first), found without
+/// clap's parse so that it is known when that parse fails: the first
+/// word that is no option, stepping over the values of the global options
+/// that take one (`--config FILE run`). None for an unknown word.
+fn subcommand_of(args: &[OsString]) -> Option<String> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let takes_value = |word: &str| {
+        command.get_arguments().any(|arg| {
+            let long = word
+                .strip_prefix("--")
+                .is_some_and(|name| arg.get_long() == Some(name));
+            let short = word
+                .strip_prefix('-')
+                .filter(|name| !name.starts_with('-'))
+                .and_then(|name| name.chars().last())
+                .is_some_and(|last| arg.get_short() == Some(last));
+            (long || short) && arg.get_action().takes_values()
+        })
+    };
+    let mut words = args.iter().skip(1).map(|word| word.to_string_lossy());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            continue;
+        }
+        if !word.starts_with('-') {
+            return command
+                .find_subcommand(word.as_ref())
+                .map(|sub| sub.get_name().to_owned());
+        }
+        if !word.contains('=') && takes_value(&word) {
+            words.next();
+        }
+    }
+    None
 }
 
 pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
@@ -206,8 +264,8 @@ fn worker(
     program: &delivery::Program,
 ) -> Result<Status, Failure> {
     let interval = humantime::parse_duration(interval)
-        .map_err(|e| Failure::new(Status::Usage, anyhow!("--interval {interval:?}: {e}")))?;
-    let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::Config, e))?;
+        .map_err(|e| Failure::new(Status::TempFail, anyhow!("--interval {interval:?}: {e}")))?;
+    let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::TempFail, e))?;
     tracing::info!(
         "worker: looking at {} every {}",
         crate::delivery::state::spool(&config.state_dir).display(),
@@ -296,20 +354,20 @@ fn log(config_path: Option<&Path>, args: LogArgs) -> Result<Status, Failure> {
         .map(|s| since_time(&s))
         .transpose()
         .map_err(|e| Failure::new(Status::Usage, e))?;
+    let outcome = outcome
+        .map(|word| outcome_word(&word))
+        .transpose()
+        .map_err(|e| Failure::new(Status::Usage, e))?;
     let (_, journal) = journal_for_reading(config_path)?;
-    // A word that is no outcome matches no row.
-    let rows = match outcome.map(|word| word.parse::<Outcome>()).transpose() {
-        Ok(outcome) => journal
-            .list(&journal::Filter {
-                sender,
-                request_type,
-                outcome,
-                since,
-                limit,
-            })
-            .map_err(|e| Failure::new(Status::TempFail, e))?,
-        Err(_) => Vec::new(),
-    };
+    let rows = journal
+        .list(&journal::Filter {
+            sender,
+            request_type,
+            outcome,
+            since,
+            limit,
+        })
+        .map_err(|e| Failure::new(Status::TempFail, e))?;
     let output = match format {
         Format::Json => rows
             .iter()
@@ -322,6 +380,17 @@ fn log(config_path: Option<&Path>, args: LogArgs) -> Result<Status, Failure> {
     };
     print_stdout(&output);
     Ok(Status::Ok)
+}
+
+/// `--outcome`'s word, or an error listing the words there are.
+fn outcome_word(word: &str) -> anyhow::Result<Outcome> {
+    word.parse().map_err(|_| {
+        let words: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        anyhow!(
+            "--outcome {word:?}: no such outcome; one of: {}",
+            words.join(", ")
+        )
+    })
 }
 
 /// `2h` (that long ago) or an RFC 3339 time, as an RFC 3339 time.

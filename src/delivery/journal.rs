@@ -9,7 +9,7 @@
 //! same transaction that checks the count, when its playbook starts.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
@@ -160,6 +160,72 @@ fn has_column(connection: &Connection, table: &str, column: &str) -> rusqlite::R
         }
     }
     Ok(false)
+}
+
+/// How long a step of `Journal::open` pauses before trying again.
+const PATIENCE_STEP: Duration = Duration::from_millis(20);
+
+/// Runs `step` until it does not fail busy, or `deadline` passes; each
+/// attempt may wait for a lock until the deadline. Trying again is needed
+/// because SQLite does not always wait: where waiting could deadlock (two
+/// first opens of a new journal switching it to WAL at once, each holding
+/// a shared lock) it fails busy at once, whatever its busy timeout.
+fn patiently<T>(
+    connection: &mut Connection,
+    deadline: Instant,
+    mut step: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        connection.busy_timeout(left)?;
+        match step(connection) {
+            Err(e) if is_busy(&e) && !left.is_zero() => {
+                std::thread::sleep(PATIENCE_STEP.min(left));
+            }
+            done => return done,
+        }
+    }
+}
+
+/// A lock someone else holds, as opposed to a broken journal.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Creates the tables (or the ones a journal from an earlier version
+/// lacks), once: a current journal is only asked its version.
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version = |connection: &Connection| {
+        connection.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+    };
+    if version(connection)? >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Another delivery may have migrated it while this one waited.
+    let found = version(&tx)?;
+    if found < SCHEMA_VERSION {
+        tx.execute_batch(SCHEMA)?;
+        // Only a journal without the totals tables (the CREATE above just
+        // made them) is counted from its rows: filling them again would
+        // count every row twice.
+        if found < 2 {
+            backfill_totals(&tx)?;
+        }
+        if !has_column(&tx, "messages", "started_at")? {
+            // Older rows have no start time: they count as no runs.
+            tx.execute("ALTER TABLE messages ADD COLUMN started_at TEXT", [])?;
+        }
+        if !has_column(&tx, "messages", "reason")? {
+            tx.execute("ALTER TABLE messages ADD COLUMN reason TEXT", [])?;
+        }
+        tx.execute_batch(RUN_INDEXES)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()
 }
 
 /// Where a row is in its life (short names for `State`'s variants).
@@ -361,19 +427,21 @@ fn refuse(
 
 impl Journal {
     /// Opens (creating) `state_dir/journal.sqlite`, in WAL mode, waiting up
-    /// to `busy` for a lock held by another delivery.
+    /// to `busy` for a lock held by another delivery: setting it up (WAL,
+    /// the schema) waits within `busy` too, then each statement gets `busy`.
     pub(crate) fn open(state_dir: &Path, busy: Duration) -> Result<Self, JournalError> {
         let path = state::journal(state_dir);
         let error = |cause| JournalError::Sqlite {
             path: path.display().to_string(),
             cause,
         };
+        let deadline = Instant::now() + busy;
         make_private(state_dir)?;
-        let connection = Connection::open(&path).map_err(error)?;
-        connection.busy_timeout(busy).map_err(error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(error)?;
+        let mut connection = Connection::open(&path).map_err(error)?;
+        patiently(&mut connection, deadline, |c| {
+            c.pragma_update(None, "journal_mode", "WAL")
+        })
+        .map_err(error)?;
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(error)?;
@@ -382,61 +450,19 @@ impl Journal {
         // file and an fsync of the state folder, for every message). With
         // a size limit set, that close empties it instead, so the next open
         // has nothing to read back.
-        connection
-            .pragma_update(None, "journal_size_limit", 1 << 20)
-            .map_err(error)?;
+        patiently(&mut connection, deadline, |c| {
+            c.pragma_update(None, "journal_size_limit", 1 << 20)
+        })
+        .map_err(error)?;
         connection
             .file_control(
                 Some(rusqlite::MAIN_DB),
                 rusqlite::FileControl::PersistWal(&mut 1),
             )
             .map_err(error)?;
-        let mut journal = Self { connection, path };
-        journal.migrate()?;
-        Ok(journal)
-    }
-
-    /// Creates the tables (or the ones a journal from an earlier version
-    /// lacks), once: a current journal is only asked its version.
-    fn migrate(&mut self) -> Result<(), JournalError> {
-        let error = |cause| JournalError::Sqlite {
-            path: self.path.display().to_string(),
-            cause,
-        };
-        let version = |connection: &Connection| {
-            connection.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-        };
-        if version(&self.connection).map_err(error)? >= SCHEMA_VERSION {
-            return Ok(());
-        }
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(error)?;
-        // Another delivery may have migrated it while this one waited.
-        let found = version(&tx).map_err(error)?;
-        if found < SCHEMA_VERSION {
-            tx.execute_batch(SCHEMA).map_err(error)?;
-            // Only a journal without the totals tables (the CREATE above
-            // just made them) is counted from its rows: filling them again
-            // would count every row twice.
-            if found < 2 {
-                backfill_totals(&tx).map_err(error)?;
-            }
-            if !has_column(&tx, "messages", "started_at").map_err(error)? {
-                // Older rows have no start time: they count as no runs.
-                tx.execute("ALTER TABLE messages ADD COLUMN started_at TEXT", [])
-                    .map_err(error)?;
-            }
-            if !has_column(&tx, "messages", "reason").map_err(error)? {
-                tx.execute("ALTER TABLE messages ADD COLUMN reason TEXT", [])
-                    .map_err(error)?;
-            }
-            tx.execute_batch(RUN_INDEXES).map_err(error)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(error)?;
-        }
-        tx.commit().map_err(error)
+        patiently(&mut connection, deadline, migrate).map_err(error)?;
+        connection.busy_timeout(busy).map_err(error)?;
+        Ok(Self { connection, path })
     }
 
     fn error(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
@@ -1256,6 +1282,31 @@ mod tests {
         assert_eq!(row.record.outcome, Some(Outcome::Limited));
         assert_eq!(row.started_at, None);
         assert_eq!(row.state, CLAIMED);
+    }
+
+    /// Issue 14: many first opens of a new journal at once all wait for
+    /// each other (the switch to WAL and the schema), none fails busy.
+    #[test]
+    fn first_opens_of_a_new_journal_at_once_all_succeed() {
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Barrier::new(16);
+            let opened: Vec<Result<(), String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..16)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            Journal::open(dir.path(), Duration::from_secs(30))
+                                .map(drop)
+                                .map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let failed: Vec<_> = opened.iter().filter_map(|r| r.as_ref().err()).collect();
+            assert!(failed.is_empty(), "{failed:?}");
+        }
     }
 
     /// Deliveries in processes of their own, at once: at most `limit` start.
