@@ -10,6 +10,7 @@ mod support;
 mod authentication;
 mod delivery;
 mod errors;
+mod fairness;
 mod fixtures;
 mod fuzz_regressions;
 mod hostile;
