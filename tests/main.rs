@@ -12,6 +12,7 @@ mod crash_safety;
 mod delivery;
 mod errors;
 mod exit_contract;
+mod fairness;
 mod fixtures;
 mod fuzz_regressions;
 mod hostile;

@@ -358,7 +358,7 @@ fn log(config_path: Option<&Path>, args: LogArgs) -> Result<Status, Failure> {
         .map(|word| outcome_word(&word))
         .transpose()
         .map_err(|e| Failure::new(Status::Usage, e))?;
-    let (_, journal) = journal_for_reading(config_path)?;
+    let (config, journal) = journal_for_reading(config_path)?;
     let rows = journal
         .list(&journal::Filter {
             sender,
@@ -376,7 +376,11 @@ fn log(config_path: Option<&Path>, args: LogArgs) -> Result<Status, Failure> {
                 terminal::escape_json(&json).into_owned() + "\n"
             })
             .collect(),
-        Format::Text => report::log_table(&rows),
+        Format::Text => {
+            // Only shown, so a queue that cannot be read shows no queue.
+            let queue = crate::run::slots::waiting(&config.state_dir).unwrap_or_default();
+            report::log_table(&rows, &queue)
+        }
     };
     print_stdout(&output);
     Ok(Status::Ok)

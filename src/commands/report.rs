@@ -13,7 +13,7 @@ use crate::decide::redact::Secrets;
 use crate::desk::config::Config;
 use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
-use crate::outcome::Outcome;
+use crate::outcome::State;
 use crate::reply::{self, Reply, ReplyError};
 use crate::run::ansible::{self, VARS_FILE_PLACEHOLDER};
 
@@ -263,8 +263,13 @@ fn explanation(config: &Config, mail: &Mail, decision: &Decision) -> Vec<String>
     lines
 }
 
-/// `helpdesk log`: one line per row.
-pub(crate) fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
+/// `helpdesk log`: one line per row; a row whose delivery waits for a
+/// playbook slot (`queue`) says `waiting` and its place in line,
+/// `waiting 2/5`, where a running one says `running`.
+pub(crate) fn log_table(
+    rows: &[crate::delivery::journal::Row],
+    queue: &[crate::run::slots::Waiting],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -282,10 +287,11 @@ pub(crate) fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
                     + "…"
             }
         };
-        let outcome = row
-            .record
-            .outcome
-            .map_or(row.state.as_str(), Outcome::as_str);
+        let outcome = match (row.record.outcome, waiting_at(row, queue)) {
+            (Some(outcome), _) => outcome.as_str().to_owned(),
+            (None, Some(position)) => format!("waiting {position}/{}", queue.len()),
+            (None, None) => row.state.as_str().to_owned(),
+        };
         let secs = row
             .record
             .duration_ms
@@ -305,12 +311,33 @@ pub(crate) fn log_table(rows: &[crate::delivery::journal::Row]) -> String {
                 &escape(row.record.request_type.as_deref().unwrap_or("-")),
                 16
             ),
-            cut(&escape(outcome), 15),
+            cut(&escape(&outcome), 15),
             secs,
             cut(&escape(subject), 60)
         );
     }
     out
+}
+
+/// The place in line of `row`'s delivery, if it waits for a slot: its
+/// claimer's process (`<pid>:<start>`) holds a ticket. Only a claimed row
+/// waits: the slot is taken before the row is marked running (see
+/// `delivery`'s state machine).
+fn waiting_at(
+    row: &crate::delivery::journal::Row,
+    queue: &[crate::run::slots::Waiting],
+) -> Option<usize> {
+    if row.state != State::Claimed {
+        return None;
+    }
+    let pid = row
+        .claimed_by
+        .as_deref()?
+        .split_once(':')?
+        .0
+        .parse::<u32>()
+        .ok()?;
+    queue.iter().find(|w| w.pid == pid).map(|w| w.position)
 }
 
 /// `helpdesk show`: every field of a row, then its run log.

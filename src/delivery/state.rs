@@ -13,6 +13,8 @@
 //!   threads/<digest>              line digests of a thread's messages (mail::thread)
 //!   replies/<digest>              times of recent replies to an address (reply::ratelimit)
 //!   slots/<n>                     one lock file per playbook slot (run::slots)
+//!   slots/queue/<ticket>          deliveries waiting for a slot, in arrival order
+//!   slots/queue.lock              held while a waiter takes its ticket
 //!   runs/<stamp>-<row>-<label>-<random>.log, .json, vars-<row>-*.yaml
 //!                                 run logs, Ansible's reports, extra-vars files (run::ansible)
 //!   plugins/callback/             the callback plugin that writes the reports
@@ -131,6 +133,36 @@ pub(crate) fn slots(state_dir: &Path) -> PathBuf {
 pub(crate) fn slot(state_dir: &Path, number: usize) -> PathBuf {
     slots(state_dir).join(number.to_string())
 }
+
+/// `state_dir/slots/queue/`: one file per delivery waiting for a slot,
+/// named by its ticket, locked by its waiter while it waits (run::slots).
+pub(crate) fn queue(state_dir: &Path) -> PathBuf {
+    slots(state_dir).join("queue")
+}
+
+/// The lock a waiter holds while it takes the next ticket.
+pub(crate) fn queue_lock(state_dir: &Path) -> PathBuf {
+    slots(state_dir).join("queue.lock")
+}
+
+/// The file of ticket `number` (zero-padded, so names sort as numbers).
+pub(crate) fn ticket(state_dir: &Path, number: u64) -> PathBuf {
+    queue(state_dir).join(format!("{number:020}"))
+}
+
+/// The ticket of a file in [`queue`]; `None` for any other name (the one
+/// being written, [`NEW_TICKET`]).
+pub(crate) fn ticket_number(name: &str) -> Option<u64> {
+    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+        name.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Where a ticket is written and locked before it is renamed to its
+/// number, under [`queue_lock`]: a ticket is never seen unlocked.
+pub(crate) const NEW_TICKET: &str = ".new";
 
 /// `state_dir/runs/`.
 pub(crate) fn runs(state_dir: &Path) -> PathBuf {
@@ -277,6 +309,9 @@ mod tests {
             (replies(s), "/s/replies"),
             (slots(s), "/s/slots"),
             (slot(s, 3), "/s/slots/3"),
+            (queue(s), "/s/slots/queue"),
+            (queue_lock(s), "/s/slots/queue.lock"),
+            (ticket(s, 12), "/s/slots/queue/00000000000000000012"),
             (runs(s), "/s/runs"),
             (plugins(s), "/s/plugins/callback"),
             (run_report(Path::new("/s/runs/a.log")), "/s/runs/a.json"),
@@ -316,6 +351,11 @@ mod tests {
             "{spooled}"
         );
         assert!(rest.starts_with(&format!("{pid}-")) && rest.ends_with(".eml"));
+        let ticket = ticket(s, 7);
+        let name = ticket.file_name().unwrap().to_string_lossy();
+        assert_eq!(ticket_number(&name), Some(7));
+        assert_eq!(ticket_number(NEW_TICKET), None);
+        assert_eq!(ticket_number("7"), None);
         assert!(is_vars_file(Path::new("/s/runs/vars-x1.yaml")));
         assert!(!is_vars_file(Path::new("/s/runs/x.log")));
     }
