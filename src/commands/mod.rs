@@ -40,10 +40,13 @@ const TAKES_MAIL: &[&str] = &["run", "retry", "worker", delivery::DELIVER_SPOOLE
 /// turn the result into an exit status.
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let takes_mail = subcommand_of(&args).is_some_and(|name| TAKES_MAIL.contains(&name.as_str()));
+    // Only asked when something went wrong: building clap's command tree
+    // again is not worth a delivery's start-up.
+    let takes_mail =
+        || subcommand_of(&args).is_some_and(|name| TAKES_MAIL.contains(&name.as_str()));
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(error) => return refused(&error, takes_mail).into(),
+        Err(error) => return refused(&error, takes_mail()).into(),
     };
     logging::init(cli.verbose, cli.log_format, cli.log_file.as_deref());
     // A bug must never turn into a bounce: an MTA bounces a message on a
@@ -56,7 +59,7 @@ pub fn main() -> ExitCode {
         }
         Err(_) => {
             eprintln!("helpdesk: internal error (a bug, reported above); please report it");
-            if takes_mail {
+            if takes_mail() {
                 Status::TempFail
             } else {
                 Status::Software
