@@ -63,6 +63,11 @@ pub(crate) enum Command {
         /// vars journaled for it: an operator's decision, never automatic
         #[arg(long, value_name = "ID")]
         rerun: Option<i64>,
+        /// Also try the messages that back off after a failure to start
+        /// (they wait 1 minute after the first failure, doubling up to an
+        /// hour), e.g. once the cause is fixed
+        #[arg(long, conflicts_with = "rerun")]
+        now: bool,
     },
     /// Keep handling queued and left-over messages (for `delivery: queue`,
     /// e.g. as a systemd service)

@@ -69,6 +69,11 @@ pub(crate) trait Journaling {
     /// Asked with the record just before the playbook starts whether it
     /// may (`limits.runs_per_sender_per_hour`); marks the row running.
     fn running(&mut self, record: &Record) -> anyhow::Result<Start>;
+    /// Whether `running` would refuse it at once (a hint: `running`
+    /// decides), so that a refusal does not wait for a playbook slot.
+    fn over_limit(&mut self) -> bool {
+        false
+    }
     /// Makes the outcome durable, before the reply tells the sender of it.
     fn finished(&mut self, record: &Record) -> anyhow::Result<()>;
 }
@@ -210,8 +215,13 @@ fn run_stage(
 ) -> anyhow::Result<Next> {
     let request_type = decided.decision.request_type.as_deref().unwrap_or("-");
     // The slot first: a delivery killed while it waits for one has not
-    // started its playbook, and its row must not say it has.
-    let slot = take_slot(config)?;
+    // started its playbook, and its row must not say it has. A request
+    // the cap refuses needs none.
+    let slot = if journaling.over_limit() {
+        None
+    } else {
+        Some(take_slot(config)?)
+    };
     if let Start::Limited { limit, reply } = journaling.running(&record)? {
         tracing::warn!(
             "{id}: {request_type}: refused: {} already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)",
@@ -226,6 +236,13 @@ fn run_stage(
         }
         return Ok(Next::Reply(record, Answer::Limited(limit)));
     }
+    // Under the cap after all (its hour ran out meanwhile): the slot now.
+    // A kill while waiting for it leaves a row that says running, which
+    // `retry` ends as unknown, never as a second start.
+    let slot = match slot {
+        Some(slot) => slot,
+        None => take_slot(config)?,
+    };
     let playbook = decided.decision.playbook.as_ref();
     let vars = &decided.decision.vars;
     let run = dispatch(config, playbook, vars, (row, guard), request_type)?;

@@ -90,14 +90,36 @@ fn issue_14_queue_mode_keeps_a_message_whose_playbook_cannot_start_and_runs_it_o
         "{}",
         show.stdout
     );
-    // Another retry while it is still broken: kept again, nothing lost.
+    // It backs off: a retry (or a worker's tick) leaves it alone, and
+    // log and show say so.
+    assert!(show.stdout.contains("next attempt"), "{}", show.stdout);
+    let attempts = row["attempts"].as_i64().unwrap();
+    let first_backoff = row["retry_after"].as_str().unwrap().to_owned();
     let out = exec(desk.command(&["retry"]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("1 message(s) back off"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(only_row(&desk)["attempts"].as_i64(), Some(attempts));
+    let log = exec(desk.command(&["log"]), b"");
+    assert!(log.stdout.contains("backing off"), "{}", log.stdout);
+    // Tried at once while it is still broken: kept again, nothing lost,
+    // and it backs off longer.
+    let out = exec(desk.command(&["retry", "--now"]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(spool(&desk).len(), 1);
     assert_eq!(runs(&count), 0);
+    let row = only_row(&desk);
+    assert_eq!(row["attempts"].as_i64(), Some(attempts + 1), "{row}");
+    assert!(
+        row["retry_after"].as_str() > Some(first_backoff.as_str()),
+        "{row}"
+    );
 
     let desk = desk.config(&format!("{good}delivery: queue\n"));
-    let out = exec(desk.command(&["retry"]), b"");
+    let out = exec(desk.command(&["retry", "--now"]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let row = only_row(&desk);
     assert_eq!(row["outcome"], "done", "{row}");
@@ -315,6 +337,41 @@ fn issue_14_run_killed_in_each_state_loses_nothing_and_starts_nothing_twice() {
     // Finished but not archived: killed while its reply is being sent.
     killed_while_replying(&desk, &count, 4, || start(&desk, &request(4)));
     assert_eq!(desk.log_rows().len(), 4, "one row each, nothing lost");
+    // Spooled: killed before its claim.
+    killed_while_spooled(&desk, &count, 5);
+}
+
+/// Kills the `run` of request `n` while its message is spooled and not yet
+/// claimed (the journal is held, so nothing can claim it), then retries:
+/// done, started once; the MTA's redelivery of it is a duplicate.
+fn killed_while_spooled(desk: &Helpdesk, count: &Path, n: usize) {
+    let lock = JournalLock::take(&desk.path().join("state/journal.sqlite"));
+    let message = request(n);
+    let run = start(desk, &message);
+    wait_for("the message to be spooled", LONG, || spool(desk).len() == 1);
+    // Deciding, then waiting for the journal: still only spooled.
+    std::thread::sleep(Duration::from_millis(500));
+    kill(run);
+    // Its deciding child dies with it (it follows its supervisor).
+    std::thread::sleep(Duration::from_millis(200));
+    drop(lock);
+    assert!(row_of(desk, n).is_none(), "never claimed");
+    assert_eq!(spool(desk).len(), 1, "still spooled");
+    touch(&desk.path().join(format!("gate-{n}")));
+    settle(desk);
+    assert_eq!(row_of(desk, n).unwrap()["outcome"], "done");
+    assert_eq!(started(count, n), 1);
+    // The MTA saw its delivery die and brings the message again.
+    let again = exec(desk.command(&["run"]), &message);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let rows: Vec<Value> = desk
+        .log_rows()
+        .into_iter()
+        .filter(|r| r["sender"] == format!("user{n}@example.com").as_str())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows[0]["duplicate_of"].is_i64(), "{rows:#?}");
+    assert_eq!(started(count, n), 1, "never started twice");
 }
 
 /// Kills the handler of request `n` (`handler()` starts it) once its
@@ -398,4 +455,26 @@ fn issue_14_retry_killed_in_each_state_loses_nothing_and_starts_nothing_twice() 
     });
     assert!(spool(&desk).is_empty());
     assert_eq!(desk.log_rows().len(), 4, "one row each, nothing lost");
+}
+
+#[test]
+fn issue_14_a_request_over_the_run_limit_is_refused_without_waiting_for_a_slot() {
+    let (desk, count) = kill_desk();
+    let desk = desk.adding("limits: {runs_per_sender_per_hour: 1}\n");
+    // user1's first request holds the only playbook slot...
+    let first = start(&desk, &request(1));
+    wait_for("request 1 to run", LONG, waiting(&desk, "gate-1"));
+    // ... and its second, over the limit, is refused meanwhile.
+    let second = start(
+        &desk,
+        &mail("user1@example.com", "quota", "more for me by 9 gb"),
+    );
+    wait_for("the second request to be refused", LONG, || {
+        desk.log_rows().iter().any(|r| r["outcome"] == "limited")
+    });
+    assert_eq!(row_of(&desk, 1).unwrap()["outcome"], "limited");
+    assert!(second.wait_with_output().unwrap().status.success());
+    touch(&desk.path().join("gate-1"));
+    assert!(first.wait_with_output().unwrap().status.success());
+    assert_eq!((started(&count, 1), started(&count, 9)), (1, 0));
 }

@@ -130,7 +130,7 @@ pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
             explain,
         } => parse(cli.config.as_deref(), input.as_deref(), format, explain),
         Command::Run { input } => run(cli.config.as_deref(), input.as_deref(), &program),
-        Command::Retry { rerun } => retry(cli.config.as_deref(), rerun, &program),
+        Command::Retry { rerun, now } => retry(cli.config.as_deref(), rerun, now, &program),
         Command::Worker { interval } => worker(cli.config.as_deref(), &interval, &program),
         Command::DeliverSpooled {
             path,
@@ -216,6 +216,7 @@ fn run(
 fn retry(
     config_path: Option<&Path>,
     rerun: Option<i64>,
+    now: bool,
     program: &delivery::Program,
 ) -> Result<Status, Failure> {
     let tempfail = |e| Failure::new(Status::TempFail, e);
@@ -225,8 +226,14 @@ fn retry(
         print_stdout(&format!("row {id}: run again: {outcome}\n"));
         return Ok(Status::Ok);
     }
-    let handled = delivery::retry(&config, program).map_err(tempfail)?;
-    tracing::info!("{handled} message(s) handled from the spool");
+    let swept = delivery::retry(&config, program, now).map_err(tempfail)?;
+    tracing::info!("{} message(s) handled from the spool", swept.handled);
+    if let Some(next) = swept.next {
+        print_stdout(&format!(
+            "{} message(s) back off after a failure to start, the first until {next} (helpdesk log says which, helpdesk show ID why; helpdesk retry --now tries them at once)\n",
+            swept.backing_off
+        ));
+    }
     Ok(Status::Ok)
 }
 
@@ -275,7 +282,7 @@ fn worker(
         humantime::format_duration(interval)
     );
     loop {
-        if let Err(e) = delivery::retry(&config, program) {
+        if let Err(e) = delivery::retry(&config, program, false) {
             tracing::warn!("worker: {e:#}");
         }
         std::thread::sleep(interval);

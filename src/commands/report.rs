@@ -290,6 +290,7 @@ pub(crate) fn log_table(
         let outcome = match (row.record.outcome, waiting_at(row, queue)) {
             (Some(outcome), _) => outcome.as_str().to_owned(),
             (None, Some(position)) => format!("waiting {position}/{}", queue.len()),
+            (None, None) if row.backing_off().is_some() => "backing off".to_owned(),
             (None, None) => row.state.as_str().to_owned(),
         };
         let secs = row
@@ -360,6 +361,15 @@ pub(crate) fn show_row(row: &crate::delivery::journal::Row) -> String {
     line(&mut out, "outcome", r.outcome.map(|o| o.to_string()));
     if r.reason.is_some() {
         line(&mut out, "reason", r.reason.clone());
+    }
+    if let Some(after) = row.backing_off() {
+        line(
+            &mut out,
+            "next attempt",
+            Some(format!(
+                "after {after} (helpdesk retry --now tries it at once)"
+            )),
+        );
     }
     line(
         &mut out,

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS messages (
     duplicate_of   INTEGER,
     updated_at     TEXT NOT NULL,
     reason         TEXT,
-    started_at     TEXT
+    started_at     TEXT,
+    retry_after    TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS claim ON messages(key) WHERE duplicate_of IS NULL;
 CREATE INDEX IF NOT EXISTS by_time ON messages(received_at);
@@ -74,8 +75,25 @@ CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, 
 /// 2 added the totals tables, which keep the metrics' counters as rows are
 /// finished (counting every row for every message grew with the journal).
 /// Version 3 added `started_at`, for the cap on runs per sender. Version 4
-/// added `reason`, why a message was quarantined.
-const SCHEMA_VERSION: i64 = 4;
+/// added `reason`, why a message was quarantined. Version 5 added
+/// `retry_after`, the backoff after a failure to start.
+const SCHEMA_VERSION: i64 = 5;
+
+/// The backoff after a failure to start: the first wait, doubled with
+/// each failed attempt up to `BACKOFF_MAX` (as Postfix's queue manager
+/// backs off a deferred message, between its minimal and maximal backoff
+/// times).
+const BACKOFF_FIRST: Duration = Duration::from_secs(60);
+const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// How long `retry` and `worker` leave a message alone after its
+/// `attempts`-th attempt failed to start.
+pub(crate) fn backoff(attempts: i64) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    BACKOFF_FIRST
+        .saturating_mul(1 << doublings)
+        .min(BACKOFF_MAX)
+}
 
 /// The window of `limits.runs_per_sender_per_hour`.
 const RUN_WINDOW: Duration = Duration::from_secs(3600);
@@ -219,8 +237,13 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
             // Older rows have no start time: they count as no runs.
             tx.execute("ALTER TABLE messages ADD COLUMN started_at TEXT", [])?;
         }
-        if !has_column(&tx, "messages", "reason")? {
-            tx.execute("ALTER TABLE messages ADD COLUMN reason TEXT", [])?;
+        for column in ["reason", "retry_after"] {
+            if !has_column(&tx, "messages", column)? {
+                tx.execute(
+                    &format!("ALTER TABLE messages ADD COLUMN {column} TEXT"),
+                    [],
+                )?;
+            }
         }
         tx.execute_batch(RUN_INDEXES)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -371,8 +394,22 @@ pub(crate) struct Row {
     /// When its playbook started (what `limits.runs_per_sender_per_hour`
     /// counts); `None` when none did.
     pub started_at: Option<String>,
+    /// After a failure to start: `retry` and `worker` leave it alone until
+    /// then (`retry --now` does not).
+    pub retry_after: Option<String>,
     #[serde(flatten)]
     pub record: Record,
+}
+
+impl Row {
+    /// When a row put back after a failure to start may be tried again,
+    /// if that is still to come.
+    pub(crate) fn backing_off(&self) -> Option<&str> {
+        let after = self.retry_after.as_deref()?;
+        // RFC 3339 in UTC with millis, as `now` writes: ordered as text.
+        (self.state == CLAIMED && self.claimed_by.is_none() && after > now().as_str())
+            .then_some(after)
+    }
 }
 
 /// What the metrics are made of.
@@ -553,17 +590,27 @@ impl Journal {
 
     /// Puts a claim back after a failure to start (nothing ran): the row
     /// is claimed by nobody, not running, says `reason`, and keeps its
-    /// attempts, so that the next `retry` takes it over.
-    pub(crate) fn put_back(&self, id: i64, reason: &str) -> Result<(), JournalError> {
+    /// attempts, so that a `retry` takes it over once its backoff is over
+    /// (`backoff`). Returns when that is (RFC 3339).
+    pub(crate) fn put_back(&self, id: i64, reason: &str) -> Result<String, JournalError> {
+        let attempts: i64 = self
+            .connection
+            .query_row("SELECT attempts FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .map_err(self.error())?;
+        let after =
+            humantime::format_rfc3339_millis(std::time::SystemTime::now() + backoff(attempts))
+                .to_string();
         self.connection
             .execute(
                 "UPDATE messages SET state = ?1, claimed_by = NULL, started_at = NULL, outcome = NULL,
-                   reason = ?2, updated_at = ?3
-                 WHERE id = ?4 AND state != ?5",
-                params![CLAIMED, reason, now(), id, FINISHED],
+                   reason = ?2, updated_at = ?3, retry_after = ?4
+                 WHERE id = ?5 AND state != ?6",
+                params![CLAIMED, reason, now(), after, id, FINISHED],
             )
             .map_err(self.error())?;
-        Ok(())
+        Ok(after)
     }
 
     /// Runs `write` in one IMMEDIATE transaction, committed durably.
@@ -727,6 +774,34 @@ impl Journal {
         tx.commit().map_err(self.error())
     }
 
+    /// Whether `sender` has already started `limit` runs in the past hour
+    /// (not counting row `id`): a look without a lock, so that a request
+    /// `start_run` will refuse does not wait for a playbook slot first.
+    /// `start_run` stays the judge.
+    pub(crate) fn over_run_limit(
+        &self,
+        id: i64,
+        sender: &str,
+        limit: u32,
+    ) -> Result<bool, JournalError> {
+        let since = humantime::format_rfc3339_millis(
+            std::time::SystemTime::now()
+                .checked_sub(RUN_WINDOW)
+                .unwrap_or(std::time::UNIX_EPOCH),
+        )
+        .to_string();
+        let runs: i64 = self
+            .connection
+            .query_row(
+                "SELECT COUNT(*) FROM messages
+                 WHERE sender = ?1 COLLATE NOCASE AND started_at >= ?2 AND id != ?3",
+                params![sender, since, id],
+                |r| r.get(0),
+            )
+            .map_err(self.error())?;
+        Ok(runs >= i64::from(limit))
+    }
+
     /// Starts row `id`'s playbook run for `sender` (authenticated), unless
     /// the sender already started `limit` runs in the past hour, counted
     /// from the journal's `started_at` (so across processes; rows of every
@@ -868,7 +943,7 @@ impl Journal {
         let sql = format!(
             "SELECT id, key, message_id, received_at, sender, subject, state, attempts, duplicate_of, spool_path, claimed_by,
                     request_type, vars, authentication, access, outcome, exit_code, duration_ms, run_log, reply,
-                    started_at, reason
+                    started_at, reason, retry_after
              FROM messages {filter_sql} ORDER BY id DESC LIMIT {limit}"
         );
         let mut statement = self.connection.prepare(&sql).map_err(self.error())?;
@@ -887,6 +962,7 @@ impl Journal {
                     spool_path: r.get(9)?,
                     claimed_by: r.get(10)?,
                     started_at: r.get(20)?,
+                    retry_after: r.get(22)?,
                     record: Record {
                         request_type: r.get(11)?,
                         vars: r.get(12)?,
@@ -1183,6 +1259,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_failure_to_start_backs_off_doubling_up_to_an_hour() {
+        let minutes = |attempts| backoff(attempts).as_secs() / 60;
+        assert_eq!(
+            [0, 1, 2, 3, 6, 7, 8, i64::MAX].map(minutes),
+            [1, 1, 2, 4, 32, 60, 60, 60]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let id = arrive(&mut journal, 1, "alice@example.com");
+        let after = journal.put_back(id, "not started: no playbook").unwrap();
+        let row = journal.get(id).unwrap().unwrap();
+        assert_eq!(row.backing_off(), Some(after.as_str()));
+        assert!(after > row.received_at);
+        // Taken over (by `retry --now`): it is somebody's again, not
+        // backing off.
+        assert!(journal.take_over(id, None, "2:2").unwrap());
+        assert_eq!(journal.get(id).unwrap().unwrap().backing_off(), None);
+    }
+
     /// Claims message `n` from `sender` and asks to start its run, at most
     /// two an hour, as `sender_case` writes the address.
     fn start(journal: &mut Journal, n: usize, sender: &str, sender_case: &str) -> (i64, Start) {
@@ -1400,7 +1496,10 @@ mod tests {
     /// indexes; its totals are not counted again; its rows are no runs.
     #[test]
     fn a_version_2_journal_is_upgraded_without_counting_twice() {
-        let (dir, old) = older_journal(",\n    started_at     TEXT\n", "\n");
+        let (dir, old) = older_journal(
+            ",\n    started_at     TEXT,\n    retry_after    TEXT\n",
+            "\n",
+        );
         old.execute(
             "INSERT INTO messages (key, message_id, received_at, sender, request_type, state, outcome, updated_at)
              VALUES ('message-id:a@example.com', 'a@example.com', 'now', 'dave@example.com', 'storage', 'finished', 'done', 'now')",

@@ -38,7 +38,10 @@
 //!   by nobody after a failure to start, its reason journaled): taken over
 //!   (`attempts` counts) and handled. The playbook slot is taken before
 //!   the row is marked running, so a handler that died waiting for one
-//!   left its row claimed.
+//!   left its row claimed. A row put back after a failure to start backs
+//!   off (`retry_after`: 1 minute, doubling with each attempt up to an
+//!   hour); `retry` and `worker` leave it alone until then, `retry --now`
+//!   (an operator who fixed the cause) does not.
 //! - *running* (`started_at` set: the playbook may have started): never
 //!   started again by itself. The row is finished as `unknown`, the sender
 //!   told that it may or may not have completed (`unknown.txt`), and the
@@ -169,37 +172,43 @@ pub(crate) fn deliver(
     }
 }
 
+/// What one `retry` did.
+#[derive(Debug, Default)]
+pub(crate) struct Swept {
+    /// Messages handled (or quarantined).
+    pub handled: usize,
+    /// Messages left alone because they back off after a failure to
+    /// start, with the earliest time one may be tried again.
+    pub backing_off: usize,
+    pub next: Option<String>,
+}
+
 /// `helpdesk retry`: handles what is left in the spool: messages whose
 /// handler died (crash, kill -9, OOM), queued ones, and ones spooled but
 /// never claimed, each decided in a child under the budget; one that goes
-/// over it is quarantined, and the next one is taken. Returns how many
-/// were handled.
-pub(crate) fn retry(config: &Config, program: &Program) -> anyhow::Result<usize> {
-    let mut handled = 0;
+/// over it is quarantined, and the next one is taken. A message whose
+/// playbook failed to start is left alone until its backoff is over
+/// (`journal::backoff`), unless `now` (an operator's `retry --now`).
+pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Result<Swept> {
+    let mut swept = Swept::default();
+    // Only to look up backoffs: a journal that cannot be opened now is the
+    // children's to report.
+    let journal = (!now).then(|| open(config).ok()).flatten();
     for path in spool::leftovers(&config.state_dir).context("cannot list the spool")? {
         // Held: its handler is at work (or it was just delivered).
         let Ok(Some(spooled)) = spool::lock(&path) else {
             continue;
         };
-        let shown = path.display();
-        let verdict = match supervise(config, program, &spooled, true) {
-            Ok(verdict) => verdict,
-            Err(e) => {
-                tracing::warn!("{shown}: not handled now ({e:#}); it stays in the spool");
-                continue;
+        if let Some(after) = journal.as_ref().and_then(|j| backing_off(j, &path)) {
+            tracing::debug!("{}: backs off until {after}", path.display());
+            swept.backing_off += 1;
+            if swept.next.as_ref().is_none_or(|next| after < *next) {
+                swept.next = Some(after);
             }
-        };
-        match verdict {
-            Verdict::Decided(status) | Verdict::Undecided(status) if status.success() => {
-                handled += 1;
-            }
-            Verdict::Decided(status) | Verdict::Undecided(status) => {
-                tracing::warn!("{shown}: not handled now ({status}); it stays in the spool");
-            }
-            Verdict::Over(reason) => match quarantine(config, spooled, &reason) {
-                Ok(()) => handled += 1,
-                Err(e) => tracing::warn!("{shown}: cannot quarantine it: {e:#}"),
-            },
+            continue;
+        }
+        if sweep_one(config, program, spooled) {
+            swept.handled += 1;
         }
     }
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
@@ -208,7 +217,39 @@ pub(crate) fn retry(config: &Config, program: &Program) -> anyhow::Result<usize>
     if let Err(e) = crate::mail::thread::prune(&config.state_dir, config.archive.keep) {
         tracing::warn!("cannot prune the thread digests: {e}");
     }
-    Ok(handled)
+    Ok(swept)
+}
+
+/// Until when the message spooled at `path` backs off, if it does.
+fn backing_off(journal: &Journal, path: &Path) -> Option<String> {
+    let row = journal.by_spool_path(path).ok().flatten()?;
+    row.backing_off().map(str::to_owned)
+}
+
+/// Decides and handles one locked leftover; whether it was handled.
+fn sweep_one(config: &Config, program: &Program, spooled: spool::Spooled) -> bool {
+    let shown = spooled.path.display().to_string();
+    let verdict = match supervise(config, program, &spooled, true) {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            tracing::warn!("{shown}: not handled now ({e:#}); it stays in the spool");
+            return false;
+        }
+    };
+    match verdict {
+        Verdict::Decided(status) | Verdict::Undecided(status) if status.success() => true,
+        Verdict::Decided(status) | Verdict::Undecided(status) => {
+            tracing::warn!("{shown}: not handled now ({status}); it stays in the spool");
+            false
+        }
+        Verdict::Over(reason) => match quarantine(config, spooled, &reason) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("{shown}: cannot quarantine it: {e:#}");
+                false
+            }
+        },
+    }
 }
 
 /// `helpdesk deliver-spooled`: the child's half of `run` (or, with
@@ -938,6 +979,14 @@ impl pipeline::Journaling for Steps<'_> {
         Ok(self.journal.start_run(id, record, sender, self.limit)?)
     }
 
+    fn over_limit(&mut self) -> bool {
+        self.sender.is_some_and(|sender| {
+            self.journal
+                .over_run_limit(self.id, sender, self.limit)
+                .unwrap_or(false)
+        })
+    }
+
     fn finished(&mut self, record: &Record) -> anyhow::Result<()> {
         self.journal.record(self.id, record, journal::FINISHED)?;
         self.finished = true;
@@ -1023,8 +1072,10 @@ fn not_started(
     error: &anyhow::Error,
 ) -> anyhow::Result<()> {
     if keep {
-        tracing::warn!("row {id}: not started, it stays in the spool: {error:#}");
-        journal.put_back(id, &format!("not started: {error:#}"))?;
+        let after = journal.put_back(id, &format!("not started: {error:#}"))?;
+        tracing::warn!(
+            "row {id}: not started, it stays in the spool (next attempt after {after}): {error:#}"
+        );
     } else {
         journal.abandon(id)?;
         let _ = std::fs::remove_file(path);
