@@ -199,18 +199,42 @@ fn issue_14_an_outcome_that_cannot_be_journaled_is_unknown_told_and_run_again_on
     assert_eq!(runs(&count), 1);
 
     let id = row["id"].to_string();
+    rerun_killed_while_running(&desk, &id, &gate, &waiting);
+    assert_eq!(runs(&count), 1 + 1);
     let out = exec(desk.command(&["retry", "--rerun", &id]), b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("run again: done"), "{}", out.stdout);
-    assert_eq!(runs(&count), 1 + 1);
+    assert_eq!(runs(&count), 1 + 1 + 1);
     assert_eq!(only_row(&desk)["outcome"], "done");
     // Not unknown any more: a second rerun is refused.
     let again = exec(desk.command(&["retry", "--rerun", &id]), b"");
     assert_ne!(again.code, 0);
     assert!(again.stderr.contains("not unknown"), "{}", again.stderr);
-    assert_eq!(runs(&count), 2);
+    assert_eq!(runs(&count), 3);
     let _ = fs::remove_file(&gate);
     let _ = fs::remove_file(&waiting);
+}
+
+/// Kills `helpdesk retry --rerun id` while its playbook waits at `gate`,
+/// then retries: the row is unknown again (not running for ever), and
+/// nothing started it again.
+fn rerun_killed_while_running(desk: &Helpdesk, id: &str, gate: &Path, waiting: &Path) {
+    fs::remove_file(gate).unwrap();
+    fs::remove_file(waiting).unwrap();
+    let rerun = desk
+        .command(&["retry", "--rerun", id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the rerun's playbook to start", LONG, || waiting.exists());
+    kill(rerun);
+    assert_eq!(only_row(desk)["state"], "running");
+    assert_eq!(exec(desk.command(&["retry"]), b"").code, 0);
+    let row = only_row(desk);
+    assert_eq!(row["outcome"], "unknown", "{row}");
+    assert!(row["reason"].as_str().unwrap().contains("--rerun"), "{row}");
+    fs::write(gate, "").unwrap();
 }
 
 /// A desk for the kill tests: one playbook slot; the storage playbook

@@ -668,6 +668,12 @@ impl Journal {
         })
     }
 
+    /// Rows whose playbook may be running now (or whose handler died while
+    /// it did).
+    pub(crate) fn running(&self) -> Result<Vec<Row>, JournalError> {
+        self.rows("WHERE state = ?1", &[&RUNNING], 10_000)
+    }
+
     /// Takes an `unknown` row for `helpdesk retry --rerun` (by `to`): it
     /// is `running` again, its outcome no longer counted as unknown.
     /// Exactly one of several concurrent reruns succeeds.

@@ -46,7 +46,9 @@
 //!   started again by itself. The row is finished as `unknown`, the sender
 //!   told that it may or may not have completed (`unknown.txt`), and the
 //!   copy archived; `helpdesk retry --rerun ID` is an operator's decision
-//!   to run it once more with the vars journaled for it.
+//!   to run it once more with the vars journaled for it. A rerun that dies
+//!   while its playbook runs leaves a running row with no spool copy:
+//!   `retry` ends it as `unknown` again once its process is gone.
 //! - *finished* but still in the spool (the outcome is durable, the reply
 //!   or the archiving was cut short): the copy is archived, nothing runs.
 //!
@@ -211,6 +213,9 @@ pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Re
             swept.handled += 1;
         }
     }
+    if let Err(e) = end_dead_reruns(config) {
+        tracing::warn!("cannot look for reruns that died: {e:#}");
+    }
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
         tracing::warn!("cannot prune the archive: {e}");
     }
@@ -218,6 +223,35 @@ pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Re
         tracing::warn!("cannot prune the thread digests: {e}");
     }
     Ok(swept)
+}
+
+/// Ends as `unknown` the rows a `helpdesk retry --rerun` left running when
+/// it died: they have no spool copy for the sweep to find. Nobody is told
+/// but the log: the rerun was an operator's, who may run it once more.
+fn end_dead_reruns(config: &Config) -> anyhow::Result<()> {
+    let mut journal = open(config)?;
+    let spool_dir = state::spool(&config.state_dir);
+    for row in journal.running()? {
+        let in_spool = row
+            .spool_path
+            .as_deref()
+            .is_some_and(|p| Path::new(p).starts_with(&spool_dir) && Path::new(p).exists());
+        let holder = row.claimed_by.as_deref();
+        if in_spool || holder.is_some_and(spool::holder_alive) {
+            continue;
+        }
+        let reason = format!(
+            "helpdesk retry --rerun {} stopped while its playbook ran (process {} is gone): it may or may not have completed; helpdesk retry --rerun {} runs it again",
+            row.id,
+            holder.unwrap_or("?"),
+            row.id
+        );
+        if journal.mark_unknown(row.id, holder, &spool::process_token(), &reason)? {
+            tracing::warn!("row {}: outcome unknown: {reason}", row.id);
+            write_metrics(config, &journal);
+        }
+    }
+    Ok(())
 }
 
 /// Until when the message spooled at `path` backs off, if it does.

@@ -166,6 +166,16 @@ pub(crate) fn process_token() -> String {
     token_of(std::process::id()).unwrap_or_else(|| format!("{}:0", std::process::id()))
 }
 
+/// Whether the process a `process_token` names is still there (the same
+/// process: a pid used again has another start time).
+pub(crate) fn holder_alive(token: &str) -> bool {
+    token
+        .split_once(':')
+        .and_then(|(pid, _)| pid.parse().ok())
+        .and_then(token_of)
+        .is_some_and(|now| now == token)
+}
+
 fn token_of(pid: u32) -> Option<String> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Field 22 (starttime) counts from after the command name, which is
