@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Turns plain email into Ansible runs.
 ///
@@ -32,6 +32,33 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line as clap sees it, with `setup`'s help showing only
+/// setup's own options: the global ones are about a config.yaml and its
+/// log, which `setup` writes rather than reads.
+pub(crate) fn command() -> clap::Command {
+    let command = Cli::command();
+    // clap copies a global option into every subcommand that has no
+    // option of that id, and its value back up by id: a hidden, local copy
+    // keeps `helpdesk setup --config X` (and `-v`) working, out of sight.
+    let hidden: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| arg.clone().global(false).hide(true))
+        .collect();
+    command.mut_subcommand("setup", |setup| setup.args(hidden))
+}
+
+/// Parses `args` (program name first) with [`command`].
+pub(crate) fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,4 +191,32 @@ pub(crate) struct LogArgs {
 pub(crate) enum Format {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The global options still work on both sides of `setup`, though
+    /// its help does not show them.
+    #[test]
+    fn global_options_around_setup() {
+        for args in [
+            &[
+                "helpdesk", "--config", "c.yaml", "-vv", "setup", "--dir", "d",
+            ][..],
+            &[
+                "helpdesk", "setup", "--config", "c.yaml", "-vv", "--dir", "d",
+            ],
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("c.yaml")));
+            assert_eq!(cli.verbose, 2, "{args:?}");
+            assert!(matches!(cli.command, Command::Setup(_)));
+        }
+        let cli = parse(["helpdesk", "setup", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let cli = parse(["helpdesk", "check", "--config", "c.yaml"]).unwrap();
+        assert!(cli.config.is_some());
+    }
 }

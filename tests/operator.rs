@@ -1,5 +1,8 @@
 //! Issue 6: `helpdesk setup` through a real pseudo-terminal, `helpdesk
 //! check` on a folder with one of each error, and the operator's commands.
+//! Issue 15: the wizard walked with Enter alone in a real terminal (tmux),
+//! its SMTP login, lower-cased domains, `setup --help`, and `check`
+//! failing on what would fail every request.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -8,7 +11,7 @@ use std::process::Command;
 
 use rexpect::session::PtySession;
 
-use crate::support::{Helpdesk, ansible_playbook, exec, helpdesk, repo, setup_for};
+use crate::support::{Helpdesk, ansible_playbook, exec, helpdesk, need, repo, setup_for};
 
 const DOWN: &str = "\x1b[B";
 
@@ -114,7 +117,8 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
 }
 
 /// `check` finds no error in the folder at `dir`, and `parse` decides its
-/// example storage mail with the folder's own playbook.
+/// example storage mail with the folder's own playbook, from an
+/// administrator of the folder's domain, allowed.
 fn checks_clean_and_dry_runs(dir: &Path) {
     let config_path = dir.join("config.yaml");
     let mut check = helpdesk();
@@ -133,7 +137,17 @@ fn checks_clean_and_dry_runs(dir: &Path) {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let json = out.json();
     assert_eq!(json["request_type"], "storage");
-    assert_eq!(json["vars"]["targets"], "alice");
+    // Issue 15: the example is from the folder's (first) administrator, so
+    // it is about their account.
+    let from = json["vars"]["from"].as_str().unwrap();
+    assert_eq!(json["vars"]["targets"], from.split('@').next().unwrap());
+    assert!(
+        json["trust"]["access"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("allowed: ")),
+        "{}",
+        out.stdout
+    );
     assert!(
         json["playbook"]
             .as_str()
@@ -381,5 +395,365 @@ fn the_readme_config_reference_is_config_example_yaml() {
     assert_eq!(
         block, example,
         "README's config reference differs from config.example.yaml: copy the file into it"
+    );
+}
+
+/// Issue 15: the SMTP login is a choice with a real "none" (the tmux walk
+/// takes it with Enter); choosing one asks for the user and the password.
+/// A port typed into the host is refused, and the domain is lower-cased.
+#[test]
+fn the_wizard_asks_for_an_smtp_login_and_refuses_a_port_in_the_host() {
+    let (_parent, dir, mut p) = wizard_for_a_new_folder();
+    let ansible = ansible_playbook().display().to_string();
+    let down2 = format!("{DOWN}{DOWN}");
+    for (keys, line, next) in [
+        ("", "Example.ORG", "own address"),
+        ("", "", "How do replies leave?"),
+        ("", "", "SMTP server"),
+        ("", "localhost:2525", "write the host without its port"),
+        ("", "localhost", "Encryption"),
+        (down2.as_str(), "", "Port"),
+        ("", "2525", "need a login?"),
+        (DOWN, "", "SMTP user"),
+        ("", "", "SMTP password"),
+        ("", "s3cret", "Senders"),
+        ("", "", "scope: self"),
+        ("", "", "Administrators"),
+        ("", "", "authserv-id"),
+        ("", "", "Require"),
+        ("", "", "Authentication-Results?"),
+        ("", "", "ansible-playbook"),
+        ("", &ansible, "now?"),
+        ("", "y", "Postfix"),
+    ] {
+        answer(&mut p, keys, line, next);
+    }
+    p.exp_eof().unwrap();
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    for line in [
+        "helpdesk_address: \"helpdesk@example.org\"",
+        "    host: \"localhost\"\n    port: 2525\n",
+        "    security: none\n",
+        "    username: \"helpdesk@example.org\"\n",
+        "    password_file: \"smtp.secret\"\n",
+        "senders: [\"*@example.org\"]",
+        "authserv_id: [\"mx.example.org\"]",
+    ] {
+        assert!(config.contains(line), "no {line:?} in\n{config}");
+    }
+    let secret = dir.join("smtp.secret");
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "s3cret\n");
+    let mode = fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    checks_clean_and_dry_runs(&dir);
+}
+
+/// The options of a `--help` text that have no description.
+fn undescribed(help: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut current: Option<(String, bool)> = None;
+    let options = help.split_once("Options:\n").map_or("", |(_, o)| o);
+    for line in options.lines().filter(|l| l.starts_with(' ')) {
+        let trimmed = line.trim_start();
+        // An option starts near the margin; its description's lines sit
+        // further in (and may start with a flag's name too).
+        if trimmed.starts_with('-') && line.len() - trimmed.len() <= 6 {
+            if let Some((option, false)) = current.take() {
+                missing.push(option);
+            }
+            let (option, text) = trimmed.split_once("  ").unwrap_or((trimmed, ""));
+            current = Some((option.to_owned(), !text.trim().is_empty()));
+        } else if let Some((_, described)) = &mut current {
+            *described = true;
+        }
+    }
+    missing.extend(current.filter(|(_, d)| !d).map(|(option, _)| option));
+    missing
+}
+
+/// Issue 15: `setup --help` lists setup's own options, each described,
+/// not the global ones (which still work before `setup`).
+#[test]
+fn setup_help_shows_only_setup_options_each_described() {
+    for flag in ["--help", "-h"] {
+        let mut command = helpdesk();
+        command.args(["setup", flag]);
+        let out = exec(command, b"");
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let help = out.stdout;
+        for own in [
+            "--dir",
+            "--domain",
+            "--smtp-host",
+            "--smtp-user",
+            "--ansible",
+        ] {
+            assert!(help.contains(own), "{flag}: no {own} in\n{help}");
+        }
+        for global in ["--config", "--verbose", "--log-format", "--log-file"] {
+            assert!(!help.contains(global), "{flag}: {global} in\n{help}");
+        }
+        assert_eq!(undescribed(&help), Vec::<String>::new(), "{flag}:\n{help}");
+    }
+    // The other commands' help keeps the global options.
+    let mut command = helpdesk();
+    command.args(["check", "--help"]);
+    assert!(exec(command, b"").stdout.contains("--config"));
+
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("desk");
+    let mut command = helpdesk();
+    command
+        .arg("--config")
+        .arg(parent.path().join("elsewhere.yaml"))
+        .args(["-v", "setup", "--non-interactive", "--transport", "folder"])
+        .args(["--domain", "Example.ORG", "--admin", "Boss@Example.ORG"])
+        .arg("--dir")
+        .arg(&dir);
+    let out = exec(command, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(
+        config.contains("\"helpdesk@example.org\"") && config.contains("[\"Boss@example.org\"]"),
+        "{config}"
+    );
+    assert!(
+        out.stdout.contains(
+            "Dry run of examples/storage.eml (from Boss@example.org): request type storage, authenticated: dmarc=pass header.from=example.org (mx.example.org), allowed: grant 2."
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A folder whose config.yaml is `config` plus an open trust section.
+fn desk_with(config: &str) -> Helpdesk {
+    Helpdesk::from_defaults().config(&format!(
+        "helpdesk_dir: .\n{config}authentication: {{require: none}}\naccess:\n  - {{requests: ['*'], senders: ['*']}}\n"
+    ))
+}
+
+/// `check`'s errors (78), each as `file:line: error: message`.
+fn check_errors(desk: &Helpdesk) -> Vec<String> {
+    let (code, lines) = check(desk);
+    assert_eq!(code, 78, "{lines:#?}");
+    lines
+        .into_iter()
+        .filter(|l| l.contains(": error: "))
+        .collect()
+}
+
+/// Issue 15: an ansible.command that cannot be started is one error at
+/// its line, naming the command and the fix, instead of a warning per
+/// playbook; and `host:port` in mail.smtp.host is an error naming
+/// mail.smtp.port.
+#[test]
+fn check_fails_on_a_missing_ansible_playbook_and_on_localhost_2525() {
+    let scratch = tempfile::tempdir().unwrap();
+    let not_executable = scratch.path().join("ansible-playbook");
+    fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(&not_executable, fs::Permissions::from_mode(0o644)).unwrap();
+    let missing = scratch.path().join("venv/bin/ansible-playbook");
+    for (command, why) in [
+        (missing.display().to_string(), "no such file"),
+        (
+            not_executable.display().to_string(),
+            "not executable (mode 644)",
+        ),
+        ("no-such-ansible-playbook".to_owned(), "not found on PATH"),
+    ] {
+        let desk = desk_with(&format!("ansible:\n  timeout: 2m\n  command: {command}\n"));
+        let (_, all) = check(&desk);
+        let errors = check_errors(&desk);
+        let config = desk.config_path().display().to_string();
+        assert_eq!(errors.len(), 1, "{all:#?}");
+        assert!(
+            errors[0].starts_with(&format!(
+                "{config}:4: error: ansible.command \"{command}\" cannot be run: {why}; "
+            )) && errors[0]
+                .contains("set ansible.command to the full path of its ansible-playbook"),
+            "{errors:#?}"
+        );
+        assert!(
+            !all.iter().any(|l| l.contains("not syntax-checked")),
+            "{all:#?}"
+        );
+    }
+    // Not set: ansible-playbook on PATH, not found there.
+    let desk = desk_with("");
+    let mut command = desk.command(&["check"]);
+    command.env("PATH", "/nonexistent");
+    let out = exec(command, b"");
+    assert_eq!(out.code, 78, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{}: error: ansible.command is not set and \"ansible-playbook\" cannot be run: not found on PATH; ", desk.config_path().display())),
+        "{}",
+        out.stdout
+    );
+
+    let desk = desk_with(&format!(
+        "ansible:\n  command: {}\nhelpdesk_address: helpdesk@example.org\nmail:\n  transport: smtp\n  smtp:\n    security: none\n    host: localhost:2525\n",
+        ansible_playbook().display()
+    ));
+    let errors = check_errors(&desk);
+    assert_eq!(
+        errors,
+        [format!(
+            "{}:9: error: mail.smtp.host \"localhost:2525\" has a port in it, so it would be looked up as a host name and port 25 used: set mail.smtp.host: localhost and mail.smtp.port: 2525",
+            desk.config_path().display()
+        )]
+    );
+    // The same mistake given to setup is refused before anything is written.
+    let parent = tempfile::tempdir().unwrap();
+    let mut command = helpdesk();
+    command.args(["setup", "--non-interactive", "--domain", "example.org"]);
+    command.args(["--smtp-host", "localhost:2525", "--dir"]);
+    command.arg(parent.path().join("desk"));
+    let out = exec(command, b"");
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    assert!(out.stderr.contains("--smtp-port"), "{}", out.stderr);
+    assert!(!parent.path().join("desk").exists());
+}
+
+/// A tmux server of its own (its socket in a temporary folder) running one
+/// command in a 160x50 terminal; killed when dropped.
+struct Tmux {
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(shell_command: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let tmux = Self {
+            socket: dir.path().join("tmux.sock"),
+            _dir: dir,
+        };
+        let out = tmux
+            .command(&["new-session", "-d", "-s", "wizard", "-x", "160", "-y", "50"])
+            .arg(shell_command)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(need("tmux"));
+        command.arg("-S").arg(&self.socket).args(args);
+        command
+    }
+
+    /// Everything the pane shows and showed, wrapped lines joined.
+    fn pane(&self) -> String {
+        let out = self
+            .command(&["capture-pane", "-p", "-J", "-S", "-", "-t", "wizard"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn press_enter(&self) {
+        let status = self
+            .command(&["send-keys", "-t", "wizard", "Enter"])
+            .status();
+        assert!(status.unwrap().success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command(&["kill-server"]).status();
+    }
+}
+
+/// Presses Enter at each prompt until `done` shows in the pane: a prompt
+/// is there when the pane has changed since the last Enter and then
+/// stays put. Returns the pane and how many prompts were answered; fails
+/// with the pane when a prompt does not take Enter.
+fn enter_until(tmux: &Tmux, done: &str) -> (String, usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (mut answered, mut enters) = (String::new(), 0);
+    loop {
+        let pane = tmux.pane();
+        if pane.contains(done) {
+            return (pane, enters);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {done:?} after {enters} Enters; the terminal shows:\n{pane}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if pane != answered && pane.trim() != "" && tmux.pane() == pane {
+            tmux.press_enter();
+            answered = pane;
+            enters += 1;
+        }
+    }
+}
+
+/// Issue 15, must show: `helpdesk setup` in a real terminal, Enter at
+/// every prompt, gives a working folder: the wizard found ansible-playbook
+/// on PATH, `check` passes, and the example mail it wrote dry-runs as an
+/// allowed request of the configured (lower-cased) domain.
+#[test]
+fn the_wizard_walked_with_enter_alone_in_tmux_gives_a_working_folder() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("desk");
+    let ansible = ansible_playbook();
+    let venv_bin = ansible.parent().unwrap();
+    let tmux = Tmux::start(&format!(
+        "env -u HELPDESK_CONFIG PATH='{}':\"$PATH\" '{}' setup --dir '{}' --domain Example.ORG; echo \"[setup exited with $?]\"; sleep 600",
+        venv_bin.display(),
+        env!("CARGO_BIN_EXE_helpdesk"),
+        dir.display()
+    ));
+    let (pane, enters) = enter_until(&tmux, "[setup exited with ");
+    assert!(pane.contains("[setup exited with 0]"), "{pane}");
+    assert!(enters >= 10, "only {enters} prompts: {pane}");
+    for prompt in [
+        "mail domain",
+        "need a login?",
+        "Senders",
+        "ansible-playbook",
+        "now?",
+    ] {
+        assert!(pane.contains(prompt), "no {prompt:?} prompt:\n{pane}");
+    }
+    assert!(
+        pane.contains("Dry run of examples/storage.eml (from admin@example.org): request type storage, authenticated: dmarc=pass header.from=example.org (mx.example.org), allowed: grant 2."),
+        "{pane}"
+    );
+
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(
+        config.contains("helpdesk_address: \"helpdesk@example.org\""),
+        "{config}"
+    );
+    assert!(
+        config.contains("transport: smtp") && !config.contains("username:"),
+        "{config}"
+    );
+    assert!(
+        config.contains(&format!("command: \"{}\"", ansible.display())),
+        "the wizard did not find ansible-playbook on PATH:\n{config}"
+    );
+    checks_clean_and_dry_runs(&dir);
+    let mut explain = helpdesk();
+    explain
+        .arg("--config")
+        .arg(dir.join("config.yaml"))
+        .args(["parse", "--explain"])
+        .arg(dir.join("examples/storage.eml"));
+    let out = exec(explain, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\n              allowed: grant 2\n"),
+        "{}",
+        out.stdout
     );
 }

@@ -91,6 +91,8 @@ pub(crate) fn check(config_path: &Path, online: bool) -> Vec<Problem> {
     };
     check_permissions(&mut report, config_path, &config);
     check_state_modes(&mut report, &config);
+    let ansible_runs = check_ansible_command(&mut report, config_path, &config);
+    check_smtp_host(&mut report, config_path, &config);
     let keywords = match config.desk.keywords() {
         Ok(keywords) => Some(keywords),
         Err(e) => {
@@ -99,7 +101,7 @@ pub(crate) fn check(config_path: &Path, online: bool) -> Vec<Problem> {
         }
     };
     if let Some(keywords) = &keywords {
-        check_keywords(&mut report, &config, keywords);
+        check_keywords(&mut report, &config, keywords, ansible_runs);
         check_access(&mut report, config_path, &shown, keywords);
     }
     if config.access.is_none() {
@@ -172,7 +174,9 @@ fn error_problem<K: fmt::Display>(error: &Located<K>) -> Problem {
     }
 }
 
-fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords) {
+/// `ansible_runs`: ansible.command can be started, so each playbook is
+/// syntax-checked with it (else that one error says it all).
+fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords, ansible_runs: bool) {
     let file = keywords.file().to_owned();
     let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for section in keywords.sections() {
@@ -211,7 +215,9 @@ fn check_keywords(report: &mut Report, config: &Config, keywords: &Keywords) {
         if name != HELP {
             match config.desk.playbook(name) {
                 Ok(playbook) => {
-                    if let Some(path) = playbook.path {
+                    if let Some(path) = playbook.path
+                        && ansible_runs
+                    {
                         check_playbook(report, config, &path);
                     }
                 }
@@ -294,12 +300,20 @@ fn check_playbook(report: &mut Report, config: &Config, path: &Path) {
     );
 }
 
+/// The parts of config.yaml whose lines `check` names.
 #[derive(Debug, Deserialize)]
 struct AccessOnly {
     #[serde(default)]
     access: Vec<SpannedGrant>,
     #[serde(default)]
     mail: Option<SpannedMail>,
+    #[serde(default)]
+    ansible: Option<SpannedAnsible>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SpannedAnsible {
+    command: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,6 +331,7 @@ struct SpannedMail {
 #[derive(Debug, Deserialize)]
 struct SpannedSmtp {
     password_file: Option<Spanned<PathBuf>>,
+    host: Option<Spanned<String>>,
 }
 
 fn spanned(config_path: &Path) -> Option<AccessOnly> {
@@ -447,6 +462,83 @@ fn check_state_modes(report: &mut Report, config: &Config) {
     }
 }
 
+/// Why `command` (a path, or a name looked up on PATH) cannot be started,
+/// or `None` when it can.
+fn not_runnable(command: &str) -> Option<String> {
+    let runnable = |path: &Path| {
+        std::fs::metadata(path).map(|meta| (meta.is_file(), meta.permissions().mode() & 0o777))
+    };
+    if command.contains('/') {
+        return match runnable(Path::new(command)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such file".into()),
+            Err(e) => Some(e.to_string()),
+            Ok((false, _)) => Some("not a file".into()),
+            Ok((true, mode)) if mode & 0o111 == 0 => {
+                Some(format!("not executable (mode {mode:o})"))
+            }
+            Ok(_) => None,
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .any(|dir| matches!(runnable(&dir.join(command)), Ok((true, mode)) if mode & 0o111 != 0));
+    (!found).then(|| "not found on PATH".into())
+}
+
+/// An `ansible.command` that cannot be started fails every request: one
+/// error at its line, with the fix. Returns whether it can be started.
+fn check_ansible_command(report: &mut Report, config_path: &Path, config: &Config) -> bool {
+    let command = &config.ansible.command;
+    let Some(why) = not_runnable(command) else {
+        return true;
+    };
+    let line = spanned(config_path).and_then(|s| s.ansible?.command.map(|c| c.referenced.line()));
+    let set = if line.is_some() {
+        "ansible.command"
+    } else {
+        "ansible.command is not set and"
+    };
+    report.error(
+        config_path.display().to_string(),
+        line,
+        format!(
+            "{set} {command:?} cannot be run: {why}; no playbook can run. Install ansible-core (python3 -m venv /opt/ansible && /opt/ansible/bin/pip install ansible-core) and set ansible.command to the full path of its ansible-playbook (/opt/ansible/bin/ansible-playbook)"
+        ),
+    );
+    false
+}
+
+/// `host: localhost:2525` is read as a host name (and port 25 or 587):
+/// the port has its own key.
+fn check_smtp_host(report: &mut Report, config_path: &Path, config: &Config) {
+    let Some(mail) = &config.mail else { return };
+    let Transport::Smtp(smtp) = &mail.transport else {
+        return;
+    };
+    let Some((host, port)) = host_and_port(&smtp.host) else {
+        return;
+    };
+    let line = spanned(config_path).and_then(|s| s.mail?.smtp?.host.map(|h| h.referenced.line()));
+    report.error(
+        config_path.display().to_string(),
+        line,
+        format!(
+            "mail.smtp.host {:?} has a port in it, so it would be looked up as a host name and port {} used: set mail.smtp.host: {host} and mail.smtp.port: {port}",
+            smtp.host, smtp.port
+        ),
+    );
+}
+
+/// `name:port` or `[v6]:port` split in two; `None` for a plain name or
+/// an IPv6 address without a port.
+pub(crate) fn host_and_port(text: &str) -> Option<(&str, &str)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    let port_like = !port.is_empty() && port.chars().all(|c| c.is_ascii_digit());
+    (port_like && !host.is_empty() && (bracketed || !host.contains(':')))
+        .then(|| (host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
 fn check_smtp(report: &mut Report, shown: &str, config: &Config) {
     let Some(mail) = &config.mail else { return };
     let Transport::Smtp(smtp) = &mail.transport else {
@@ -471,6 +563,47 @@ fn check_smtp(report: &mut Report, shown: &str, config: &Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_in_the_smtp_host() {
+        assert_eq!(host_and_port("localhost:2525"), Some(("localhost", "2525")));
+        assert_eq!(host_and_port("[::1]:2525"), Some(("::1", "2525")));
+        for plain in [
+            "localhost",
+            "mail.example.com",
+            "::1",
+            "2001:db8::1",
+            "host:",
+            ":25",
+        ] {
+            assert_eq!(host_and_port(plain), None, "{plain}");
+        }
+    }
+
+    #[test]
+    fn runnable_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ansible-playbook");
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        chmod(&file, 0o644);
+        let shown = file.display().to_string();
+        assert_eq!(
+            not_runnable(&shown).as_deref(),
+            Some("not executable (mode 644)")
+        );
+        chmod(&file, 0o755);
+        assert_eq!(not_runnable(&shown), None);
+        assert_eq!(
+            not_runnable(&dir.path().display().to_string()).as_deref(),
+            Some("not a file")
+        );
+        assert!(not_runnable(&format!("{shown}-missing")).is_some());
+        assert_eq!(not_runnable("sh"), None);
+        assert_eq!(
+            not_runnable("no-such-command-here").as_deref(),
+            Some("not found on PATH")
+        );
+    }
 
     fn chmod(path: &Path, mode: u32) {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();

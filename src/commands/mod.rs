@@ -20,8 +20,6 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 
-use clap::Parser as _;
-
 use crate::cli::{Cli, Command, Format, LogArgs};
 use crate::decide;
 use crate::delivery;
@@ -44,7 +42,7 @@ pub fn main() -> ExitCode {
     // again is not worth a delivery's start-up.
     let takes_mail =
         || subcommand_of(&args).is_some_and(|name| TAKES_MAIL.contains(&name.as_str()));
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match crate::cli::parse(&args) {
         Ok(cli) => cli,
         Err(error) => return refused(&error, takes_mail()).into(),
     };

@@ -47,63 +47,71 @@ pub(crate) struct SetupArgs {
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Answers {
-    /// The helpdesk folder to create or update
+    /// The helpdesk folder to create or update (the wizard's default: /etc/helpdesk as root, else ~/helpdesk)
     #[arg(long)]
     #[serde(deserialize_with = "given")]
     pub dir: Option<PathBuf>,
-    /// The organisation's mail domain (example.com)
+    /// The organisation's mail domain, e.g. example.com (stored lower-case; the wizard's default)
     #[arg(long)]
     #[serde(deserialize_with = "given")]
     pub domain: Option<String>,
-    /// The helpdesk's address (default: helpdesk@DOMAIN)
+    /// The helpdesk's address, the From of its replies (default: helpdesk@DOMAIN)
     #[arg(long)]
     pub address: Option<String>,
-    /// How replies leave
-    #[arg(long, value_enum)]
-    pub transport: Option<TransportChoice>,
-    #[arg(long)]
-    pub smtp_host: Option<String>,
-    #[arg(long)]
-    pub smtp_port: Option<u16>,
-    /// starttls, tls or none
+    /// How replies leave: an SMTP server (default), the local sendmail, or a folder of .eml files
     #[arg(long, value_enum, hide_possible_values = true)]
+    pub transport: Option<TransportChoice>,
+    /// The SMTP server: a host name or address, without :PORT (default: localhost)
+    #[arg(long, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// The SMTP server's port (default: 587 for starttls, 465 for tls, 25 for none)
+    #[arg(long, value_name = "PORT")]
+    pub smtp_port: Option<u16>,
+    /// The SMTP encryption: starttls (default), tls or none (a relay on loopback only)
+    #[arg(long, value_enum, value_name = "MODE", hide_possible_values = true)]
     pub smtp_security: Option<Security>,
-    #[arg(long)]
+    /// Log in to the SMTP server as this user, with the password in --smtp-password-file (default: no login)
+    #[arg(long, value_name = "USER")]
     pub smtp_user: Option<String>,
-    /// A file holding the SMTP password (mode 600)
-    #[arg(long)]
+    /// A file holding the SMTP password, for --smtp-user (mode 600)
+    #[arg(long, value_name = "FILE")]
     pub smtp_password_file: Option<PathBuf>,
     // Only from the prompt: stored in a 0600 secret file, never in
     // config.yaml, and never a flag (others can read a command line).
     #[arg(skip)]
     #[serde(skip)]
     pub smtp_password: Option<String>,
-    /// The sendmail command, for --transport sendmail
-    #[arg(long)]
+    /// The sendmail command, for --transport sendmail (default: /usr/sbin/sendmail)
+    #[arg(long, value_name = "COMMAND")]
     pub sendmail: Option<String>,
-    /// Who may send requests (repeat; default *@DOMAIN)
-    #[arg(long = "sender")]
+    /// Who may send requests: an address, *@DOMAIN or * (repeat; default *@DOMAIN)
+    #[arg(long = "sender", value_name = "PATTERN")]
     #[serde(default)]
     pub senders: Vec<String>,
     /// Let senders act on any account, not only their own
     #[arg(long)]
     #[serde(rename = "own_account_only", default, deserialize_with = "negated")]
     pub any_account: bool,
-    /// Administrators (repeat; default admin@DOMAIN)
-    #[arg(long = "admin")]
+    /// Administrators, who may ask for anything about any account (repeat; default admin@DOMAIN)
+    #[arg(long = "admin", value_name = "ADDRESS")]
     #[serde(default)]
     pub admins: Vec<String>,
-    /// The authserv-id of your MX (default mx.DOMAIN)
-    #[arg(long)]
+    /// The authserv-id of your MX, whose Authentication-Results count (default: mx.DOMAIN)
+    #[arg(long, value_name = "HOST")]
     pub authserv_id: Option<String>,
-    /// dmarc, dkim, spf or none
-    #[arg(long, value_enum, hide_possible_values = true)]
+    /// What the MX's verdict must pass: dmarc (default), dkim, spf or none (a closed internal relay only)
+    #[arg(long, value_enum, value_name = "METHOD", hide_possible_values = true)]
     pub require: Option<Require>,
     /// Where the MX writes Authentication-Results: above its Received header (Postfix with OpenDKIM/OpenDMARC, rspamd; default) or below it (Gmail)
-    #[arg(long, value_enum, hide_possible_values = true)]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "above|below",
+        hide_possible_values = true
+    )]
     pub position: Option<Position>,
-    /// Path of ansible-playbook (default: found on PATH)
-    #[arg(long)]
+    /// Path of ansible-playbook (default: the one found on PATH)
+    #[arg(long, value_name = "PATH")]
     pub ansible: Option<String>,
 }
 
@@ -188,6 +196,37 @@ impl Answers {
             .unwrap_or_else(|| "ansible-playbook".into())
     }
 
+    /// Mail domains are case-insensitive, and helpdesk compares them so:
+    /// stored lower-case (in addresses, the part after the @), one
+    /// spelling throughout config.yaml and the example mails.
+    fn lower_cased(mut self) -> Self {
+        self.domain = self.domain.map(|d| d.trim().to_ascii_lowercase());
+        self.address = self.address.map(|a| lower_domain(&a));
+        self.authserv_id = self.authserv_id.map(|id| id.trim().to_ascii_lowercase());
+        for address in self.senders.iter_mut().chain(&mut self.admins) {
+            *address = lower_domain(address);
+        }
+        self
+    }
+
+    /// An address the sender grant allows (`alice@` the domain of a
+    /// `*@DOMAIN` pattern, or of `*`), else the first administrator: who
+    /// the self-service example mails are from.
+    fn a_sender(&self) -> String {
+        let senders = self.senders();
+        let pattern = senders.first().map(String::as_str).unwrap_or_default();
+        match pattern.strip_prefix("*@") {
+            Some(domain) => format!("alice@{domain}"),
+            None if pattern == "*" => format!("alice@{}", self.domain()),
+            None if pattern.contains('@') && !pattern.contains('*') => pattern.to_owned(),
+            None => self.an_admin(),
+        }
+    }
+    fn an_admin(&self) -> String {
+        let first = self.admins().into_iter().next();
+        first.unwrap_or_else(|| format!("admin@{}", self.domain()))
+    }
+
     /// Checks what a prompt's validator would, for answers from flags or a file.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         let (_, domain) = self
@@ -195,6 +234,10 @@ impl Answers {
             .map_err(|flag| anyhow!("no answer for {flag}"))?;
         valid_domain(domain).map_err(|e| anyhow!("domain {domain:?}: {e}"))?;
         valid_address(&self.address()).map_err(|e| anyhow!("address: {e}"))?;
+        if let Some(host) = &self.smtp_host {
+            valid_smtp_host(host)
+                .map_err(|e| anyhow!("--smtp-host {host:?}: {e}, with --smtp-port"))?;
+        }
         for admin in self.admins() {
             valid_address(&admin).map_err(|e| anyhow!("admin: {e}"))?;
         }
@@ -206,16 +249,18 @@ impl Answers {
 pub(crate) fn answers(args: &SetupArgs) -> anyhow::Result<Answers> {
     if let Some(file) = &args.answers {
         let text = fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-        serde_saphyr::from_str::<Answers>(&text).map_err(|e| anyhow!("{}: {e}", file.display()))
+        serde_saphyr::from_str::<Answers>(&text)
+            .map(Answers::lower_cased)
+            .map_err(|e| anyhow!("{}: {e}", file.display()))
     } else if args.non_interactive {
         args.given
             .required()
             .map_err(|flag| anyhow!("--non-interactive needs {flag}"))?;
-        Ok(args.given.clone())
+        Ok(args.given.clone().lower_cased())
     } else {
         require_terminal()?;
         let default_dir = args.given.dir.clone().unwrap_or_else(default_dir);
-        ask(&default_dir)
+        ask(&default_dir, args.given.domain.as_deref()).map(Answers::lower_cased)
     }
 }
 
@@ -228,6 +273,15 @@ fn default_dir() -> PathBuf {
             || PathBuf::from("helpdesk"),
             |h| PathBuf::from(h).join("helpdesk"),
         )
+    }
+}
+
+/// `address` with the part after its last @ lower-cased.
+fn lower_domain(address: &str) -> String {
+    let address = address.trim();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+        None => address.to_owned(),
     }
 }
 
@@ -246,6 +300,17 @@ pub(crate) fn valid_domain(domain: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err("not a mail domain: write it like example.com".into())
+    }
+}
+
+/// A host without `:PORT`, which config.yaml would take as part of the
+/// host name.
+fn valid_smtp_host(host: &str) -> Result<(), String> {
+    match crate::commands::check::host_and_port(host) {
+        Some((host, port)) => Err(format!(
+            "write the host without its port ({host}) and the port ({port}) on its own"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -301,9 +366,22 @@ const POSITIONS: &[(&str, Position)] = &[
     ),
 ];
 
-/// The interactive wizard; an existing folder's config.yaml gives the
-/// default domain when re-run.
-pub(crate) fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
+/// Whether the SMTP server wants a login; "none" first, so that Enter
+/// never leads to a password prompt with nothing to type.
+const LOGINS: &[(&str, bool)] = &[
+    (
+        "none: the server takes mail from this host without one",
+        false,
+    ),
+    (
+        "a user and password (the password is kept in smtp.secret, mode 600)",
+        true,
+    ),
+];
+
+/// The interactive wizard. The default domain is `default_domain`
+/// (`--domain`), else the one of an existing folder's config.yaml.
+pub(crate) fn ask(default_dir: &Path, default_domain: Option<&str>) -> anyhow::Result<Answers> {
     let theme = ColorfulTheme::default();
     let dir = PathBuf::from(line(
         &theme,
@@ -314,20 +392,24 @@ pub(crate) fn ask(default_dir: &Path) -> anyhow::Result<Answers> {
     let mut domain_prompt = Input::<String>::with_theme(&theme)
         .with_prompt("Your organisation's mail domain")
         .validate_with(|d: &String| valid_domain(d.trim()));
-    if let Some(previous) = previous_domain(&dir) {
-        domain_prompt = domain_prompt.default(previous);
+    if let Some(default) = default_domain
+        .map(str::to_owned)
+        .or_else(|| previous_domain(&dir))
+    {
+        domain_prompt = domain_prompt.default(default.trim().to_ascii_lowercase());
     }
-    let domain = domain_prompt.interact_text()?.trim().to_owned();
+    let domain = domain_prompt.interact_text()?.trim().to_ascii_lowercase();
     let address: String = Input::with_theme(&theme)
         .with_prompt("The helpdesk's own address")
         .default(format!("helpdesk@{domain}"))
         .validate_with(|a: &String| valid_address(a.trim()))
         .interact_text()?;
+    let address = lower_domain(&address);
     let transport = select(&theme, "How do replies leave?", TRANSPORTS)?;
     let mut answers = Answers {
         dir: Some(dir),
         domain: Some(domain),
-        address: Some(address.trim().to_owned()),
+        address: Some(address.clone()),
         transport: Some(transport),
         ..Answers::default()
     };
@@ -377,14 +459,15 @@ fn select<T: Copy>(theme: &dyn Theme, prompt: &str, choices: &[(&str, T)]) -> an
         .ok_or_else(|| anyhow!("{prompt}: no choice {chosen}"))
 }
 
-/// Server, encryption, port, user and password; `address` is the default
-/// user.
+/// Server, encryption, port, and a login (user and password) or none;
+/// `address` is the default user.
 fn ask_smtp(theme: &dyn Theme, answers: &mut Answers, address: &str) -> anyhow::Result<()> {
-    answers.smtp_host = Some(line(
-        theme,
-        "SMTP server",
-        format!("mail.{}", answers.domain()),
-    )?);
+    let host: String = Input::with_theme(theme)
+        .with_prompt("SMTP server (the port is the next question)")
+        .default(format!("mail.{}", answers.domain()))
+        .validate_with(|h: &String| valid_smtp_host(h.trim()))
+        .interact_text()?;
+    answers.smtp_host = Some(host.trim().to_owned());
     answers.smtp_security = Some(select(theme, "Encryption", ENCRYPTIONS)?);
     answers.smtp_port = Some(
         Input::with_theme(theme)
@@ -392,12 +475,11 @@ fn ask_smtp(theme: &dyn Theme, answers: &mut Answers, address: &str) -> anyhow::
             .default(answers.port())
             .interact_text()?,
     );
-    let user: String = Input::with_theme(theme)
-        .with_prompt("SMTP user (empty for none)")
-        .default(address.to_owned())
-        .allow_empty(true)
-        .interact_text()?;
-    if !user.trim().is_empty() {
+    if select(theme, "Does the SMTP server need a login?", LOGINS)? {
+        let user: String = Input::with_theme(theme)
+            .with_prompt("SMTP user")
+            .default(address.to_owned())
+            .interact_text()?;
         answers.smtp_user = Some(user.trim().to_owned());
         answers.smtp_password = Some(
             Password::with_theme(theme)
@@ -497,7 +579,7 @@ pub(crate) fn write(
     let target = absolute(dir)?;
     let mut notes = Vec::new();
     if target.exists() {
-        for (relative, text) in desk::builtin_files() {
+        for (relative, text) in folder_files(answers) {
             let path = target.join(&relative);
             match fs::read_to_string(&path) {
                 Ok(current) if current == text => {}
@@ -531,7 +613,7 @@ pub(crate) fn write(
         let staging = tempfile::Builder::new()
             .prefix(".helpdesk-setup-")
             .tempdir_in(parent)?;
-        for (relative, text) in desk::builtin_files() {
+        for (relative, text) in folder_files(answers) {
             write_file(&staging.path().join(relative), text.as_bytes(), 0o644)?;
         }
         write_secret_and_config(answers, staging.path())?;
@@ -542,6 +624,64 @@ pub(crate) fn write(
         notes.push(format!("created {}", target.display()));
     }
     Ok((target, notes))
+}
+
+/// The files of a helpdesk folder: the built-in ones, with the example
+/// mails written for these answers.
+fn folder_files(answers: &Answers) -> Vec<(String, String)> {
+    desk::builtin_files()
+        .into_iter()
+        .map(|(relative, text)| {
+            let text = match relative.strip_prefix("examples/") {
+                Some(name) => example_mail(answers, name, text),
+                None => text.to_owned(),
+            };
+            (relative, text)
+        })
+        .collect()
+}
+
+/// The shipped example mails that only an administrator may send (more
+/// quota, a new account); the others are self-service.
+const ADMIN_EXAMPLES: &[&str] = &["storage.eml", "new_user.eml"];
+
+/// A shipped example mail (on example.com) as an allowed sender would send
+/// it to this helpdesk through the configured MX: its Received header and
+/// passing verdict where `authentication.position` looks for them, so
+/// that a dry run of it shows an allowed request.
+fn example_mail(answers: &Answers, name: &str, shipped: &str) -> String {
+    let from = if ADMIN_EXAMPLES.contains(&name) {
+        answers.an_admin()
+    } else {
+        answers.a_sender()
+    };
+    let (local, domain) = from.rsplit_once('@').unwrap_or((&from, answers.domain()));
+    let (mx, address) = (answers.authserv_id(), answers.address());
+    let received = format!(
+        "Received: from mail.{domain} (mail.{domain} [192.0.2.25])\n\tby {mx} with ESMTPS id 4711\n\tfor <{address}>; Mon, 03 Mar 2025 09:15:43 +0000\n"
+    );
+    let verdict = format!(
+        "Authentication-Results: {mx};\n\tdkim=pass header.d={domain};\n\tspf=pass smtp.mailfrom={from};\n\tdmarc=pass header.from={domain}\n"
+    );
+    let mut out = match answers.position.unwrap_or_default() {
+        Position::Above => verdict + &received,
+        Position::Below => received + &verdict,
+    };
+    let (head, body) = shipped.split_once("\n\n").unwrap_or((shipped, ""));
+    for header in head.lines() {
+        let (field, _) = header.split_once(':').unwrap_or_default();
+        let header = match field.to_ascii_lowercase().as_str() {
+            "from" => format!("From: {from}"),
+            "to" => format!("To: IT Helpdesk <{address}>"),
+            _ => header.replace("example.com", domain),
+        };
+        out.push_str(&header);
+        out.push('\n');
+    }
+    out.push('\n');
+    // The self-service password reset is about the sender's own account.
+    out.push_str(&body.replace("username: alice", &format!("username: {local}")));
+    out
 }
 
 fn backup(path: &Path) -> PathBuf {
@@ -709,20 +849,36 @@ pub(crate) fn keep_or_replace(path: &Path, replace: bool, interactive: bool) -> 
     }
 }
 
-/// The dry run of a sample mail through the new folder, when its config
-/// loads: what `parse` would say of examples/storage.eml.
+/// The dry run of the folder's example mail through it, when its config
+/// loads: what `parse` would say of examples/storage.eml, down to whether
+/// its sender may ask for it.
 pub(crate) fn dry_run(config_path: &Path) -> Result<String, desk::DeskError> {
-    let (Ok(config), Some(sample)) = (Config::load(config_path), desk::example_mail("storage.eml"))
-    else {
+    const SAMPLE: &str = "examples/storage.eml";
+    let Ok(config) = Config::load(config_path) else {
         return Ok(String::new());
     };
-    let mail = crate::mail::read(sample, &config.sender_header);
+    let Some(sample) = config.desk.read(SAMPLE)? else {
+        return Ok(String::new());
+    };
+    let mail = crate::mail::read(sample.as_bytes(), &config.sender_header);
     let keywords = config.desk.keywords()?;
     let decision = crate::decide::decide(&config, &keywords, &mail)?;
-    Ok(format!(
-        "\nDry run of examples/storage.eml: request type {}, {}.\n",
+    let access = decision
+        .access
+        .map_or_else(|| "nothing to allow".to_owned(), |a| a.to_string());
+    // The mail may have been edited: its words pass through the
+    // terminal escaping, like everything `parse` prints.
+    let said = format!(
+        "(from {}): request type {}, {}, {access}",
+        mail.sender.as_deref().unwrap_or("nobody"),
         decision.request_type.as_deref().unwrap_or("none"),
-        decision.authentication
+        decision.authentication,
+    );
+    Ok(format!(
+        "\nDry run of {SAMPLE} {}.\nSee all of it: helpdesk --config {} parse --explain {}\n",
+        crate::commands::terminal::escape(&said),
+        config_path.display(),
+        config.desk.display(SAMPLE),
     ))
 }
 
@@ -742,5 +898,93 @@ pub(crate) fn require_terminal() -> anyhow::Result<()> {
         bail!(
             "standard input is not a terminal: run helpdesk setup in one, or use --non-interactive with flags (--dir, --domain, ...) or --answers FILE"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(domain: &str) -> Answers {
+        Answers {
+            dir: Some(PathBuf::from("desk")),
+            domain: Some(domain.into()),
+            transport: Some(TransportChoice::Folder),
+            ..Answers::default()
+        }
+    }
+
+    /// Every example mail setup writes is, for its folder's own config, an
+    /// authenticated request its sender may make: whatever the MX layout,
+    /// the method required and who the senders are.
+    #[test]
+    fn the_example_mails_are_allowed_requests() {
+        let variants = [
+            answers("Example.ORG"),
+            Answers {
+                position: Some(Position::Below),
+                require: Some(Require::Dkim),
+                authserv_id: Some("mx.google.com".into()),
+                ..answers("example.net")
+            },
+            Answers {
+                senders: vec!["Bob@Example.NET".into()],
+                admins: vec!["root@other.example".into()],
+                require: Some(Require::Spf),
+                ..answers("example.net")
+            },
+            Answers {
+                senders: vec!["*".into()],
+                any_account: true,
+                ..answers("example.com")
+            },
+        ];
+        for variant in variants {
+            let parent = tempfile::tempdir().unwrap();
+            let variant = Answers {
+                dir: Some(parent.path().join("desk")),
+                ..variant
+            }
+            .lower_cased();
+            let (dir, _) = write(&variant, &mut |_| Changed::Keep).unwrap();
+            let config = Config::load(&dir.join("config.yaml")).unwrap();
+            let keywords = config.desk.keywords().unwrap();
+            for name in ["help", "new_user", "reset_password", "storage"] {
+                let raw = fs::read(dir.join(format!("examples/{name}.eml"))).unwrap();
+                let mail = crate::mail::read(&raw, &config.sender_header);
+                let decision = crate::decide::decide(&config, &keywords, &mail).unwrap();
+                let access = decision.access.as_ref().map(ToString::to_string);
+                assert!(
+                    decision.authentication.is_yes()
+                        && decision.access.as_ref().is_some_and(|a| a.is_allowed()),
+                    "{name} for {variant:?}: {} / {access:?}\n{}",
+                    decision.authentication,
+                    String::from_utf8_lossy(&raw)
+                );
+                assert!(
+                    !String::from_utf8_lossy(&raw).contains("example.com")
+                        || variant.domain() == "example.com"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn domains_are_lower_cased() {
+        let given = Answers {
+            address: Some("Help.Desk@Example.ORG".into()),
+            senders: vec!["*@Example.ORG".into(), "Bob@Sub.Example.ORG".into()],
+            admins: vec!["Root@Example.ORG".into()],
+            authserv_id: Some("MX.Example.ORG".into()),
+            ..answers(" Example.ORG ")
+        }
+        .lower_cased();
+        assert_eq!(given.domain(), "example.org");
+        assert_eq!(given.address(), "Help.Desk@example.org");
+        assert_eq!(given.senders(), ["*@example.org", "Bob@sub.example.org"]);
+        assert_eq!(given.admins(), ["Root@example.org"]);
+        assert_eq!(given.authserv_id(), "mx.example.org");
+        let yaml = config_yaml(&given, None);
+        assert!(!yaml.contains("Example"), "{yaml}");
     }
 }

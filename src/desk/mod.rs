@@ -206,11 +206,6 @@ pub(crate) fn builtin_files() -> Vec<(String, &'static str)> {
     files
 }
 
-/// A shipped example mail, for dry runs.
-pub(crate) fn example_mail(name: &str) -> Option<&'static [u8]> {
-    EXAMPLES.get_file(name).map(include_dir::File::contents)
-}
-
 fn builtin_file(relative: &str) -> Option<&'static str> {
     let (dir, name) = match relative.split_once('/') {
         Some(("phrasebooks", name)) => (&PHRASEBOOKS, name),
