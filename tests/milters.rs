@@ -56,7 +56,7 @@ use crate::support::{Helpdesk, need, repo, swaks, unique_id, wait_for, wait_or};
 
 const SELECTOR: &str = "helpdesk2026";
 
-/// The trust settings of the README's Postfix + OpenDKIM/OpenDMARC layout.
+/// The trust settings of the operator's guide's Postfix + OpenDKIM/OpenDMARC layout.
 const TRUST: &str = "authentication: {authserv_id: [mx.example.com], received_by: [mx.example.com], position: above, require: dmarc}\naccess:\n  - {requests: ['*'], senders: ['*@example.com']}\n";
 
 /// Also forged SPF and DKIM passes: OpenDMARC takes those results from
@@ -417,7 +417,7 @@ fn issue_11_a_forged_dmarc_pass_counts_for_nothing_when_the_mx_writes_none() {
     assert_refused_silently(&d.desk, &d.sink, &d.message);
 }
 
-/// Why the README's OpenDKIM settings matter: with an OpenDKIM in front
+/// Why the operator's guide's OpenDKIM settings matter: with an OpenDKIM in front
 /// that strips nothing, OpenDMARC believes the forged `spf=pass` and the MX
 /// itself writes `dmarc=pass`, where a real one would be. No rule about
 /// header positions can catch this; only the MX's configuration can.
@@ -426,7 +426,7 @@ fn issue_11_without_remove_ar_the_real_opendmarc_turns_a_forged_spf_pass_into_dm
     let d = delivered_request(|mx| mx.lax_port, input_forgeries);
     assert!(
         has_dmarc(&d.above, "pass"),
-        "OpenDMARC was not fooled this time (then the README can say less):\n{}",
+        "OpenDMARC was not fooled this time (then the operator's guide can say less):\n{}",
         d.message
     );
     assert!(

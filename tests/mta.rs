@@ -1,6 +1,6 @@
 //! Issue 5: real mail software from Debian (installed by scripts/test)
 //! delivering to `helpdesk run`: Postfix through an alias pipe, procmail
-//! and fdm, each with the snippet the README shows.
+//! and fdm, each with the snippet docs/operators-guide.md shows.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,15 +14,17 @@ use crate::support::smtp::SmtpServer;
 use crate::support::{Helpdesk, need, outcomes, repo, swaks, unique_id, wait_for, wait_or};
 
 const NOBODY: u32 = 65534;
+/// Where the MTA snippets the tests run are written for operators.
+const GUIDE: &str = "docs/operators-guide.md";
 
-/// The README's snippet under `<!-- snippet: NAME -->`, with the binary
-/// and config paths of this test.
+/// The operator's guide's snippet under `<!-- snippet: NAME -->`, with
+/// the binary and config paths of this test.
 fn snippet(name: &str, config: &Path) -> String {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let guide = fs::read_to_string(repo().join(GUIDE)).unwrap();
     let marker = format!("<!-- snippet: {name} -->");
-    let after = readme
+    let after = guide
         .split_once(&marker)
-        .unwrap_or_else(|| panic!("README.md has no {marker}"))
+        .unwrap_or_else(|| panic!("{GUIDE} has no {marker}"))
         .1;
     let block = after
         .split_once("```\n")
@@ -170,7 +172,7 @@ impl Drop for Postfix {
 }
 
 /// A helpdesk folder owned by nobody, piped to from a Postfix alias (the
-/// README's snippet) and replying through that Postfix to `sink`.
+/// guide's snippet) and replying through that Postfix to `sink`.
 fn postfix_desk(sink: &SmtpServer) -> (Helpdesk, Postfix) {
     let desk = Helpdesk::from_defaults().with_echo_playbooks();
     // Placeholder port; the real one is known once Postfix runs.

@@ -384,17 +384,69 @@ fn completions_man_and_json_logs() {
 }
 
 #[test]
-fn the_readme_config_reference_is_config_example_yaml() {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+fn the_config_reference_in_docs_is_config_example_yaml() {
+    let reference = fs::read_to_string(repo().join("docs/configuration.md")).unwrap();
     let example = fs::read_to_string(repo().join("config.example.yaml")).unwrap();
-    let block = readme
+    let block = reference
         .split_once("<!-- config-reference -->\n```yaml\n")
         .and_then(|(_, rest)| rest.split_once("```\n"))
         .map(|(block, _)| block)
-        .expect("README.md has no config reference block");
+        .expect("docs/configuration.md has no config reference block");
     assert_eq!(
         block, example,
-        "README's config reference differs from config.example.yaml: copy the file into it"
+        "docs/configuration.md's reference differs from config.example.yaml: copy the file into it"
+    );
+}
+
+/// Issue 15: scripts/docs-check fails, naming the file and line, on a
+/// shell block it neither runs nor finds marked, on a marker naming a test
+/// that does not exist, and on a shown command that fails; it passes a
+/// block it runs and one a real test runs.
+#[test]
+fn docs_check_fails_on_unmarked_and_broken_blocks() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir(root.path().join("tests")).unwrap();
+    fs::write(
+        root.path().join("tests/t.rs"),
+        "fn runs_it() { postalias(); }\n",
+    )
+    .unwrap();
+    let doc = "# doc\n\n```\n$ helpdesk --version\n```\n\n\
+        <!-- run by: tests/t.rs::gone -->\n```sh\npostalias /etc/aliases\n```\n\n\
+        ```sh\nhelpdesk parse /nonexistent.eml\n```\n\n\
+        <!-- run by: tests/t.rs::runs_it -->\n```sh\npostalias /etc/aliases\n```\n\n\
+        ```console\n$ helpdesk --version\nhelpdesk\n```\n";
+    fs::write(root.path().join("doc.md"), doc).unwrap();
+    let mut check = Command::new(repo().join("scripts/docs-check"));
+    check
+        .arg("--root")
+        .arg(root.path())
+        .arg("doc.md")
+        .env("HELPDESK_BIN", env!("CARGO_BIN_EXE_helpdesk"));
+    let out = exec(check, b"");
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let failures: Vec<&str> = out.stdout.lines().collect();
+    let starts: Vec<&str> = failures
+        .iter()
+        .map(|l| l.split_once(": ").map_or(*l, |(place, _)| place))
+        .collect();
+    assert_eq!(
+        starts,
+        ["doc.md:3", "doc.md:7", "doc.md:13"],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        failures[0].contains("neither runs nor finds marked"),
+        "{}",
+        failures[0]
+    );
+    assert!(failures[1].contains("has no test gone"), "{}", failures[1]);
+    assert!(failures[2].contains("exited 66, not 0"), "{}", failures[2]);
+    assert!(
+        out.stderr.contains("5 shell blocks, 3 failure(s)"),
+        "{}",
+        out.stderr
     );
 }
 

@@ -628,7 +628,7 @@ fn under_umask_000_every_file_in_the_state_folder_is_0600_and_every_folder_0700(
 }
 
 /// The default metrics file sits in the state folder: 0644, behind the
-/// 0700 folder, so a collector needs `metrics_file` (as the README says).
+/// 0700 folder, so a collector needs `metrics_file` (as docs/configuration.md says).
 #[test]
 fn the_default_metrics_file_is_0644_inside_the_private_state_folder() {
     let desk = Helpdesk::from_defaults().with_echo_playbooks();
