@@ -100,15 +100,20 @@ class CallbackModule(CallbackBase):
         first (so a secret that holds another is hidden whole)."""
         try:
             manager = self._play.get_variable_manager()
-            names = manager.get_vars(play=self._play, host=result._host, task=result._task, include_hostvars=False)
+            hostvars = manager.get_vars(play=self._play, host=result._host, task=result._task, include_hostvars=False)
         except Exception:  # no variables to hand: the report is withheld below
             return None
         values = set()
-        for name, value in names.items():
+        for name, value in hostvars.items():
             if not SECRET_NAME.search(str(name)):
                 continue
             try:
-                text = value if isinstance(value, str) else str(value) if _is_vaulted(value) else None
+                if isinstance(value, str):
+                    text = value
+                elif _is_vaulted(value) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                    text = str(value)
+                else:
+                    text = None
             except Exception:
                 return None
             # A template ("{{ vault_password }}") names a variable that is
