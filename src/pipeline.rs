@@ -443,8 +443,17 @@ pub(crate) fn rerun(
     drop(slot);
     let mut record = Record::default();
     note_run(&run, &Secrets::new(vars, &[]), &mut record, label);
-    record.outcome = Some(Outcome::of_run(&run.outcome));
-    tracing::info!("{label}: {request_type}: {}", ran(&run));
+    let outcome = Outcome::of_run(&run.outcome);
+    record.outcome = Some(outcome);
+    let line = format!(
+        "{outcome} {label}: {request_type}: run again, {}; log {}",
+        ran(&run),
+        run.log.display()
+    );
+    match outcome {
+        Outcome::Done => tracing::info!(target: SUMMARY, "{line}"),
+        _ => tracing::warn!(target: SUMMARY, "{line}"),
+    }
     Ok(record)
 }
 
