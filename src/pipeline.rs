@@ -117,10 +117,12 @@ pub(crate) fn handle(
         .clone()
         .unwrap_or_else(|| "(no Message-ID)".into());
     let silence = loops::silence(mail, config.helpdesk_address.as_deref());
+    let said = Said { row, mail, secrets };
     if let Some(reason) = silence.as_ref().filter(|s| s.drops_request()) {
-        tracing::info!("{id}: ignored, nothing run and no reply: {reason}");
         let none = format!("none: {reason}");
-        return Ok(ended(Record::default(), Outcome::Ignored, none));
+        let record = ended(Record::default(), Outcome::Ignored, none);
+        said.summary(&record, &format!("nothing run and no reply: {reason}"));
+        return Ok(record);
     }
     remember_thread(config, mail, decided, &id);
     let record = Record {
@@ -131,26 +133,21 @@ pub(crate) fn handle(
         ..Record::default()
     };
     let Some(answer) = reply::answer(&config.desk, keywords, decision)? else {
-        tracing::warn!(
-            "{id}: from {}: {}; nothing run, no reply",
-            mail.sender.as_deref().unwrap_or("(no sender)"),
-            decision.authentication
-        );
         let none = "none: the sender is not authenticated";
-        return Ok(ended(record, Outcome::Unauthenticated, none));
+        let record = ended(record, Outcome::Unauthenticated, none);
+        let what = format!("{}; nothing run, no reply", decision.authentication);
+        said.summary(&record, &what);
+        return Ok(record);
     };
     let (mut record, answer) = match answer {
         Answer::Pending => {
             // The row and the guard: what names and watches the run.
-            match run_stage(config, mail, decided, (row, guard), journaling, record, &id)? {
-                Next::Reply(record, answer) => (record, answer),
+            match run_stage(config, &said, decided, guard, journaling, record)? {
+                Next::Reply(record, answer) => (record, *answer),
                 Next::Done(record) => return Ok(record),
             }
         }
-        answer => {
-            log_answer(&id, decision, &answer);
-            (record, answer)
-        }
+        answer => (record, answer),
     };
     record.outcome = answer.outcome();
     let ran = record.run_log.is_some();
@@ -161,6 +158,9 @@ pub(crate) fn handle(
             e
         }
     })?;
+    // Said once the outcome is durable and before the reply goes, so that
+    // it is the first line of this delivery's output.
+    said.summary(&record, &what_answer(decision, &answer));
     record.reply = Some(send_reply(
         config,
         keywords,
@@ -176,8 +176,8 @@ pub(crate) fn handle(
 
 /// What comes after the run stage.
 enum Next {
-    /// Reply with this answer.
-    Reply(Record, Answer),
+    /// Reply with this answer (boxed: a run's is large).
+    Reply(Record, Box<Answer>),
     /// Journal this record, with no reply.
     Done(Record),
 }
@@ -206,12 +206,11 @@ fn remember_thread(config: &Config, mail: &Mail, decided: &Decided, id: &str) {
 /// sender, the run, and whether its result is answered.
 fn run_stage(
     config: &Config,
-    mail: &Mail,
+    said: &Said<'_>,
     decided: &Decided,
-    (row, guard): (i64, Option<&Path>),
+    guard: Option<&Path>,
     journaling: &mut dyn Journaling,
     mut record: Record,
-    id: &str,
 ) -> anyhow::Result<Next> {
     let request_type = decided.decision.request_type.as_deref().unwrap_or("-");
     // The slot first: a delivery killed while it waits for one has not
@@ -223,18 +222,16 @@ fn run_stage(
         Some(take_slot(config)?)
     };
     if let Start::Limited { limit, reply } = journaling.running(&record)? {
-        tracing::warn!(
-            "{id}: {request_type}: refused: {} already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)",
-            mail.sender.as_deref().unwrap_or("(no sender)")
-        );
         if !reply {
             // One reply per stretch over the limit, not one per mail: a
             // sender (or a robot) that keeps asking is not answered each
             // time.
             let none = "none: the sender was already told of limits.runs_per_sender_per_hour";
-            return Ok(Next::Done(ended(record, Outcome::Limited, none)));
+            let record = ended(record, Outcome::Limited, none);
+            said.summary(&record, &over_limit(limit));
+            return Ok(Next::Done(record));
         }
-        return Ok(Next::Reply(record, Answer::Limited(limit)));
+        return Ok(Next::Reply(record, Box::new(Answer::Limited(limit))));
     }
     // Under the cap after all (its hour ran out meanwhile): the slot now.
     // A kill while waiting for it leaves a row that says running, which
@@ -245,44 +242,99 @@ fn run_stage(
     };
     let playbook = decided.decision.playbook.as_ref();
     let vars = &decided.decision.vars;
-    let run = dispatch(config, playbook, vars, (row, guard), request_type)?;
+    let run = dispatch(config, playbook, vars, (said.row, guard), request_type)?;
     drop(slot);
-    note_run(&run, &decided.secrets, &mut record, id, request_type);
+    note_run(&run, &decided.secrets, &mut record, &said.label());
     let quiet = config
         .mail
         .as_ref()
         .is_some_and(|m| m.no_result_reply.iter().any(|t| t == request_type));
     if quiet {
-        tracing::info!("{id}: no result reply: mail.no_result_reply lists {request_type}");
         let outcome = Outcome::of_run(&run.outcome);
-        return Ok(Next::Done(ended(
-            record,
-            outcome,
-            "none: mail.no_result_reply",
-        )));
+        let record = ended(record, outcome, "none: mail.no_result_reply");
+        let what = format!(
+            "{}; no result reply: mail.no_result_reply lists {request_type}",
+            ran(&run)
+        );
+        said.summary(&record, &what);
+        return Ok(Next::Done(record));
     }
-    Ok(Next::Reply(record, Answer::Result(run)))
+    Ok(Next::Reply(record, Box::new(Answer::Result(run))))
 }
 
-/// Scrubs the run's log of secrets, logs how it went and writes that in
-/// `record`.
-fn note_run(run: &ansible::Run, secrets: &Secrets, record: &mut Record, id: &str, label: &str) {
+/// Where a delivery's summary line comes from: the row, the mail and the
+/// secrets to keep out of it.
+struct Said<'a> {
+    row: i64,
+    mail: &'a Mail,
+    secrets: &'a Secrets,
+}
+
+impl Said<'_> {
+    fn label(&self) -> String {
+        format!("row {}", self.row)
+    }
+
+    /// Logs the one line that sums up a handled request: the outcome and
+    /// the row first, then the request type and what happened, and the
+    /// long parts (sender, Message-ID, run log) last. An MTA keeps only
+    /// the start of a command's output (Postfix's pipe about 100
+    /// characters, in its `status=sent (...)`): that start still says it.
+    fn summary(&self, record: &Record, what: &str) {
+        let outcome = record.outcome.map_or("-", Outcome::as_str);
+        let mut line = format!("{outcome} row {}: ", self.row);
+        if let Some(request_type) = &record.request_type {
+            line.push_str(request_type);
+            line.push_str(": ");
+        }
+        line.push_str(what);
+        if let Some(sender) = &self.mail.sender {
+            line.push_str(&format!("; from {sender}"));
+        }
+        if let Some(id) = &self.mail.message_id {
+            line.push_str(&format!("; message-id <{id}>"));
+        }
+        if let Some(log) = &record.run_log {
+            line.push_str(&format!("; log {log}"));
+        }
+        let line = self.secrets.scrub(&line);
+        match record.outcome {
+            Some(Outcome::Done | Outcome::Ignored | Outcome::Duplicate) => {
+                tracing::info!(target: SUMMARY, "{line}")
+            }
+            _ => tracing::warn!(target: SUMMARY, "{line}"),
+        }
+    }
+}
+
+/// The log target of the summary lines, which `commands::logging` lets
+/// through at the default verbosity: one line per delivery.
+pub(crate) const SUMMARY: &str = "helpdesk::summary";
+
+fn over_limit(limit: u32) -> String {
+    format!(
+        "refused: the sender already started {limit} runs in the past hour (limits.runs_per_sender_per_hour)"
+    )
+}
+
+/// How a run went, for the summary line.
+fn ran(run: &ansible::Run) -> String {
+    format!(
+        "playbook {} in {:.1}s",
+        ansible::describe(&run.outcome),
+        run.duration.as_secs_f64()
+    )
+}
+
+/// Scrubs the run's log of secrets and writes how it went in `record`
+/// (the summary line says it).
+fn note_run(run: &ansible::Run, secrets: &Secrets, record: &mut Record, id: &str) {
     // A playbook may print a secret it was given; what it printed stays in
     // the state folder and `show` prints it.
     for file in [run.log.clone(), run.log.with_extension("json")] {
         if let Err(e) = ansible::scrub_secrets(secrets, &file) {
             tracing::warn!("{id}: cannot redact secrets in {}: {e}", file.display());
         }
-    }
-    let summary = format!(
-        "{id}: {label}: playbook {} in {:.1}s (log: {})",
-        ansible::describe(&run.outcome),
-        run.duration.as_secs_f64(),
-        run.log.display()
-    );
-    match run.outcome {
-        ansible::Outcome::Succeeded => tracing::info!("{summary}"),
-        _ => tracing::warn!("{summary}"),
     }
     record.exit_code = match run.outcome {
         ansible::Outcome::Succeeded => Some(0),
@@ -298,37 +350,34 @@ fn note_run(run: &ansible::Run, secrets: &Secrets, record: &mut Record, id: &str
     record.run_log = Some(run.log.display().to_string());
 }
 
-/// Logs an answer given without a run, saying why nothing runs.
-fn log_answer(id: &str, decision: &Decision, answer: &Answer) {
-    let request_type = decision.request_type.as_deref().unwrap_or("-");
+/// What happened, for the summary line: how the run went, or why
+/// nothing runs.
+fn what_answer(decision: &Decision, answer: &Answer) -> String {
     match answer {
-        Answer::Unclassified => tracing::info!(
-            "{id}: nothing to run: {}",
+        Answer::Result(run) => ran(run),
+        Answer::Limited(limit) => over_limit(*limit),
+        Answer::Unclassified => format!(
+            "nothing to run: {}",
             decision.reason.as_deref().unwrap_or("unclassified")
         ),
-        Answer::Refused(why) => tracing::warn!("{id}: {request_type}: refused: {why}"),
+        Answer::Refused(why) => format!("refused: {why}"),
         Answer::Invalid(invalid) => {
             let fields: Vec<String> = invalid
                 .iter()
                 .map(|i| format!("{} {}", i.var, i.why))
                 .collect();
-            tracing::warn!("{id}: {request_type}: refused: {}", fields.join("; "));
+            format!("refused: {}", fields.join("; "))
         }
-        Answer::TooLarge => tracing::warn!(
-            "{id}: refused: {}",
+        Answer::TooLarge => format!(
+            "refused: {}",
             decision.reason.as_deref().unwrap_or("too large")
         ),
         Answer::Missing(missing) => {
             let names: Vec<&str> = missing.iter().map(|m| m.var.as_str()).collect();
-            tracing::info!(
-                "{id}: {request_type}: nothing run, missing {}",
-                names.join(", ")
-            );
+            format!("nothing run, missing {}", names.join(", "))
         }
-        Answer::HelpTopic { .. } | Answer::HelpIndex { .. } => {
-            tracing::info!("{id}: help request");
-        }
-        Answer::Limited(_) | Answer::Result(_) | Answer::Pending => {}
+        Answer::HelpTopic { .. } | Answer::HelpIndex { .. } => "help request".to_owned(),
+        Answer::Pending => String::new(),
     }
 }
 
@@ -410,14 +459,18 @@ pub(crate) fn rerun(
     let run = dispatch(config, Some(&playbook), vars, (row, guard), request_type)?;
     drop(slot);
     let mut record = Record::default();
-    note_run(
-        &run,
-        &Secrets::new(vars, &[]),
-        &mut record,
-        label,
-        request_type,
+    note_run(&run, &Secrets::new(vars, &[]), &mut record, label);
+    let outcome = Outcome::of_run(&run.outcome);
+    record.outcome = Some(outcome);
+    let line = format!(
+        "{outcome} {label}: {request_type}: run again, {}; log {}",
+        ran(&run),
+        run.log.display()
     );
-    record.outcome = Some(Outcome::of_run(&run.outcome));
+    match outcome {
+        Outcome::Done => tracing::info!(target: SUMMARY, "{line}"),
+        _ => tracing::warn!(target: SUMMARY, "{line}"),
+    }
     Ok(record)
 }
 

@@ -297,3 +297,125 @@ fn log_show_and_metrics() {
 
     check_metrics(&desk);
 }
+
+/// Issue 15: each delivery's first line of output starts with its
+/// outcome and row (an MTA keeps only the start: Postfix's pipe about 100
+/// characters), with no time or level before it when stderr is not a
+/// terminal, and the long parts last.
+#[test]
+fn issue_15_a_deliverys_log_line_starts_with_its_outcome_and_row() {
+    let desk = Helpdesk::from_defaults()
+        .with_echo_playbooks()
+        .file(
+            "playbooks/query_account.yaml",
+            "- hosts: helpdesk_targets\n  gather_facts: false\n  tasks:\n    - name: Fail\n      ansible.builtin.fail: {msg: no such account}\n",
+        );
+    let request = mail("alice@example.com", "quota", "more for me by 1 gb");
+    let cases: [(&[u8], &str); 3] = [
+        (&request, "done row 1: storage: playbook succeeded in "),
+        (
+            &mail("alice@example.com", "query account", "username: bob"),
+            "failed row 2: query_account: playbook failed with exit code 2 in ",
+        ),
+        (
+            &request,
+            "duplicate row 3: another delivery of row 1, nothing run",
+        ),
+    ];
+    for (raw, start) in cases {
+        let out = desk.run(raw);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with(start), "{start:?}: {}", out.stderr);
+        if !start.starts_with("duplicate") {
+            // The long parts last: sender, Message-ID, run log.
+            let from = first
+                .find("; from alice@example.com; message-id <")
+                .unwrap();
+            let log = first.find("; log ").unwrap();
+            assert!(from < log && first.ends_with(".log"), "{first}");
+        }
+    }
+}
+
+/// Issue 15: contrib/'s systemd units pass `systemd-analyze verify`, and
+/// the worker's ExecStart, with this test's binary and config, is a
+/// worker that keeps running and handles what is in the spool; the retry
+/// service's ExecStart runs too.
+#[test]
+fn issue_15_the_contrib_systemd_units_verify_and_their_command_lines_run() {
+    use std::process::Command;
+    let units = tempfile::tempdir().unwrap();
+    let mut exec_start = std::collections::BTreeMap::new();
+    for name in [
+        "helpdesk-worker.service",
+        "helpdesk-retry.service",
+        "helpdesk-retry.timer",
+    ] {
+        let text = fs::read_to_string(crate::support::repo().join("contrib").join(name)).unwrap();
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("ExecStart=")) {
+            exec_start.insert(name, line.to_owned());
+        }
+        // The binary must exist for verify: this test's.
+        let text = text.replace("/usr/local/bin/helpdesk", env!("CARGO_BIN_EXE_helpdesk"));
+        fs::write(units.path().join(name), text).unwrap();
+    }
+    let out = Command::new(crate::support::need("systemd-analyze"))
+        .arg("verify")
+        .args(
+            fs::read_dir(units.path())
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        )
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+
+    let desk = Helpdesk::from_defaults().with_echo_playbooks();
+    let command = |unit: &str| {
+        let line = &exec_start[unit];
+        let argv: Vec<String> = line
+            .split_whitespace()
+            .map(|a| {
+                a.replace(
+                    "/etc/helpdesk/config.yaml",
+                    &desk.config_path().display().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(argv[0], "/usr/local/bin/helpdesk", "{line}");
+        let mut command = crate::support::helpdesk();
+        command
+            .args(&argv[1..])
+            .env("HELPDESK_TEST_OUT", desk.path().join("received.json"));
+        command
+    };
+    // Spooled by a `run` that died before its claim: the worker's to do.
+    let spool = desk.path().join("state/spool");
+    fs::create_dir_all(&spool).unwrap();
+    fs::write(
+        spool.join("20261201T000000000001Z-1-00000001.eml"),
+        mail("alice@example.com", "quota", "more for me by 3 gb"),
+    )
+    .unwrap();
+    let mut worker = command("helpdesk-worker.service")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the worker to handle the spool",
+        Duration::from_secs(60),
+        || {
+            desk.path().join("state/journal.sqlite").exists()
+                && outcomes(&desk.log_rows()) == ["done"]
+        },
+    );
+    assert!(worker.try_wait().unwrap().is_none(), "the worker exited");
+    worker.kill().unwrap();
+    let _ = worker.wait();
+    assert!(desk.received().is_some(), "the playbook ran");
+    let retry = exec(command("helpdesk-retry.service"), b"");
+    assert_eq!(retry.code, 0, "{}", retry.stderr);
+}

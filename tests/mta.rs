@@ -396,3 +396,98 @@ fn fdm_pipes_a_maildir_to_helpdesk_with_the_readme_config() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["outcome"], "done");
 }
+
+/// Mail for helpdesk.test goes through a master.cf `pipe` service running
+/// `helpdesk run` as nobody, instead of the alias.
+fn route_through_pipe(postfix: &Postfix, desk: &Helpdesk) {
+    let conf = postfix.conf();
+    let postconf = |args: &[&str]| {
+        let out = Command::new(need("postconf"))
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    postconf(&[
+        "-M",
+        &format!(
+            "helpdesk/unix=helpdesk unix - n n - - pipe user=nobody argv={} --config {} run",
+            env!("CARGO_BIN_EXE_helpdesk"),
+            desk.config_path().display()
+        ),
+    ]);
+    let transport = conf.join("transport");
+    let routes = fs::read_to_string(&transport).unwrap();
+    fs::write(&transport, format!("helpdesk.test helpdesk:\n{routes}")).unwrap();
+    for (tool, args) in [
+        (
+            "postmap",
+            vec!["-c", conf.to_str().unwrap(), transport.to_str().unwrap()],
+        ),
+        ("postfix", vec!["-c", conf.to_str().unwrap(), "reload"]),
+    ] {
+        assert!(
+            Command::new(need(tool))
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+}
+
+/// Issue 15: through Postfix's pipe(8) (master.cf), which logs the start
+/// of the command's output in its `status=sent (delivered via ...
+/// service (...))` and cuts it at about 100 characters: the cut line
+/// still says the outcome and the row, for a done and a failed request.
+#[test]
+fn issue_15_the_postfix_pipe_log_line_starts_with_the_outcome_and_row() {
+    let sink = SmtpServer::plain();
+    let (desk, postfix) = postfix_desk(&sink);
+    let failing = "- hosts: helpdesk_targets\n  gather_facts: false\n  tasks:\n    - name: Fail\n      ansible.builtin.fail: {msg: no such account}\n";
+    let desk = desk.file("playbooks/query_account.yaml", failing);
+    chown_tree(desk.path(), NOBODY);
+    route_through_pipe(&postfix, &desk);
+    let cases = [
+        (
+            "quota",
+            "Please give me more space, by 2 gb.",
+            "done row 1: storage: playbook succeeded",
+        ),
+        (
+            "query account",
+            "username: bob",
+            "failed row 2: query_account: playbook failed with exit",
+        ),
+    ];
+    for (n, (subject, body, start)) in cases.into_iter().enumerate() {
+        postfix.send("alice@example.com", subject, &unique_id(), body);
+        let sent = |log: &str| {
+            log.lines()
+                .filter(|l| l.contains("relay=helpdesk,") && l.contains("status=sent"))
+                .count()
+        };
+        wait_or(
+            "the delivery through the pipe",
+            Duration::from_secs(90),
+            &mut || sent(&postfix.log()) > n,
+            &|| postfix.log(),
+        );
+        let log = postfix.log();
+        let line = log
+            .lines()
+            .filter(|l| l.contains("relay=helpdesk,") && l.contains("status=sent"))
+            .nth(n)
+            .unwrap();
+        assert!(
+            line.contains(&format!("(delivered via helpdesk service ({start}")),
+            "{line}"
+        );
+    }
+}

@@ -356,7 +356,7 @@ fn run_silenced(server: &SmtpServer, header: &str, from: &str, runs: bool) {
         out.stderr.contains(if runs {
             "no reply: "
         } else {
-            "ignored, nothing run and no reply: "
+            "nothing run and no reply: "
         }),
         "{header}{from}: {}",
         out.stderr

@@ -199,3 +199,115 @@ fn issue_14_one_retry_runs_two_requests_of_a_type_within_a_second_each_with_its_
         "both within one second: {started:?}"
     );
 }
+
+/// A request that gives a secret (`password`), for a playbook `playbook`
+/// whose inventory holds a secret of its own.
+fn secret_request(server: &SmtpServer, playbook: &str) -> (Helpdesk, Vec<u8>) {
+    let desk = Helpdesk::from_defaults()
+        .file("playbooks/manage_account.yaml", playbook)
+        .file(
+            "inventory",
+            &format!("{LOCAL_INVENTORY}[helpdesk_targets:vars]\ndb_password=Inv3ntorySecret\n"),
+        )
+        .replying_to(server);
+    let raw = mail(
+        "alice@example.com",
+        "reset password",
+        "username: alice\npassword: Hunter2Secret9",
+    );
+    (desk, raw)
+}
+
+#[test]
+fn issue_15_secrets_in_a_report_are_redacted_and_control_characters_neutralised() {
+    let server = SmtpServer::plain();
+    let playbook = r#"- hosts: helpdesk_targets
+  gather_facts: false
+  vars:
+    service_token: Pl4ybookT0ken
+  tasks:
+    - name: Hand back a report
+      ansible.builtin.set_fact:
+        helpdesk_report:
+          - "new password for {{ targets }}: {{ password }}"
+          - "token: {{ service_token }}, db: {{ db_password }}"
+          - "colour: \u001b[31mred\u001b[0m, bidi: \u202eevil"
+"#;
+    let (desk, raw) = secret_request(&server, playbook);
+    let parsed = desk.parse(&raw);
+    assert_eq!(parsed["request_type"], "manage_account", "{parsed}");
+    let out = desk.run(&raw);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let reply = server.only().body();
+    assert!(reply.contains("is done"), "{reply}");
+    assert!(
+        reply.contains("new password for alice: [redacted]"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("token: [redacted], db: [redacted]"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains("colour: \u{FFFD}[31mred\u{FFFD}[0m, bidi: \u{FFFD}evil"),
+        "{reply}"
+    );
+    for secret in ["Hunter2Secret9", "Pl4ybookT0ken", "Inv3ntorySecret"] {
+        assert!(!reply.contains(secret), "{secret} in the reply: {reply}");
+        // Nor in Ansible's report that helpdesk keeps beside the run log.
+        for file in desk.run_files() {
+            if file.extension().is_some_and(|x| x == "json") {
+                let text = fs::read_to_string(&file).unwrap();
+                assert!(!text.contains(secret), "{secret} in {}", file.display());
+            }
+        }
+    }
+    assert!(
+        !reply.contains('\u{1b}') && !reply.contains('\u{202e}'),
+        "{reply}"
+    );
+}
+
+#[test]
+fn issue_15_an_oversized_report_is_cut_with_a_marker() {
+    let server = SmtpServer::plain();
+    // One line of 2000 characters, and 300 more (centred, so each has
+    // blanks on both sides: the ones after are dropped).
+    let playbook = r#"- hosts: helpdesk_targets
+  gather_facts: false
+  tasks:
+    - name: Hand back too much
+      ansible.builtin.set_fact:
+        helpdesk_report: "{{ ['L' ~ ('x' * 1999)] + range(300) | map('string') | map('regex_replace', '^', 'line ') | map('center', 100) | list }}"
+"#;
+    let desk = desk(&server, playbook, "");
+    let (row, reply) = run_one(&desk, &server);
+    assert_eq!(row["outcome"], "done", "{row}");
+    let long = reply
+        .lines()
+        .find(|l| l.starts_with("Lxxx"))
+        .unwrap_or_else(|| panic!("{reply}"));
+    assert!(long.ends_with("x [line cut]"), "{long}");
+    assert_eq!(long.chars().count(), 500 + " [line cut]".len());
+    let shown = reply
+        .lines()
+        .filter(|l| l.trim_start().starts_with("line "))
+        .count();
+    // 200 lines in all: the long one and 199 of the others.
+    assert_eq!(shown, 199, "{reply}");
+    let marker = reply
+        .lines()
+        .find(|l| l.starts_with("[report cut here:"))
+        .unwrap_or_else(|| panic!("no marker: {reply}"));
+    assert_eq!(
+        marker,
+        format!(
+            "[report cut here: helpdesk sends at most 200 lines or 16 KiB of it; {} more line(s) not shown]",
+            300 - shown
+        )
+    );
+    assert!(reply.len() < 20 * 1024, "{}", reply.len());
+    // The recap and the signature still follow.
+    assert!(reply.contains("localhost: 0 changes made"), "{reply}");
+    assert!(reply.contains("(an automatic reply)"), "{reply}");
+}

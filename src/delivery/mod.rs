@@ -421,7 +421,10 @@ fn deliver_one(ready: Ready<'_>) -> anyhow::Result<()> {
             }
         },
         Ok(Claim::Duplicate { original, row }) => {
-            tracing::info!("row {row}: duplicate of row {original}, nothing run");
+            tracing::info!(
+                target: pipeline::SUMMARY,
+                "duplicate row {row}: another delivery of row {original}, nothing run"
+            );
             let _ = std::fs::remove_file(&ready.spooled.path);
             write_metrics(ready.config, &journal);
         }
@@ -816,7 +819,7 @@ pub(crate) fn watch_supervisor(supervisor: u32) -> anyhow::Result<()> {
 /// bytes), so that a redelivery of the same bytes is a duplicate.
 fn quarantine(config: &Config, spooled: spool::Spooled, reason: &str) -> anyhow::Result<()> {
     let shown = spooled.path.display().to_string();
-    tracing::warn!("{shown}: quarantined: {reason}");
+    tracing::warn!("quarantined: {reason}; spool file {shown}");
     let (header, digest) = read_header(&spooled.path)
         .with_context(|| format!("{shown}: cannot read the message to quarantine it"))?;
     let mail = mail::read(&header, &config.sender_header);
@@ -846,7 +849,10 @@ fn quarantine(config: &Config, spooled: spool::Spooled, reason: &str) -> anyhow:
             match journal.claim(&arrival)? {
                 Claim::Claimed(id) => id,
                 Claim::Duplicate { original, row } => {
-                    tracing::info!("row {row}: duplicate of row {original}, not quarantined again");
+                    tracing::info!(
+                        target: pipeline::SUMMARY,
+                        "duplicate row {row}: another delivery of row {original}, not quarantined again"
+                    );
                     spool::discard(spooled)
                         .with_context(|| format!("{shown}: cannot delete it"))?;
                     write_metrics(config, &journal);
@@ -1130,7 +1136,7 @@ fn end_unknown(ready: Ready<'_>, journal: &mut Journal, row: &journal::Row) -> a
     if !journal.mark_unknown(row.id, row.claimed_by.as_deref(), &me, &reason)? {
         return Ok(());
     }
-    tracing::warn!("row {}: outcome unknown: {reason}", row.id);
+    tracing::warn!(target: pipeline::SUMMARY, "unknown row {}: {reason}", row.id);
     let label = format!("row {}", row.id);
     let told = pipeline::tell_unknown(ready.config, ready.mail, ready.decided, &label);
     if let Err(e) = journal.set_reply(row.id, Some(&told)) {

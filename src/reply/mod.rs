@@ -12,6 +12,7 @@
 //! secret values are scrubbed from the finished text.
 
 pub(crate) mod ratelimit;
+pub(crate) mod report;
 pub(crate) mod transport;
 
 use lettre::Message;
@@ -221,6 +222,9 @@ struct TemplateData {
     exit_code: Option<i32>,
     /// Why no host ran a task, for the `nothing_ran` reply.
     nothing_ran: Option<String>,
+    /// What the playbook handed back (`helpdesk_report`), per host: plain
+    /// lines, bounded, the request's secrets scrubbed (`report`).
+    reports: Vec<report::HostReport>,
     vars: serde_json::Map<String, serde_json::Value>,
     /// Why the mail was quarantined, for the `quarantined` reply.
     quarantine_reason: Option<String>,
@@ -257,6 +261,7 @@ impl TemplateData {
             duration: None,
             exit_code: None,
             nothing_ran: None,
+            reports: Vec::new(),
             vars: serde_json::Map::new(),
             quarantine_reason: None,
         }
@@ -293,8 +298,10 @@ impl TemplateData {
                     running_task,
                     failures,
                     stats,
+                    reports,
                     ..
                 } = report;
+                data.reports = report::render(&reports, secrets);
                 data.failures = failures;
                 data.stats = stats
                     .into_iter()

@@ -88,6 +88,12 @@ pub(crate) struct Report {
     /// of what did not run.
     #[serde(default)]
     pub finished: bool,
+    /// Per host, its `helpdesk_report` fact as the playbook set it (a
+    /// string, a list or a mapping), the playbook's own secrets already
+    /// replaced: untrusted text for the reply, which `reply::report` makes
+    /// plain, bounded and free of the request's secrets.
+    #[serde(default)]
+    pub reports: std::collections::BTreeMap<String, Value>,
 }
 
 impl Report {

@@ -4,20 +4,35 @@
 # how many tasks ran on each host, the hosts: pattern of every play that
 # matched no host, and whether the run got to its recap (a run where no
 # host ran a task is not reported as done, whatever the exit status).
+# Also each host's `helpdesk_report` fact (set_fact: a string, a list of
+# lines or a mapping): the text the playbook hands back to the sender,
+# with the values of the playbook's own secret-named variables (password,
+# passwd, secret, token, ansible_*_pass) replaced by [redacted] before it
+# is written; helpdesk redacts the request's secrets, bounds its size and
+# makes it plain text.
 # Written by helpdesk into its state folder and enabled only for its runs.
 # A notification callback: the normal screen output is left as it is.
 from __future__ import annotations
 
 import json
 import os
+import re
 
 from ansible.plugins.callback import CallbackBase
+
+# The fact a playbook sets to hand text back to the sender.
+REPORT_FACT = "helpdesk_report"
+REDACTED = "[redacted]"
+# Secret-looking variable names: helpdesk's own rule (password, secret,
+# token) and Ansible's connection passwords (ansible_password,
+# ansible_become_pass, ansible_ssh_pass, ...).
+SECRET_NAME = re.compile(r"password|passwd|secret|token|^ansible(_\w+)?_pass$", re.IGNORECASE)
 
 DOCUMENTATION = """
 name: helpdesk_result
 type: notification
 short_description: summary of a run for helpdesk's reply
-description: Writes the running task, failed tasks, recap counts and tasks run per host to $HELPDESK_RESULT_FILE.
+description: Writes the running task, failed tasks, recap counts, tasks run and the helpdesk_report fact per host to $HELPDESK_RESULT_FILE.
 """
 
 
@@ -37,8 +52,10 @@ class CallbackModule(CallbackBase):
             "ran": {},
             "no_hosts_matched": [],
             "finished": False,
+            "reports": {},
         }
         self._pattern = ""
+        self._play = None
 
     def _write(self):
         if not self._path:
@@ -53,6 +70,7 @@ class CallbackModule(CallbackBase):
         os.replace(tmp, self._path)
 
     def v2_playbook_on_play_start(self, play):
+        self._play = play
         hosts = play.hosts
         if isinstance(hosts, (list, tuple)):
             hosts = ",".join(str(h) for h in hosts)
@@ -71,6 +89,38 @@ class CallbackModule(CallbackBase):
         # it is a failed task like any other).
         if result._task.action not in ("gather_facts", "ansible.builtin.gather_facts"):
             self._ran(result)
+        found, value = _reported(result._result)
+        if found:
+            host = result._host.get_name()
+            self._data["reports"][host] = _scrubbed(value, self._secrets(result))
+            self._write()
+
+    def _secrets(self, result):
+        """The values of the secret-named variables the host has, longest
+        first (so a secret that holds another is hidden whole)."""
+        try:
+            manager = self._play.get_variable_manager()
+            hostvars = manager.get_vars(play=self._play, host=result._host, task=result._task, include_hostvars=False)
+        except Exception:  # no variables to hand: the report is withheld below
+            return None
+        values = set()
+        for name, value in hostvars.items():
+            if not SECRET_NAME.search(str(name)):
+                continue
+            try:
+                if isinstance(value, str):
+                    text = value
+                elif _is_vaulted(value) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                    text = str(value)
+                else:
+                    text = None
+            except Exception:
+                return None
+            # A template ("{{ vault_password }}") names a variable that is
+            # caught by its own name.
+            if text and "{{" not in text:
+                values.add(str(text))
+        return sorted(values, key=len, reverse=True)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._data["running_task"] = task.get_name()
@@ -109,3 +159,37 @@ class CallbackModule(CallbackBase):
             self._data["stats"][host] = stats.summarize(host)
         self._data["finished"] = True
         self._write()
+
+
+def _is_vaulted(value):
+    return type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode")
+
+
+def _reported(result):
+    """Whether a task's result sets the report fact, and its value: a
+    set_fact's own, or the last item's of a loop."""
+    facts = result.get("ansible_facts") or {}
+    if REPORT_FACT in facts:
+        return True, facts[REPORT_FACT]
+    for item in reversed(result.get("results") or []):
+        facts = item.get("ansible_facts") or {} if isinstance(item, dict) else {}
+        if REPORT_FACT in facts:
+            return True, facts[REPORT_FACT]
+    return False, None
+
+
+def _scrubbed(value, secrets):
+    """The report as plain JSON data (strings, lists, mappings), with every
+    secret value replaced; withheld whole when the secrets are unknown."""
+    if secrets is None:
+        return "(report withheld: helpdesk could not check it for secrets)"
+    if isinstance(value, dict):
+        return {_scrubbed(str(k), secrets): _scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v, secrets) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = str(value)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
