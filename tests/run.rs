@@ -105,7 +105,10 @@ fn a_playbook_past_its_timeout_is_killed_with_its_children() {
         "playbooks/storage.yaml",
         &format!("- hosts: all\n  gather_facts: false\n  tasks:\n    - name: Hang\n      ansible.builtin.command: sleep {token}\n"),
     );
-    let config = desk.config_text().replace("timeout: 2m", "timeout: 4s");
+    // Long enough for ansible-playbook to reach the task on a loaded
+    // machine (its start-up alone can take seconds): the test is about
+    // the children the timeout kills, so they must have started.
+    let config = desk.config_text().replace("timeout: 2m", "timeout: 12s");
     let desk = desk.config(&config);
     // In the background, so that the test sees the playbook's sleep start
     // and can fail, not hang, should the timeout never end the run.
@@ -122,9 +125,9 @@ fn a_playbook_past_its_timeout_is_killed_with_its_children() {
     );
     let out = finished
         .recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|_| panic!("helpdesk still waits on a playbook past its 4 s timeout"));
+        .unwrap_or_else(|_| panic!("helpdesk still waits on a playbook past its 12 s timeout"));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("timed out after 4s"), "{}", out.stderr);
+    assert!(out.stderr.contains("timed out after 12s"), "{}", out.stderr);
     // The helpdesk ended the run, not the playbook: the log's footer says so.
     let logs = desk.run_logs();
     assert_eq!(logs.len(), 1, "{logs:?}");
@@ -132,7 +135,7 @@ fn a_playbook_past_its_timeout_is_killed_with_its_children() {
     assert!(log.contains("TASK [Hang]"), "{log}");
     let footer = log.lines().last().unwrap_or_default();
     assert!(
-        footer.starts_with("# finished after") && footer.ends_with(": timed out after 4s"),
+        footer.starts_with("# finished after") && footer.ends_with(": timed out after 12s"),
         "{log}"
     );
     wait_or(
