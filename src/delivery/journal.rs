@@ -435,6 +435,14 @@ pub(crate) struct Filter {
     pub limit: usize,
 }
 
+/// The start of the `limits.runs_per_sender_per_hour` window (RFC 3339).
+fn window_start() -> String {
+    let start = std::time::SystemTime::now()
+        .checked_sub(RUN_WINDOW)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    humantime::format_rfc3339_millis(start).to_string()
+}
+
 fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
@@ -790,12 +798,7 @@ impl Journal {
         sender: &str,
         limit: u32,
     ) -> Result<bool, JournalError> {
-        let since = humantime::format_rfc3339_millis(
-            std::time::SystemTime::now()
-                .checked_sub(RUN_WINDOW)
-                .unwrap_or(std::time::UNIX_EPOCH),
-        )
-        .to_string();
+        let since = window_start();
         let runs: i64 = self
             .connection
             .query_row(
@@ -840,12 +843,7 @@ impl Journal {
             // before waiting for it could be older than the runs committed
             // meanwhile, and the "already told" check below compares stamps.
             let stamp = now();
-            let since = humantime::format_rfc3339_millis(
-                std::time::SystemTime::now()
-                    .checked_sub(RUN_WINDOW)
-                    .unwrap_or(std::time::UNIX_EPOCH),
-            )
-            .to_string();
+            let since = window_start();
             let (runs, latest): (i64, Option<String>) = tx.query_row(
                 "SELECT COUNT(*), MAX(started_at) FROM messages
                  WHERE sender = ?1 COLLATE NOCASE AND started_at >= ?2 AND id != ?3",
