@@ -130,6 +130,9 @@ pub(crate) enum Command {
         /// Also connect to the SMTP server
         #[arg(long)]
         online: bool,
+        /// Also check, as this user (the one the mail system runs helpdesk as), that it can read the config, folder and secrets, write state_dir and run ansible-playbook (as root)
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
     },
     /// Print a shell completion script
     Completions {
@@ -138,6 +141,10 @@ pub(crate) enum Command {
     },
     /// Print the manual page (roff)
     Man,
+    /// Internal: what `check --as USER` runs as that user; prints one line
+    /// per thing it cannot do
+    #[command(hide = true, name = "probe-access")]
+    ProbeAccess,
     /// Internal: kills a playbook's process group if the helpdesk that
     /// started it dies
     #[command(hide = true)]

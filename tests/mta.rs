@@ -491,3 +491,192 @@ fn issue_15_the_postfix_pipe_log_line_starts_with_the_outcome_and_row() {
         );
     }
 }
+
+/// The blocks of `setup`'s "Postfix, running helpdesk as USER" snippet:
+/// each `  FILE (...):` heading with its lines (indented four), and the
+/// `then:` command.
+fn printed_postfix_route(printed: &str) -> (Vec<(String, Vec<String>)>, String) {
+    let section = printed
+        .split_once("Postfix, running helpdesk as ")
+        .unwrap_or_else(|| panic!("no master.cf route printed:\n{printed}"))
+        .1
+        .split_once("\n\n")
+        .unwrap()
+        .0;
+    let (mut blocks, mut then) = (Vec::<(String, Vec<String>)>::new(), String::new());
+    for line in section.lines().skip(1) {
+        if let Some(command) = line.strip_prefix("  then: ") {
+            then = command.to_owned();
+        } else if let Some(content) = line.strip_prefix("    ") {
+            blocks.last_mut().unwrap().1.push(content.to_owned());
+        } else {
+            let file = line.trim().split([' ', ':']).next().unwrap().to_owned();
+            blocks.push((file, Vec::new()));
+        }
+    }
+    (blocks, then)
+}
+
+/// Applies the printed route to the test Postfix as an operator would:
+/// /etc/postfix is its config folder; main.cf's maps that are set already
+/// get the new map added to their list, as the snippet says.
+fn apply_postfix_route(postfix: &Postfix, printed: &str) {
+    let conf = postfix.conf();
+    let here = |text: &str| text.replace("/etc/postfix", &conf.display().to_string());
+    let (blocks, then) = printed_postfix_route(printed);
+    assert_eq!(blocks.len(), 4, "{blocks:?}");
+    for (file, lines) in blocks {
+        let path = PathBuf::from(here(&file));
+        if file.ends_with("main.cf") {
+            for setting in lines {
+                let (key, value) = setting.split_once(" = ").unwrap();
+                let current = Command::new(need("postconf"))
+                    .arg("-c")
+                    .arg(&conf)
+                    .args(["-hn", key])
+                    .output()
+                    .unwrap();
+                let current = String::from_utf8_lossy(&current.stdout).trim().to_owned();
+                let value = if current.is_empty() {
+                    here(value)
+                } else {
+                    format!("{}, {current}", here(value))
+                };
+                let status = Command::new(need("postconf"))
+                    .arg("-c")
+                    .arg(&conf)
+                    .arg("-e")
+                    .arg(format!("{key} = {value}"))
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        } else {
+            let mut text = fs::read_to_string(&path).unwrap_or_default();
+            for line in lines {
+                text.push_str(&here(&line));
+                text.push('\n');
+            }
+            fs::write(&path, text).unwrap();
+        }
+    }
+    let then = here(&then)
+        .replace("postmap ", &format!("postmap -c {} ", conf.display()))
+        .replace(
+            "postfix reload",
+            &format!("postfix -c {} reload", conf.display()),
+        );
+    let out = Command::new("sh").arg("-c").arg(&then).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{then}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 15 (must show): `setup --user NAME` as root creates the account
+/// and gives it the folder; the Postfix route it prints (a master.cf pipe
+/// with `user=NAME`), applied as printed, delivers to helpdesk running as
+/// that user: the shipped query_account playbook runs, becoming root with
+/// the sudoers drop-in `--write-sudoers` wrote, and the reply, with the
+/// account's details, comes back through Postfix.
+#[test]
+fn issue_15_setup_user_then_its_printed_postfix_route_delivers_as_that_user() {
+    let user = crate::support::TestUser::new();
+    let sink = SmtpServer::plain();
+    // The alias would run as nobody, who cannot read the folder: only the
+    // printed route can deliver.
+    let postfix = Postfix::start(sink.port, "/bin/false");
+    let parent = tempfile::tempdir().unwrap();
+    fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = parent.path().join("desk");
+    let mut setup = crate::support::helpdesk();
+    setup
+        .args(["setup", "--non-interactive", "--domain", "helpdesk.test"])
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--user", &user.0, "--write-sudoers"])
+        .args(["--sender", "*@example.com", "--admin", "alice@example.com"])
+        .args(["--require", "none", "--smtp-host", "127.0.0.1"])
+        .args([
+            "--smtp-port",
+            &postfix.port.to_string(),
+            "--smtp-security",
+            "none",
+        ])
+        .arg("--ansible")
+        .arg(crate::support::ansible_playbook());
+    let out = crate::support::exec(setup, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("created the system user {}", user.0)),
+        "{}",
+        out.stdout
+    );
+    let sudoers = Path::new("/etc/sudoers.d").join(&user.0);
+    let mode = fs::metadata(&sudoers).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o440);
+
+    let mut check = crate::support::helpdesk();
+    check
+        .arg("--config")
+        .arg(dir.join("config.yaml"))
+        .args(["check", "--as", &user.0]);
+    let checked = crate::support::exec(check, b"");
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+
+    apply_postfix_route(&postfix, &out.stdout);
+    postfix.send(
+        "alice@example.com",
+        "query account",
+        &unique_id(),
+        "username: root",
+    );
+    wait_or(
+        "the reply",
+        Duration::from_secs(120),
+        &mut || !sink.received().is_empty(),
+        &|| postfix.log(),
+    );
+    let log = postfix.log();
+    assert!(
+        log.contains("relay=helpdesk,") && log.contains("status=sent"),
+        "{log}"
+    );
+    let reply = sink.only().body();
+    for line in [
+        "Your query_account request is done (for root).",
+        "account: root on localhost",
+        "uid: 0",
+        "home: /root",
+    ] {
+        assert!(reply.contains(line), "{line:?} not in {reply}");
+    }
+    // The password state needs root: the become through sudo worked.
+    let password = reply.lines().find_map(|l| l.strip_prefix("password: "));
+    assert!(password.is_some_and(|p| p != "unknown"), "{reply}");
+    // After a real run (Ansible's files under HOME, the journal, the run
+    // log), the folder still checks clean for that user.
+    let mut check = crate::support::helpdesk();
+    check
+        .arg("--config")
+        .arg(dir.join("config.yaml"))
+        .args(["check", "--as", &user.0]);
+    let checked = crate::support::exec(check, b"");
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    assert!(
+        checked.stderr.contains("0 error(s), 0 warning(s)"),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+    let state = dir.join("state");
+    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&state).unwrap());
+    let journal =
+        std::os::unix::fs::MetadataExt::uid(&fs::metadata(state.join("journal.sqlite")).unwrap());
+    assert!(
+        owner != 0 && journal == owner,
+        "state {owner}, journal {journal}"
+    );
+}

@@ -47,6 +47,7 @@ fn answer(p: &mut PtySession, keys: &str, line: &str, next: &str) {
 
 #[test]
 fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
+    let user = crate::support::TestUser::new();
     let (parent, dir, mut p) = wizard_for_a_new_folder();
     let ansible = ansible_playbook().display().to_string();
     let down2 = format!("{DOWN}{DOWN}");
@@ -69,7 +70,10 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
             "Where does your MX write its Authentication-Results?",
         ),
         (DOWN, "", "ansible-playbook"),
-        ("", &ansible, "now?"),
+        ("", &ansible, "User the mail system runs helpdesk as"),
+        ("", "Not A User", "is not a user name"),
+        ("", &user.0, "use sudo (become)?"),
+        ("", "n", "now?"),
         ("", "y", "Postfix"),
     ] {
         answer(&mut p, keys, line, next);
@@ -79,6 +83,10 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
         rest.contains(":0 w") && rest.contains("match all action"),
         "{rest}"
     );
+    assert!(
+        rest.contains(&format!("user={} argv=", user.0)) && rest.contains("without sudo"),
+        "{rest}"
+    );
 
     let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
     assert!(
@@ -86,6 +94,7 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
         "{config}"
     );
     assert!(config.contains("transport: folder"), "{config}");
+    assert!(config.contains("helpdesk_become=false"), "{config}");
     assert!(config.contains("  position: below\n"), "{config}");
     assert!(
         config.contains("senders: [\"*@example.com\"]\n    scope: self"),
@@ -455,6 +464,7 @@ fn docs_check_fails_on_unmarked_and_broken_blocks() {
 /// A port typed into the host is refused, and the domain is lower-cased.
 #[test]
 fn the_wizard_asks_for_an_smtp_login_and_refuses_a_port_in_the_host() {
+    let user = crate::support::TestUser::new();
     let (_parent, dir, mut p) = wizard_for_a_new_folder();
     let ansible = ansible_playbook().display().to_string();
     let down2 = format!("{DOWN}{DOWN}");
@@ -475,12 +485,19 @@ fn the_wizard_asks_for_an_smtp_login_and_refuses_a_port_in_the_host() {
         ("", "", "Require"),
         ("", "", "Authentication-Results?"),
         ("", "", "ansible-playbook"),
-        ("", &ansible, "now?"),
+        ("", &ansible, "User the mail system runs helpdesk as"),
+        ("", &user.0, "use sudo (become)?"),
+        ("", "", "(checked with visudo)"),
+        ("", "", "now?"),
         ("", "y", "Postfix"),
     ] {
         answer(&mut p, keys, line, next);
     }
     p.exp_eof().unwrap();
+    // The secret is the helpdesk user's own, the config its group's.
+    let secret_owner =
+        std::os::unix::fs::MetadataExt::uid(&fs::metadata(dir.join("smtp.secret")).unwrap());
+    assert_ne!(secret_owner, 0);
     let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
     for line in [
         "helpdesk_address: \"helpdesk@example.org\"",
@@ -756,13 +773,18 @@ fn enter_until(tmux: &Tmux, done: &str) -> (String, usize) {
 fn the_wizard_walked_with_enter_alone_in_tmux_gives_a_working_folder() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("desk");
+    // A parent the helpdesk user can pass through; a user of this test's
+    // own as the default of the user prompt, removed afterwards.
+    fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let user = crate::support::TestUser::new();
     let ansible = ansible_playbook();
     let venv_bin = ansible.parent().unwrap();
     let tmux = Tmux::start(&format!(
-        "env -u HELPDESK_CONFIG PATH='{}':\"$PATH\" '{}' setup --dir '{}' --domain Example.ORG; echo \"[setup exited with $?]\"; sleep 600",
+        "env -u HELPDESK_CONFIG PATH='{}':\"$PATH\" '{}' setup --dir '{}' --domain Example.ORG --user {}; echo \"[setup exited with $?]\"; sleep 600",
         venv_bin.display(),
         env!("CARGO_BIN_EXE_helpdesk"),
-        dir.display()
+        dir.display(),
+        user.0
     ));
     let (pane, enters) = enter_until(&tmux, "[setup exited with ");
     assert!(pane.contains("[setup exited with 0]"), "{pane}");
@@ -772,6 +794,9 @@ fn the_wizard_walked_with_enter_alone_in_tmux_gives_a_working_folder() {
         "need a login?",
         "Senders",
         "ansible-playbook",
+        "User the mail system runs helpdesk as",
+        "use sudo (become)?",
+        "(checked with visudo)",
         "now?",
     ] {
         assert!(pane.contains(prompt), "no {prompt:?} prompt:\n{pane}");
@@ -795,6 +820,19 @@ fn the_wizard_walked_with_enter_alone_in_tmux_gives_a_working_folder() {
         "the wizard did not find ansible-playbook on PATH:\n{config}"
     );
     checks_clean_and_dry_runs(&dir);
+    // Enter did not write a sudoers drop-in: it is printed.
+    assert!(!Path::new("/etc/sudoers.d").join(&user.0).exists());
+    assert!(
+        pane.contains(&format!("{} ALL=(root) NOPASSWD: /bin/sh", user.0)),
+        "{pane}"
+    );
+    let mut check = helpdesk();
+    check
+        .arg("--config")
+        .arg(dir.join("config.yaml"))
+        .args(["check", "--as", &user.0]);
+    let out = exec(check, b"");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let mut explain = helpdesk();
     explain
         .arg("--config")
@@ -805,6 +843,63 @@ fn the_wizard_walked_with_enter_alone_in_tmux_gives_a_working_folder() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout.contains("\n              allowed: grant 2\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Issue 15: `check --as NAME` runs as that user and fails (78) on what
+/// would make every delivery defer: a config it cannot read, a state
+/// folder it cannot write; the folder `setup --user` gave it passes.
+#[test]
+fn issue_15_check_as_the_helpdesk_user_finds_what_it_cannot_read_or_write() {
+    let user = crate::support::TestUser::new();
+    let parent = tempfile::tempdir().unwrap();
+    fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = parent.path().join("desk");
+    let mut setup = setup_for("example.org");
+    setup
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--user", &user.0, "--no-become"]);
+    setup.arg("--ansible").arg(ansible_playbook());
+    let out = exec(setup, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(
+        config.contains("extra_args: [--extra-vars, helpdesk_become=false]"),
+        "{config}"
+    );
+    let check_as = || {
+        let mut check = helpdesk();
+        check
+            .arg("--config")
+            .arg(dir.join("config.yaml"))
+            .args(["check", "--as", &user.0]);
+        exec(check, b"")
+    };
+    let out = check_as();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+
+    let config_path = dir.join("config.yaml");
+    fs::set_permissions(&config_path, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = check_as();
+    assert_eq!(out.code, 78, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("error: {} cannot load it: ", user.0))
+            && out.stdout.contains("Permission denied"),
+        "{}",
+        out.stdout
+    );
+    fs::set_permissions(&config_path, fs::Permissions::from_mode(0o640)).unwrap();
+
+    std::os::unix::fs::chown(dir.join("state"), Some(0), Some(0)).unwrap();
+    let out = check_as();
+    assert_eq!(out.code, 78, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("error: {} cannot write state_dir ", user.0)),
         "{}",
         out.stdout
     );

@@ -6,6 +6,7 @@
 //! The subcommands: each turns arguments into a pipeline run and an exit
 //! status. `parse` is the pipeline without its edges; `run` adds them.
 
+pub(crate) mod account;
 pub(crate) mod check;
 mod logging;
 pub(crate) mod replay;
@@ -141,7 +142,19 @@ pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
         Command::Replay { path, jsonl, diff } => {
             replay(cli.config.as_deref(), &path, jsonl, diff.as_deref())
         }
-        Command::Check { online } => check(cli.config.as_deref(), online),
+        Command::Check { online, as_user } => {
+            check(cli.config.as_deref(), online, as_user.as_deref())
+        }
+        Command::ProbeAccess => {
+            let config = cli.config.as_deref().unwrap_or(Path::new("config.yaml"));
+            let said = account::probe(config);
+            print_stdout(&said.iter().map(|l| format!("{l}\n")).collect::<String>());
+            Ok(if said.is_empty() {
+                Status::Ok
+            } else {
+                Status::Config
+            })
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -455,14 +468,21 @@ fn replay(
     Ok(Status::Ok)
 }
 
-fn check(config_path: Option<&Path>, online: bool) -> Result<Status, Failure> {
+fn check(
+    config_path: Option<&Path>,
+    online: bool,
+    as_user: Option<&str>,
+) -> Result<Status, Failure> {
     let config_path = config_path.ok_or_else(|| {
         Failure::new(
             Status::Usage,
             anyhow!("helpdesk check needs --config PATH (or HELPDESK_CONFIG)"),
         )
     })?;
-    let problems = crate::commands::check::check(config_path, online);
+    let mut problems = crate::commands::check::check(config_path, online);
+    if let Some(user) = as_user {
+        problems.extend(account::check_as(config_path, user));
+    }
     let mut out = String::new();
     for problem in &problems {
         out.push_str(&format!("{problem}\n"));
@@ -492,14 +512,24 @@ fn setup(args: &setup::SetupArgs) -> Result<Status, Failure> {
     let mut decide = |path: &Path| setup::keep_or_replace(path, args.replace_changed, interactive);
     let (dir, notes) =
         setup::write(&answers, &mut decide).map_err(|e| Failure::new(Status::CantCreate, e))?;
+    let account_notes =
+        setup::settle_account(&answers, &dir).map_err(|e| Failure::new(Status::CantCreate, e))?;
     let config_path = dir.join("config.yaml");
-    let mut out: String = notes.iter().map(|note| format!("{note}\n")).collect();
+    let mut out: String = notes
+        .iter()
+        .chain(&account_notes)
+        .map(|note| format!("{note}\n"))
+        .collect();
     out.push_str(&setup::dry_run(&config_path).map_err(|e| Failure::new(Status::Config, e))?);
+    let as_user = answers
+        .user
+        .as_ref()
+        .map_or_else(String::new, |user| format!(" --as {user}"));
     out.push_str(&format!(
-        "\nCheck it: helpdesk check --config {}\n\n",
+        "\nCheck it: helpdesk --config {} check{as_user}\n\n",
         config_path.display()
     ));
-    out.push_str(&setup::snippets(&binary(), &config_path));
+    out.push_str(&setup::snippets(&binary(), &config_path, &answers));
     print_stdout(&out);
     Ok(Status::Ok)
 }

@@ -19,6 +19,7 @@ use dialoguer::theme::{ColorfulTheme, Theme};
 use dialoguer::{Confirm, Input, Password, Select};
 use serde::{Deserialize, Deserializer};
 
+use crate::commands::account;
 use crate::desk;
 use crate::desk::config::{Config, Position, Require, Security};
 
@@ -113,6 +114,17 @@ pub(crate) struct Answers {
     /// Path of ansible-playbook (default: the one found on PATH)
     #[arg(long, value_name = "PATH")]
     pub ansible: Option<String>,
+    /// The user the mail system runs helpdesk as; as root, created if missing and given the folder (the wizard's default: helpdesk)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Playbooks run without sudo: sets helpdesk_become=false (default: they become root with sudo)
+    #[arg(long)]
+    #[serde(default)]
+    pub no_become: bool,
+    /// Write the sudoers drop-in /etc/sudoers.d/NAME, checked with visudo -c (default: print it)
+    #[arg(long, requires = "user", conflicts_with = "no_become")]
+    #[serde(default)]
+    pub write_sudoers: bool,
 }
 
 /// A key the answers file must have, though its flag may be left out (the
@@ -241,6 +253,20 @@ impl Answers {
         for admin in self.admins() {
             valid_address(&admin).map_err(|e| anyhow!("admin: {e}"))?;
         }
+        if let Some(user) = &self.user {
+            account::valid_user(user).map_err(|e| anyhow!("--user: {e}"))?;
+            let root = rustix::process::geteuid().is_root();
+            if !root && std::env::var("USER").ok().as_deref() != Some(user) {
+                bail!(
+                    "--user {user}: only root can create that account and give it the folder; run helpdesk setup with sudo, or leave --user out"
+                );
+            }
+        }
+        if self.write_sudoers && !rustix::process::geteuid().is_root() {
+            bail!(
+                "--write-sudoers: only root can write /etc/sudoers.d; run helpdesk setup with sudo, or leave it out to have the drop-in printed"
+            );
+        }
         Ok(())
     }
 }
@@ -260,7 +286,7 @@ pub(crate) fn answers(args: &SetupArgs) -> anyhow::Result<Answers> {
     } else {
         require_terminal()?;
         let default_dir = args.given.dir.clone().unwrap_or_else(default_dir);
-        ask(&default_dir, args.given.domain.as_deref()).map(Answers::lower_cased)
+        ask(&default_dir, &args.given).map(Answers::lower_cased)
     }
 }
 
@@ -379,9 +405,11 @@ const LOGINS: &[(&str, bool)] = &[
     ),
 ];
 
-/// The interactive wizard. The default domain is `default_domain`
-/// (`--domain`), else the one of an existing folder's config.yaml.
-pub(crate) fn ask(default_dir: &Path, default_domain: Option<&str>) -> anyhow::Result<Answers> {
+/// The interactive wizard. The default domain is `--domain`, else the one
+/// of an existing folder's config.yaml; `given` flags are the defaults of
+/// the account questions too.
+pub(crate) fn ask(default_dir: &Path, given: &Answers) -> anyhow::Result<Answers> {
+    let default_domain = given.domain.as_deref();
     let theme = ColorfulTheme::default();
     let dir = PathBuf::from(line(
         &theme,
@@ -427,6 +455,7 @@ pub(crate) fn ask(default_dir: &Path, default_domain: Option<&str>) -> anyhow::R
     ask_grants(&theme, &mut answers)?;
     ask_authentication(&theme, &mut answers)?;
     ask_ansible(&theme, &mut answers)?;
+    ask_account(&theme, &mut answers, given)?;
     if !Confirm::with_theme(&theme)
         .with_prompt(last_question)
         .default(true)
@@ -545,6 +574,43 @@ fn ask_ansible(theme: &dyn Theme, answers: &mut Answers) -> anyhow::Result<()> {
         "ansible-playbook",
         detected.unwrap_or_else(|| "ansible-playbook".into()),
     )?);
+    Ok(())
+}
+
+/// As root, the account the mail system runs helpdesk as (otherwise
+/// that is whoever runs setup); whether playbooks may use sudo, and, as
+/// root, whether to write the sudoers drop-in for it.
+fn ask_account(theme: &dyn Theme, answers: &mut Answers, given: &Answers) -> anyhow::Result<()> {
+    let root = rustix::process::geteuid().is_root();
+    if root {
+        println!(
+            "\nThe mail system runs helpdesk as a user of its own: it reads this folder, owns the state folder, and nobody else reads the secrets."
+        );
+        let user: String = Input::with_theme(theme)
+            .with_prompt("User the mail system runs helpdesk as (created if missing)")
+            .default(given.user.clone().unwrap_or_else(|| "helpdesk".into()))
+            .validate_with(|u: &String| account::valid_user(u.trim()))
+            .interact_text()?;
+        answers.user = Some(user.trim().to_owned());
+    }
+    println!(
+        "\nThe shipped playbooks change accounts, passwords and quotas: they become root with sudo on the hosts they manage."
+    );
+    answers.no_become = !Confirm::with_theme(theme)
+        .with_prompt(
+            "May the playbooks use sudo (become)? (no: they run with helpdesk_become=false)",
+        )
+        .default(!given.no_become)
+        .interact()?;
+    if let (true, false, Some(user)) = (root, answers.no_become, &answers.user) {
+        answers.write_sudoers = Confirm::with_theme(theme)
+            .with_prompt(format!(
+                "Write {} (checked with visudo) so that {user} may? (no: it is printed for you)",
+                account::sudoers_path(user).display()
+            ))
+            .default(given.write_sudoers)
+            .interact()?;
+    }
     Ok(())
 }
 
@@ -808,11 +874,33 @@ pub(crate) fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> St
         list(&answers.admins())
     ));
     out.push_str(&format!(
-        "ansible:\n  command: {}\n  inventory: inventory\n  timeout: 30m\n",
-        q(&answers.ansible())
+        "ansible:\n  command: {}\n  inventory: inventory\n  timeout: {}m\n",
+        q(&answers.ansible()),
+        ANSIBLE_TIMEOUT_MINUTES
     ));
+    if answers.user.is_some() {
+        let home = answers.dir.as_deref().map_or_else(
+            || PathBuf::from("state"),
+            |dir| {
+                std::path::absolute(dir)
+                    .unwrap_or_else(|_| dir.to_path_buf())
+                    .join("state")
+            },
+        );
+        out.push_str(&format!(
+            "  # Ansible keeps its temporary files under HOME; the user helpdesk runs as\n  # has none of its own.\n  environment: {{HOME: {}}}\n",
+            q(&home.display().to_string())
+        ));
+    }
+    if answers.no_become {
+        out.push_str("  # Playbooks run without sudo (the shipped ones read helpdesk_become).\n  extra_args: [--extra-vars, helpdesk_become=false]\n");
+    }
+    out.push_str("\n# Journal, spool and run logs; the user helpdesk runs as must write it (0700).\nstate_dir: state\n");
     out
 }
+
+/// `ansible.timeout` as setup writes it; Postfix's pipe gets longer.
+const ANSIBLE_TIMEOUT_MINUTES: u64 = 30;
 
 /// What the written `scope: self` grant allows, in the config's own words:
 /// an operator reading config.yaml should not need the README to know it.
@@ -882,12 +970,91 @@ pub(crate) fn dry_run(config_path: &Path) -> Result<String, desk::DeskError> {
     ))
 }
 
-/// The snippets to paste into the MTA or fetcher, for this install.
-pub(crate) fn snippets(binary: &Path, config: &Path) -> String {
+/// As root with `--user`: the account, created if missing, is given the
+/// folder (and, with `--write-sudoers`, its sudoers drop-in). What was
+/// done, for the operator.
+pub(crate) fn settle_account(answers: &Answers, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let root = rustix::process::geteuid().is_root();
+    let Some(user) = answers.user.as_deref().filter(|_| root) else {
+        return Ok(if root {
+            vec![format!(
+                "warning: {} belongs to root, and the user your mail system runs helpdesk as cannot read it: re-run setup with --user NAME (created if missing)",
+                dir.display()
+            )]
+        } else {
+            Vec::new()
+        });
+    };
+    let state = dir.join("state");
+    let (account, created) = account::ensure(user, &state)?;
+    let secrets: Vec<PathBuf> = std::iter::once(PathBuf::from("smtp.secret"))
+        .chain(answers.smtp_password_file.clone())
+        .map(|file| dir.join(file))
+        .filter(|path| path.starts_with(dir) && path.exists())
+        .collect();
+    let mut writable = vec![state];
+    if answers.transport == Some(TransportChoice::Folder) {
+        writable.push(dir.join("replies"));
+    }
+    account::hand_over(dir, &account, &secrets, &writable)?;
+    let mut notes = Vec::new();
+    if created {
+        notes.push(format!(
+            "created the system user {user} (no login shell; home {})",
+            account.home.display()
+        ));
+    }
+    notes.push(format!(
+        "gave {} to {user}: it reads the folder (root:{user}, 0750/0640), owns state/ (0700) and the secrets (0600)",
+        dir.display()
+    ));
+    if answers.write_sudoers {
+        let path = account::write_sudoers(user)?;
+        notes.push(format!(
+            "wrote {} (checked with visudo -c): {user} may become root for the playbooks",
+            path.display()
+        ));
+    }
+    Ok(notes)
+}
+
+/// The snippets to paste into the MTA or fetcher, for this install: the
+/// master.cf pipe running as the helpdesk user first (the route that
+/// works with the folder's modes), then the others with their caveats,
+/// then what the playbooks' sudo needs.
+pub(crate) fn snippets(binary: &Path, config: &Path, answers: &Answers) -> String {
     let command = format!("{} --config {} run", binary.display(), config.display());
-    format!(
-        "Postfix (/etc/aliases, then newaliases):\n    helpdesk: \"|{command}\"\n\nprocmail (~/.procmailrc):\n    :0 w\n    | {command}\n\nfdm (~/.fdm.conf):\n    action \"helpdesk\" pipe \"{command}\"\n    match all action \"helpdesk\"\n"
-    )
+    let user = answers
+        .user
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "helpdesk".into());
+    let address = answers.address();
+    let limit = ANSIBLE_TIMEOUT_MINUTES * 60 + 300;
+    let mut out = format!(
+        "Postfix, running helpdesk as {user} (recommended):\n  /etc/postfix/master.cf (add at the end):\n    helpdesk  unix  -  n  n  -  -  pipe\n      flags=RX null_sender= user={user} argv={command}\n  /etc/postfix/main.cf (where these maps are set already, add to their lists):\n    virtual_alias_maps = hash:/etc/postfix/helpdesk_virtual\n    transport_maps = hash:/etc/postfix/helpdesk_transport\n    helpdesk_time_limit = {limit}s\n  /etc/postfix/helpdesk_virtual:\n    {address}  helpdesk@helpdesk.invalid\n  /etc/postfix/helpdesk_transport:\n    helpdesk.invalid  helpdesk:\n  then: postmap /etc/postfix/helpdesk_virtual /etc/postfix/helpdesk_transport && postfix reload\n\n"
+    );
+    out.push_str(&format!(
+        "Postfix through /etc/aliases (then newaliases): runs as nobody unless the aliases file\nbelongs to {user}, and nobody cannot read this folder; prefer the route above.\n    helpdesk: \"|{command}\"\n\n"
+    ));
+    out.push_str(&format!(
+        "procmail (~{user}/.procmailrc, as {user}):\n    :0 w\n    | {command}\n\nfdm (~{user}/.fdm.conf, as {user}):\n    action \"helpdesk\" pipe \"{command}\"\n    match all action \"helpdesk\"\n\n"
+    ));
+    if answers.no_become {
+        out.push_str("Playbooks run without sudo (helpdesk_become=false): on each host, connect as a user\nthat may make the changes (ansible_user=root in inventory).\n");
+    } else if !answers.write_sudoers {
+        out.push_str(&format!(
+            "The playbooks become root with sudo: on each host they run on (localhost included),\n{user} needs this drop-in (write it with visudo -f {}, or re-run setup with --write-sudoers):\n",
+            account::sudoers_path(&user).display()
+        ));
+        for line in account::sudoers(&user)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+        {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    out
 }
 
 /// Refuses to prompt without a terminal.

@@ -472,3 +472,23 @@ pub(crate) fn need(tool: &str) -> PathBuf {
         "{tool} is not installed: run scripts/test, which installs postfix, swaks, procmail, fdm, opendkim, opendkim-tools, opendmarc and dnsmasq-base from Debian"
     );
 }
+
+/// A user name no other test (or earlier run) has, for the tests of
+/// `setup --user`, which create the account: removed when dropped, with
+/// its group and its sudoers drop-in.
+pub(crate) struct TestUser(pub String);
+
+impl TestUser {
+    pub(crate) fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(format!("hdt{}x{n}", std::process::id()))
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).output();
+        let _ = fs::remove_file(Path::new("/etc/sudoers.d").join(&self.0));
+    }
+}
