@@ -150,6 +150,17 @@ impl Postfix {
         ]);
     }
 
+    /// Sends a request from alice and waits until `sink` has a reply.
+    fn ask(&self, sink: &SmtpServer, subject: &str, message_id: &str, body: &str) {
+        self.send("alice@example.com", subject, message_id, body);
+        wait_or(
+            "the reply",
+            Duration::from_secs(120),
+            &mut || !sink.received().is_empty(),
+            &|| self.log(),
+        );
+    }
+
     fn flush(&self) {
         let status = Command::new(need("postqueue"))
             .arg("-c")
@@ -203,18 +214,7 @@ fn postfix_delivers_and_the_reply_comes_back(
     sink: &SmtpServer,
 ) {
     let first = unique_id();
-    postfix.send(
-        "alice@example.com",
-        "quota",
-        &first,
-        "Please give me more space, by 2 gb.",
-    );
-    wait_or(
-        "the reply",
-        Duration::from_secs(90),
-        &mut || !sink.received().is_empty(),
-        &|| postfix.log(),
-    );
+    postfix.ask(sink, "quota", &first, "Please give me more space, by 2 gb.");
     let reply = sink.only();
     assert_eq!(reply.header("Subject").as_deref(), Some("Re: quota"));
     assert_eq!(
@@ -574,6 +574,39 @@ fn apply_postfix_route(postfix: &Postfix, printed: &str) {
     );
 }
 
+/// `setup --user USER --write-sudoers` as root, non-interactive, for a
+/// folder `dir` replying through `postfix`; what it printed.
+fn setup_as_root(user: &str, dir: &Path, postfix: &Postfix) -> String {
+    let mut setup = crate::support::helpdesk();
+    setup
+        .args(["setup", "--non-interactive", "--domain", "helpdesk.test"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--user", user, "--write-sudoers"])
+        .args(["--sender", "*@example.com", "--admin", "alice@example.com"])
+        .args(["--require", "none", "--smtp-host", "127.0.0.1"])
+        .args([
+            "--smtp-port",
+            &postfix.port.to_string(),
+            "--smtp-security",
+            "none",
+        ])
+        .arg("--ansible")
+        .arg(crate::support::ansible_playbook());
+    let out = crate::support::exec(setup, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("created the system user {user}")),
+        "{}",
+        out.stdout
+    );
+    let sudoers = Path::new("/etc/sudoers.d").join(user);
+    let mode = fs::metadata(&sudoers).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o440);
+    out.stdout
+}
+
 /// Issue 15 (must show): `setup --user NAME` as root creates the account
 /// and gives it the folder; the Postfix route it prints (a master.cf pipe
 /// with `user=NAME`), applied as printed, delivers to helpdesk running as
@@ -590,55 +623,13 @@ fn issue_15_setup_user_then_its_printed_postfix_route_delivers_as_that_user() {
     let parent = tempfile::tempdir().unwrap();
     fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let dir = parent.path().join("desk");
-    let mut setup = crate::support::helpdesk();
-    setup
-        .args(["setup", "--non-interactive", "--domain", "helpdesk.test"])
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--user", &user.0, "--write-sudoers"])
-        .args(["--sender", "*@example.com", "--admin", "alice@example.com"])
-        .args(["--require", "none", "--smtp-host", "127.0.0.1"])
-        .args([
-            "--smtp-port",
-            &postfix.port.to_string(),
-            "--smtp-security",
-            "none",
-        ])
-        .arg("--ansible")
-        .arg(crate::support::ansible_playbook());
-    let out = crate::support::exec(setup, b"");
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout
-            .contains(&format!("created the system user {}", user.0)),
-        "{}",
-        out.stdout
-    );
-    let sudoers = Path::new("/etc/sudoers.d").join(&user.0);
-    let mode = fs::metadata(&sudoers).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o440);
-
-    let mut check = crate::support::helpdesk();
-    check
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(["check", "--as", &user.0]);
-    let checked = crate::support::exec(check, b"");
+    let printed = setup_as_root(&user.0, &dir, &postfix);
+    let config = dir.join("config.yaml");
+    let checked = crate::support::check_as(&config, &user.0);
     assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
 
-    apply_postfix_route(&postfix, &out.stdout);
-    postfix.send(
-        "alice@example.com",
-        "query account",
-        &unique_id(),
-        "username: root",
-    );
-    wait_or(
-        "the reply",
-        Duration::from_secs(120),
-        &mut || !sink.received().is_empty(),
-        &|| postfix.log(),
-    );
+    apply_postfix_route(&postfix, &printed);
+    postfix.ask(&sink, "query account", &unique_id(), "username: root");
     let log = postfix.log();
     assert!(
         log.contains("relay=helpdesk,") && log.contains("status=sent"),
@@ -658,23 +649,13 @@ fn issue_15_setup_user_then_its_printed_postfix_route_delivers_as_that_user() {
     assert!(password.is_some_and(|p| p != "unknown"), "{reply}");
     // After a real run (Ansible's files under HOME, the journal, the run
     // log), the folder still checks clean for that user.
-    let mut check = crate::support::helpdesk();
-    check
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(["check", "--as", &user.0]);
-    let checked = crate::support::exec(check, b"");
+    let checked = crate::support::check_as(&config, &user.0);
     assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
-    assert!(
-        checked.stderr.contains("0 error(s), 0 warning(s)"),
-        "{}{}",
-        checked.stdout,
-        checked.stderr
-    );
+    let clean = checked.stderr.contains("0 error(s), 0 warning(s)");
+    assert!(clean, "{}{}", checked.stdout, checked.stderr);
+    let uid = |path: &Path| std::os::unix::fs::MetadataExt::uid(&fs::metadata(path).unwrap());
     let state = dir.join("state");
-    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&state).unwrap());
-    let journal =
-        std::os::unix::fs::MetadataExt::uid(&fs::metadata(state.join("journal.sqlite")).unwrap());
+    let (owner, journal) = (uid(&state), uid(&state.join("journal.sqlite")));
     assert!(
         owner != 0 && journal == owner,
         "state {owner}, journal {journal}"

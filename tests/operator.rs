@@ -826,12 +826,7 @@ fn the_wizard_walked_with_enter_alone_in_tmux_gives_a_working_folder() {
         pane.contains(&format!("{} ALL=(root) NOPASSWD: /bin/sh", user.0)),
         "{pane}"
     );
-    let mut check = helpdesk();
-    check
-        .arg("--config")
-        .arg(dir.join("config.yaml"))
-        .args(["check", "--as", &user.0]);
-    let out = exec(check, b"");
+    let out = crate::support::check_as(&dir.join("config.yaml"), &user.0);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let mut explain = helpdesk();
     explain
@@ -870,14 +865,7 @@ fn issue_15_check_as_the_helpdesk_user_finds_what_it_cannot_read_or_write() {
         config.contains("extra_args: [--extra-vars, helpdesk_become=false]"),
         "{config}"
     );
-    let check_as = || {
-        let mut check = helpdesk();
-        check
-            .arg("--config")
-            .arg(dir.join("config.yaml"))
-            .args(["check", "--as", &user.0]);
-        exec(check, b"")
-    };
+    let check_as = || crate::support::check_as(&dir.join("config.yaml"), &user.0);
     let out = check_as();
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 

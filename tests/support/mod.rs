@@ -473,6 +473,16 @@ pub(crate) fn need(tool: &str) -> PathBuf {
     );
 }
 
+/// `helpdesk --config CONFIG check --as USER`, as this (root) test runs it.
+pub(crate) fn check_as(config: &Path, user: &str) -> Output {
+    let mut check = helpdesk();
+    check
+        .arg("--config")
+        .arg(config)
+        .args(["check", "--as", user]);
+    exec(check, b"")
+}
+
 /// A user name no other test (or earlier run) has, for the tests of
 /// `setup --user`, which create the account: removed when dropped, with
 /// its group and its sudoers drop-in.
