@@ -1228,10 +1228,18 @@ fn write_metrics(config: &Config, journal: &Journal) {
 }
 
 /// Whether the spool holds messages nobody is working on (nobody holds
-/// their lock).
+/// their lock) that a retry may try now (not backing off).
 fn stale_leftovers(config: &Config) -> anyhow::Result<bool> {
+    // A message backing off after a failure to start is not for a retry
+    // now: every delivery in the hour would start one that does nothing.
+    let journal = open(config).ok();
     for path in spool::leftovers(&config.state_dir)? {
-        if spool::lock(&path).ok().flatten().is_some() {
+        if spool::lock(&path).ok().flatten().is_some()
+            && journal
+                .as_ref()
+                .and_then(|j| backing_off(j, &path))
+                .is_none()
+        {
             return Ok(true);
         }
     }
@@ -1274,6 +1282,40 @@ mod tests {
             &std::env::temp_dir(),
         )
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Issue 14: a delivery starts a retry for messages left in the spool,
+    /// but not for one that backs off after a failure to start (the retry
+    /// would leave it alone, for each delivery in the hour).
+    #[test]
+    fn a_backing_off_leftover_is_no_reason_to_start_a_retry() {
+        use std::fs;
+        let base = tempfile::tempdir().unwrap();
+        let config = Config::from_yaml("state_dir: state\n", "config.yaml", base.path()).unwrap();
+        let spool_dir = state::spool(&config.state_dir);
+        fs::create_dir_all(&spool_dir).unwrap();
+        let backing = spool_dir.join("1.eml");
+        fs::write(&backing, "From: a@example.com\r\n\r\nquota\r\n").unwrap();
+        let mut journal = open(&config).unwrap();
+        let arrival = journal::Arrival {
+            key: "k1",
+            message_id: None,
+            sender: Some("a@example.com"),
+            subject: "quota",
+            spool_path: &backing,
+            claimed_by: "1:1",
+        };
+        let journal::Claim::Claimed(id) = journal.claim(&arrival).unwrap() else {
+            panic!("not claimed");
+        };
+        journal.put_back(id, "not started: no playbook").unwrap();
+        assert!(!stale_leftovers(&config).unwrap());
+        fs::write(
+            spool_dir.join("2.eml"),
+            "From: b@example.com\r\n\r\nquota\r\n",
+        )
+        .unwrap();
+        assert!(stale_leftovers(&config).unwrap());
     }
 
     fn authenticated(mail: &Mail) -> bool {
