@@ -892,3 +892,34 @@ fn issue_15_check_as_the_helpdesk_user_finds_what_it_cannot_read_or_write() {
         out.stdout
     );
 }
+
+/// Issue 15: re-running the wizard on a folder an earlier `setup --user`
+/// gave to a user offers that user again: Enter at every prompt keeps the
+/// folder that user's (and creates no `helpdesk` account).
+#[test]
+fn issue_15_the_wizard_rerun_with_enter_keeps_the_folders_user() {
+    let user = crate::support::TestUser::new();
+    let parent = tempfile::tempdir().unwrap();
+    fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = parent.path().join("desk");
+    let mut setup = setup_for("example.org");
+    setup.arg("--dir").arg(&dir).args(["--user", &user.0]);
+    let out = exec(setup, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let tmux = Tmux::start(&format!(
+        "env -u HELPDESK_CONFIG '{}' setup --dir '{}'; echo \"[setup exited with $?]\"; sleep 600",
+        env!("CARGO_BIN_EXE_helpdesk"),
+        dir.display()
+    ));
+    let (pane, _) = enter_until(&tmux, "[setup exited with ");
+    assert!(pane.contains("[setup exited with 0]"), "{pane}");
+    let answered = format!("(created if missing) · {}", user.0);
+    assert!(pane.contains(&answered), "{pane}");
+    assert!(!pane.contains("created the system user"), "{pane}");
+    assert!(
+        pane.contains(&format!("gave {} to {}", dir.display(), user.0)),
+        "{pane}"
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(dir.join("state")).unwrap());
+    assert_ne!(owner, 0);
+}

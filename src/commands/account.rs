@@ -45,8 +45,20 @@ pub(crate) fn valid_user(name: &str) -> Result<(), String> {
 
 /// The account called `name`, if there is one (through NSS, as `getent`).
 pub(crate) fn lookup(name: &str) -> anyhow::Result<Option<Account>> {
+    let found = getent(name)?;
+    Ok(found.filter(|account| account.name == name))
+}
+
+/// The account whose uid is `uid`, if there is one.
+pub(crate) fn lookup_uid(uid: u32) -> anyhow::Result<Option<Account>> {
+    let found = getent(&uid.to_string())?;
+    Ok(found.filter(|account| account.uid == uid))
+}
+
+/// `getent passwd KEY` (a name or a uid), parsed.
+fn getent(key: &str) -> anyhow::Result<Option<Account>> {
     let out = Command::new("getent")
-        .args(["passwd", name])
+        .args(["passwd", key])
         .output()
         .context("cannot run getent to look up the user")?;
     // getent exits 2 for "no such key".
@@ -56,14 +68,25 @@ pub(crate) fn lookup(name: &str) -> anyhow::Result<Option<Account>> {
     let line = String::from_utf8_lossy(&out.stdout);
     let fields: Vec<&str> = line.trim_end().split(':').collect();
     match fields.as_slice() {
-        [found, _, uid, gid, _, home, ..] if *found == name => Ok(Some(Account {
-            name: name.to_owned(),
+        [name, _, uid, gid, _, home, ..] => Ok(Some(Account {
+            name: (*name).to_owned(),
             uid: uid.parse()?,
             gid: gid.parse()?,
             home: PathBuf::from(home),
         })),
-        _ => bail!("getent passwd {name}: unexpected answer {line:?}"),
+        _ => bail!("getent passwd {key}: unexpected answer {line:?}"),
     }
+}
+
+/// Who owns the state folder of the helpdesk folder `dir`, when it is not
+/// root: the user an earlier `setup --user` gave it to.
+pub(crate) fn previous_user(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = fs::metadata(dir.join("state")).ok()?.uid();
+    if uid == 0 {
+        return None;
+    }
+    lookup_uid(uid).ok().flatten().map(|account| account.name)
 }
 
 /// The account `name`, created as a system account (its own group, no

@@ -588,7 +588,13 @@ fn ask_account(theme: &dyn Theme, answers: &mut Answers, given: &Answers) -> any
         );
         let user: String = Input::with_theme(theme)
             .with_prompt("User the mail system runs helpdesk as (created if missing)")
-            .default(given.user.clone().unwrap_or_else(|| "helpdesk".into()))
+            .default(
+                given
+                    .user
+                    .clone()
+                    .or_else(|| answers.dir.as_deref().and_then(account::previous_user))
+                    .unwrap_or_else(|| "helpdesk".into()),
+            )
             .validate_with(|u: &String| account::valid_user(u.trim()))
             .interact_text()?;
         answers.user = Some(user.trim().to_owned());
