@@ -129,6 +129,61 @@ fn issue_14_queue_mode_keeps_a_message_whose_playbook_cannot_start_and_runs_it_o
     assert_eq!(runs(&count), 1, "run exactly once");
 }
 
+/// Issue 14: a queued message whose playbook keeps failing to start is
+/// not retried for ever: past `limits.queue_lifetime` the next `retry`
+/// sets it aside (quarantined, the last failure as the journal's reason,
+/// the message kept in the quarantine folder) and tells the sender,
+/// without the internal reason; nothing ran, and later retries leave it.
+#[test]
+fn issue_14_a_message_that_cannot_start_for_longer_than_the_queue_lifetime_is_set_aside() {
+    let server = SmtpServer::plain();
+    let (desk, count) = counting_desk(None);
+    let desk = desk.replying_to(&server);
+    let real = crate::support::ansible_playbook().display().to_string();
+    let config = desk.config_text().replace(&real, "/nonexistent");
+    let desk = desk.config(&format!(
+        "{config}delivery: queue\nlimits: {{queue_lifetime: 3s}}\n"
+    ));
+    let out = desk.run(&mail("alice@example.com", "quota", "more for me by 1 gb"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    wait_for("the failed start", Duration::from_secs(60), || {
+        only_row(&desk)["retry_after"].is_string()
+    });
+    // Within the lifetime it backs off, kept.
+    let out = exec(desk.command(&["retry"]), b"");
+    assert!(
+        out.stdout.contains("1 message(s) back off"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(only_row(&desk)["state"], "claimed");
+    std::thread::sleep(Duration::from_millis(3200));
+    let out = exec(desk.command(&["retry"]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let row = only_row(&desk);
+    assert_eq!(row["outcome"], "quarantined", "{row}");
+    let reason = row["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("limits.queue_lifetime (3s)") && reason.contains("/nonexistent"),
+        "{reason}"
+    );
+    let kept = row["spool_path"].as_str().unwrap();
+    assert!(
+        kept.contains("/quarantine/") && Path::new(kept).is_file(),
+        "{row}"
+    );
+    assert!(spool(&desk).is_empty());
+    let reply = server.only().body();
+    let words = reply.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("could not start the work for it in 3s") && !reply.contains("nonexistent"),
+        "{reply}"
+    );
+    assert_eq!(exec(desk.command(&["retry"]), b"").code, 0);
+    assert_eq!(only_row(&desk)["outcome"], "quarantined");
+    assert_eq!(runs(&count), 0, "nothing ran");
+}
+
 /// Holds the journal's write lock (`BEGIN IMMEDIATE`) until dropped.
 struct JournalLock(Child);
 

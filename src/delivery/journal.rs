@@ -402,6 +402,19 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// Whether this row, put back after a failure to start, arrived more
+    /// than `lifetime` ago: then it is not tried again but set aside.
+    pub(crate) fn outlived(&self, lifetime: Duration) -> bool {
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(lifetime)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
+        self.retry_after.is_some()
+            && self.state == CLAIMED
+            && self.claimed_by.is_none()
+            && self.received_at < cutoff
+    }
+
     /// When a row put back after a failure to start may be tried again,
     /// if that is still to come.
     pub(crate) fn backing_off(&self) -> Option<&str> {

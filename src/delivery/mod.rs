@@ -165,7 +165,7 @@ pub(crate) fn deliver(
             )),
         },
         Verdict::Over(reason) => {
-            quarantine(config, stored, &reason)?;
+            quarantine(config, stored, &Aside::OverBudget(&reason))?;
             if stale_leftovers(config).unwrap_or(false) {
                 spawn_retry(config, &program.path);
             }
@@ -190,7 +190,9 @@ pub(crate) struct Swept {
 /// never claimed, each decided in a child under the budget; one that goes
 /// over it is quarantined, and the next one is taken. A message whose
 /// playbook failed to start is left alone until its backoff is over
-/// (`journal::backoff`), unless `now` (an operator's `retry --now`).
+/// (`journal::backoff`), unless `now` (an operator's `retry --now`), and
+/// quarantined once it arrived longer than `limits.queue_lifetime` ago
+/// (but not by `retry --now`, which an operator runs after a fix).
 pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Result<Swept> {
     let mut swept = Swept::default();
     // Only to look up backoffs: a journal that cannot be opened now is the
@@ -201,6 +203,15 @@ pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Re
         let Ok(Some(spooled)) = spool::lock(&path) else {
             continue;
         };
+        // Past the queue's lifetime, backing off or not: set aside now.
+        let outlived = journal
+            .as_ref()
+            .and_then(|j| outlived(j, &path, config.limits.queue_lifetime));
+        if let Some(reason) = outlived {
+            let aside = Aside::NotStarted(&reason, config.limits.queue_lifetime);
+            swept.handled += usize::from(set_aside(config, spooled, &aside));
+            continue;
+        }
         if let Some(after) = journal.as_ref().and_then(|j| backing_off(j, &path)) {
             tracing::debug!("{}: backs off until {after}", path.display());
             swept.backing_off += 1;
@@ -209,7 +220,8 @@ pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Re
             }
             continue;
         }
-        if sweep_one(config, program, spooled) {
+        let handled = sweep_one(config, program, spooled);
+        if handled {
             swept.handled += 1;
         }
     }
@@ -254,6 +266,61 @@ fn end_dead_reruns(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why the message spooled at `path` is set aside instead of tried again,
+/// if its playbook kept failing to start for longer than `lifetime`.
+fn outlived(journal: &Journal, path: &Path, lifetime: Duration) -> Option<String> {
+    let row = journal.by_spool_path(path).ok().flatten()?;
+    row.outlived(lifetime).then(|| {
+        format!(
+            "its playbook could not start for longer than limits.queue_lifetime ({}), {} attempt(s); the last: {}",
+            humantime::format_duration(lifetime),
+            row.attempts,
+            row.record.reason.as_deref().unwrap_or("-")
+        )
+    })
+}
+
+/// Why a message is set aside (quarantined), for the journal and, in
+/// other words, for its sender.
+enum Aside<'a> {
+    /// Deciding it went over a budget: the reason names it.
+    OverBudget(&'a str),
+    /// Its playbook could not start for longer than `limits.queue_lifetime`:
+    /// the journal's reason, and the lifetime the sender is told of.
+    NotStarted(&'a str, Duration),
+}
+
+impl Aside<'_> {
+    fn reason(&self) -> &str {
+        match self {
+            Aside::OverBudget(reason) | Aside::NotStarted(reason, _) => reason,
+        }
+    }
+
+    /// The reply template and what it says of the reason.
+    fn told(&self) -> (&'static str, String) {
+        match self {
+            Aside::OverBudget(reason) => ("quarantined", (*reason).to_owned()),
+            Aside::NotStarted(_, lifetime) => (
+                "not_started",
+                humantime::format_duration(*lifetime).to_string(),
+            ),
+        }
+    }
+}
+
+/// Quarantines a message; whether that was done.
+fn set_aside(config: &Config, spooled: spool::Spooled, aside: &Aside<'_>) -> bool {
+    let shown = spooled.path.display().to_string();
+    match quarantine(config, spooled, aside) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("{shown}: cannot quarantine it: {e:#}");
+            false
+        }
+    }
+}
+
 /// Until when the message spooled at `path` backs off, if it does.
 fn backing_off(journal: &Journal, path: &Path) -> Option<String> {
     let row = journal.by_spool_path(path).ok().flatten()?;
@@ -276,13 +343,7 @@ fn sweep_one(config: &Config, program: &Program, spooled: spool::Spooled) -> boo
             tracing::warn!("{shown}: not handled now ({status}); it stays in the spool");
             false
         }
-        Verdict::Over(reason) => match quarantine(config, spooled, &reason) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!("{shown}: cannot quarantine it: {e:#}");
-                false
-            }
-        },
+        Verdict::Over(reason) => set_aside(config, spooled, &Aside::OverBudget(&reason)),
     }
 }
 
@@ -817,7 +878,8 @@ pub(crate) fn watch_supervisor(supervisor: u32) -> anyhow::Result<()> {
 /// not journaled: only the decision could have redacted a secret in it.
 /// The claim key is the one of unauthenticated mail (the SHA-256 of the
 /// bytes), so that a redelivery of the same bytes is a duplicate.
-fn quarantine(config: &Config, spooled: spool::Spooled, reason: &str) -> anyhow::Result<()> {
+fn quarantine(config: &Config, spooled: spool::Spooled, aside: &Aside<'_>) -> anyhow::Result<()> {
+    let reason = aside.reason();
     let shown = spooled.path.display().to_string();
     tracing::warn!("quarantined: {reason}; spool file {shown}");
     let (header, digest) = read_header(&spooled.path)
@@ -872,7 +934,7 @@ fn quarantine(config: &Config, spooled: spool::Spooled, reason: &str) -> anyhow:
             config,
             &mail,
             &authentication,
-            reason,
+            aside,
             id,
         )),
         ..Record::default()
@@ -924,7 +986,7 @@ fn answer_quarantined(
     config: &Config,
     mail: &Mail,
     authentication: &trust::Authenticated,
-    reason: &str,
+    aside: &Aside<'_>,
     id: i64,
 ) -> String {
     if let Some(silence) = loops::silence(mail, config.helpdesk_address.as_deref()) {
@@ -934,8 +996,9 @@ fn answer_quarantined(
     if !authentication.is_yes() {
         return "none: the sender is not authenticated".into();
     }
+    let (template, told) = aside.told();
     pipeline::send(config, &format!("row {id}"), None, || {
-        reply::quarantined(config, mail, reason)
+        reply::quarantined(config, mail, &told, template)
     })
 }
 

@@ -159,6 +159,10 @@ pub(crate) struct Limits {
     pub decision_cpu: Duration,
     pub decision_memory: u64,
     pub decision_wall: Duration,
+    /// How long a message whose playbook keeps failing to start stays in
+    /// the spool (queue mode) before it is set aside (quarantined), like
+    /// Postfix's `maximal_queue_lifetime`.
+    pub queue_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -174,6 +178,7 @@ impl Default for Limits {
             // and a 10 MiB plain-text mail decides in under 192 MiB.
             decision_memory: 512 * 1024 * 1024,
             decision_wall: Duration::from_secs(60),
+            queue_lifetime: Duration::from_secs(5 * 24 * 3600),
         }
     }
 }
@@ -342,6 +347,7 @@ struct RawLimits {
     decision_cpu: Option<String>,
     decision_memory: Option<String>,
     decision_wall: Option<String>,
+    queue_lifetime: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -738,6 +744,11 @@ fn limits(raw: RawLimits) -> Result<Limits, String> {
             "limits.decision_wall",
             raw.decision_wall,
             defaults.decision_wall,
+        )?,
+        queue_lifetime: duration(
+            "limits.queue_lifetime",
+            raw.queue_lifetime,
+            defaults.queue_lifetime,
         )?,
     })
 }

@@ -327,16 +327,22 @@ impl TemplateData {
     }
 }
 
-/// The reply to a quarantined mail (see `delivery`): deciding it went over
-/// a budget, so nothing of it was read but its header, and nothing of it
-/// is quoted, not even its subject (only the decision could have redacted
-/// a secret in it). `mail` is read from the header alone.
-pub(crate) fn quarantined(config: &Config, mail: &Mail, reason: &str) -> Result<Reply, ReplyError> {
+/// The reply to a quarantined mail (see `delivery`) with `template`
+/// (`quarantined`: deciding it went over a budget; `not_started`: its
+/// playbook could not start for longer than the queue lifetime): nothing
+/// of it was read but its header, and nothing of it is quoted, not even
+/// its subject (only the decision could have redacted a secret in it).
+/// `mail` is read from the header alone.
+pub(crate) fn quarantined(
+    config: &Config,
+    mail: &Mail,
+    reason: &str,
+    template: &str,
+) -> Result<Reply, ReplyError> {
     let data = TemplateData {
         quarantine_reason: Some(reason.to_owned()),
         ..TemplateData::blank(config, mail)
     };
-    let template = "quarantined";
     Ok(Reply {
         to: mail.sender.clone().unwrap_or_default(),
         subject: reply_subject(""),
