@@ -18,6 +18,9 @@ use serde::Serialize;
 use crate::delivery::state;
 pub(crate) use crate::outcome::{Outcome, State};
 
+mod approvals;
+pub(crate) use approvals::{Approval, Pending, PendingRow, Verdict, Vote, Voted};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id             INTEGER PRIMARY KEY,
@@ -58,6 +61,32 @@ CREATE TABLE IF NOT EXISTS duration_totals (
     count  INTEGER NOT NULL,
     sum_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending (
+    row         INTEGER PRIMARY KEY,
+    rule        INTEGER NOT NULL,
+    vars        TEXT NOT NULL,
+    vars_sha256 TEXT NOT NULL,
+    approvers   TEXT NOT NULL,
+    required    INTEGER NOT NULL,
+    expires_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_by_expiry ON pending(expires_at);
+CREATE TABLE IF NOT EXISTS approval_tokens (
+    token   TEXT PRIMARY KEY,
+    row     INTEGER NOT NULL,
+    sent_to TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS approvals (
+    id INTEGER PRIMARY KEY,
+    row INTEGER NOT NULL,
+    approver TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    authentication TEXT NOT NULL,
+    reason TEXT,
+    at TEXT NOT NULL,
+    answer_row INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_verdict_each ON approvals(row, approver COLLATE NOCASE);
 ";
 
 /// The indexes `start_run` counts with. Separate from `SCHEMA` because a
@@ -76,8 +105,10 @@ CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, 
 /// finished (counting every row for every message grew with the journal).
 /// Version 3 added `started_at`, for the cap on runs per sender. Version 4
 /// added `reason`, why a message was quarantined. Version 5 added
-/// `retry_after`, the backoff after a failure to start.
-const SCHEMA_VERSION: i64 = 5;
+/// `retry_after`, the backoff after a failure to start. Version 6 added
+/// the `pending`, `approval_tokens` and `approvals` tables (`approvals:`),
+/// which `SCHEMA`'s `CREATE ... IF NOT EXISTS` adds to an older journal.
+const SCHEMA_VERSION: i64 = 6;
 
 /// The backoff after a failure to start: the first wait, doubled with
 /// each failed attempt up to `BACKOFF_MAX` (as Postfix's queue manager
@@ -255,6 +286,7 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 pub(crate) const CLAIMED: State = State::Claimed;
 pub(crate) const RUNNING: State = State::Running;
 pub(crate) const FINISHED: State = State::Finished;
+pub(crate) const PENDING: State = State::Pending;
 
 /// The journal stores the vocabularies' words, and reads them back.
 macro_rules! sql_words {
@@ -399,6 +431,10 @@ pub(crate) struct Row {
     pub retry_after: Option<String>,
     #[serde(flatten)]
     pub record: Record,
+    /// The answers of its approvers, in order, when it waited for
+    /// approval (`approvals:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
 }
 
 impl Row {
@@ -981,10 +1017,15 @@ impl Journal {
                         reply: r.get(19)?,
                         reason: r.get(21)?,
                     },
+                    approvals: Vec::new(),
                 })
             })
             .map_err(self.error())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.error())
+        let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(self.error())?;
+        for row in &mut rows {
+            row.approvals = self.approvals_of(row.id)?;
+        }
+        Ok(rows)
     }
 
     /// The metrics file's counters: messages by request type and outcome,

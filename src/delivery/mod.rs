@@ -81,6 +81,7 @@
 //! MTA gets 0. After `decided`, a child's death is a crash like any other:
 //! its claim waits in the journal for `retry`.
 
+pub(crate) mod approval;
 pub(crate) mod journal;
 pub(crate) mod metrics;
 pub(crate) mod spool;
@@ -215,6 +216,9 @@ pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Re
     }
     if let Err(e) = end_dead_reruns(config) {
         tracing::warn!("cannot look for reruns that died: {e:#}");
+    }
+    if let Err(e) = approval::expire(config) {
+        tracing::warn!("cannot end the requests whose approval expired: {e:#}");
     }
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
         tracing::warn!("cannot prune the archive: {e}");
@@ -1005,6 +1009,8 @@ struct Steps<'a> {
     limit: u32,
     /// Whether the outcome is durable already (written before the reply).
     finished: bool,
+    /// Whether the row now waits for approval (never finished here).
+    pended: bool,
 }
 
 impl pipeline::Journaling for Steps<'_> {
@@ -1030,6 +1036,12 @@ impl pipeline::Journaling for Steps<'_> {
     fn finished(&mut self, record: &Record) -> anyhow::Result<()> {
         self.journal.record(self.id, record, journal::FINISHED)?;
         self.finished = true;
+        Ok(())
+    }
+
+    fn pend(&mut self, record: &Record, pending: &journal::Pending<'_>) -> anyhow::Result<()> {
+        self.journal.pend(self.id, record, pending)?;
+        self.pended = true;
         Ok(())
     }
 }
@@ -1059,9 +1071,17 @@ fn process(
         sender: mail.sender.as_deref(),
         limit: config.limits.runs_per_sender_per_hour,
         finished: false,
+        pended: false,
     };
-    let handled = pipeline::handle(config, id, mail, decided, Some(binary), &mut steps);
-    let finished = steps.finished;
+    // An answer to an approval request is no request of its own.
+    let handled = match crate::reply::approval::token_in(mail) {
+        Some(token) => {
+            approval::answered(config, steps.journal, id, mail, decided, (&token, binary))
+        }
+        None => pipeline::handle(config, id, mail, decided, Some(binary), &mut steps),
+    };
+    // Waiting for approval: its reply is what is left to journal.
+    let finished = steps.finished || steps.pended;
     let record = match handled {
         Ok(record) => record,
         Err(e) if pipeline::playbook_started(&e) => {

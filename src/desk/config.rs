@@ -34,6 +34,8 @@ pub(crate) struct Config {
     pub authentication: Option<Authentication>,
     /// Who may ask for what; `None`: nobody may ask for anything.
     pub access: Option<Vec<Grant>>,
+    /// `approvals:` requests that wait for someone else's sign-off.
+    pub approvals: Vec<ApprovalRule>,
     pub limits: Limits,
     pub delivery: Delivery,
     /// Playbooks running at once, across all deliveries.
@@ -129,6 +131,65 @@ pub(crate) struct Grant {
     #[serde(default)]
     pub scope: Scope,
 }
+
+/// One `approvals:` rule: these senders' requests of these types run only
+/// once `required` distinct approvers named here said yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApprovalRule {
+    /// Request type names, or `*`.
+    pub requests: Vec<String>,
+    /// Whose requests wait: exact addresses, `*@domain`, or `*`.
+    pub senders: Vec<String>,
+    /// Who may approve: exact addresses (who are mailed) or `*@domain`.
+    pub approvers: Vec<String>,
+    pub required: u32,
+    /// How long a request waits before it ends unapproved.
+    pub expires: Duration,
+}
+
+impl ApprovalRule {
+    /// Whether a request of `request_type` from `sender` waits for this
+    /// rule's approvers.
+    pub(crate) fn covers(&self, request_type: &str, sender: &str) -> bool {
+        self.requests.iter().any(|r| r == "*" || r == request_type)
+            && self
+                .senders
+                .iter()
+                .any(|p| crate::decide::trust::sender_matches(p, sender))
+    }
+
+    /// The approvers that are one address each: who the approval request
+    /// mail goes to.
+    pub(crate) fn mailed(&self) -> impl Iterator<Item = &str> {
+        self.approvers
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !a.contains('*'))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovalRule {
+    requests: Vec<String>,
+    #[serde(default = "everyone")]
+    senders: Vec<String>,
+    approvers: Vec<String>,
+    #[serde(default = "one")]
+    required: u32,
+    expires: Option<String>,
+}
+
+fn everyone() -> Vec<String> {
+    vec!["*".into()]
+}
+
+const fn one() -> u32 {
+    1
+}
+
+/// How long a request waits for approval unless `expires:` says.
+const DEFAULT_EXPIRES: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -282,6 +343,8 @@ struct RawConfig {
     authentication: Option<RawAuthentication>,
     access: Option<Vec<Grant>>,
     #[serde(default)]
+    approvals: Vec<RawApprovalRule>,
+    #[serde(default)]
     limits: RawLimits,
     delivery: Option<Delivery>,
     max_parallel_runs: Option<usize>,
@@ -426,6 +489,7 @@ impl Config {
                 senders: vec!["*".into()],
                 scope: Scope::Any,
             }]),
+            approvals: Vec::new(),
             limits: Limits::default(),
             delivery: Delivery::Inline,
             max_parallel_runs: 2,
@@ -478,6 +542,7 @@ impl Config {
         if let Some(grants) = &raw.access {
             check_grants(grants)?;
         }
+        let approvals = approval_rules(raw.approvals)?;
         let limits = limits(raw.limits)?;
         let max_parallel_runs = raw.max_parallel_runs.unwrap_or(2);
         if max_parallel_runs == 0 {
@@ -496,6 +561,7 @@ impl Config {
             mail,
             authentication,
             access: raw.access,
+            approvals,
             limits,
             delivery: raw.delivery.unwrap_or_default(),
             max_parallel_runs,
@@ -674,14 +740,7 @@ fn check_grants(grants: &[Grant]) -> Result<(), String> {
             ));
         }
         for sender in &grant.senders {
-            let valid = sender == "*"
-                || sender
-                    .strip_prefix("*@")
-                    .is_some_and(|d| !d.is_empty() && !d.contains(['@', '*']))
-                || (sender.contains('@')
-                    && !sender.contains('*')
-                    && sender.parse::<lettre::Address>().is_ok());
-            if !valid {
+            if !is_address_pattern(sender) {
                 return Err(format!(
                     "access grant {number}: sender {sender:?} is not an address, *@domain or *"
                 ));
@@ -689,6 +748,63 @@ fn check_grants(grants: &[Grant]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// An exact address, `*@domain` or `*`.
+fn is_address_pattern(pattern: &str) -> bool {
+    pattern == "*"
+        || pattern
+            .strip_prefix("*@")
+            .is_some_and(|d| !d.is_empty() && !d.contains(['@', '*']))
+        || (pattern.contains('@')
+            && !pattern.contains('*')
+            && pattern.parse::<lettre::Address>().is_ok())
+}
+
+/// Validates the `approvals:` rules, numbered from 1 in the errors.
+fn approval_rules(raw: Vec<RawApprovalRule>) -> Result<Vec<ApprovalRule>, String> {
+    let mut rules = Vec::with_capacity(raw.len());
+    for (number, rule) in raw.into_iter().enumerate() {
+        let number = number + 1;
+        let at = format!("approvals rule {number}");
+        if rule.requests.is_empty() || rule.approvers.is_empty() || rule.senders.is_empty() {
+            return Err(format!(
+                "{at} needs requests: and approvers: (and senders:, when given, not empty)"
+            ));
+        }
+        for (key, pattern) in rule
+            .senders
+            .iter()
+            .map(|s| ("sender", s))
+            .chain(rule.approvers.iter().map(|a| ("approver", a)))
+        {
+            if !is_address_pattern(pattern) || (key == "approver" && pattern == "*") {
+                return Err(format!(
+                    "{at}: {key} {pattern:?} is not an address or *@domain{}",
+                    if key == "sender" { " or *" } else { "" }
+                ));
+            }
+        }
+        let exact = rule.approvers.iter().filter(|a| !a.contains('*')).count();
+        let wildcard = exact < rule.approvers.len();
+        if rule.required == 0
+            || (!wildcard && usize::try_from(rule.required).unwrap_or(usize::MAX) > exact)
+        {
+            return Err(format!(
+                "{at}: required: {} cannot be met: it must be at least 1 and at most the {exact} approver address(es) named",
+                rule.required
+            ));
+        }
+        let expires = duration(&format!("{at}: expires"), rule.expires, DEFAULT_EXPIRES)?;
+        rules.push(ApprovalRule {
+            requests: rule.requests,
+            senders: rule.senders,
+            approvers: rule.approvers,
+            required: rule.required,
+            expires,
+        });
+    }
+    Ok(rules)
 }
 
 fn limits(raw: RawLimits) -> Result<Limits, String> {
