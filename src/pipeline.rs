@@ -224,8 +224,12 @@ fn wait_stage(
         .get(number - 1)
         .ok_or_else(|| anyhow!("approvals rule {number} is gone"))?;
     let decision = &decided.decision;
+    let requester = said.mail.sender.as_deref().unwrap_or_default();
+    // The requester may be named too (a team approving each other's
+    // requests), but never approves their own: not mailed one.
     let tokens = rule
         .mailed()
+        .filter(|to| !to.eq_ignore_ascii_case(requester))
         .map(|to| Ok((crate::delivery::state::random_token()?, to.to_owned())))
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| anyhow!("cannot make an approval token (/dev/urandom): {e}"))?;

@@ -456,4 +456,3 @@ mod tests {
         drop(slot_file.open(slot(state, 0)).unwrap());
     }
 }
-
