@@ -262,19 +262,25 @@ fn wait_stage(
         rule.approvers.join(", ")
     );
     said.summary(&record, &what);
-    let label = said.label();
+    record.reply = Some(mail_waiting(config, said, decided, &tokens, &context));
+    Ok(record)
+}
+
+/// Mails each approver of `tokens` their approval request and tells the
+/// requester the request waits; what became of each mail, for the journal.
+fn mail_waiting(
+    config: &Config,
+    said: &Said<'_>,
+    decided: &Decided,
+    tokens: &[(String, String)],
+    context: &reply::approval::Context,
+) -> String {
+    let (label, decision, secrets) = (said.label(), &decided.decision, &decided.secrets);
     let mut sent: Vec<String> = tokens
         .iter()
         .map(|(token, to)| {
             send(config, &label, None, || {
-                reply::approval::request(
-                    config,
-                    said.mail,
-                    decision,
-                    &decided.secrets,
-                    &context,
-                    (to, token),
-                )
+                reply::approval::request(config, said.mail, decision, secrets, context, (to, token))
             })
         })
         .collect();
@@ -282,11 +288,10 @@ fn wait_stage(
     sent.push(match silence {
         Some(reason) => format!("none: {reason}"),
         None => send(config, &label, Some(said.mail), || {
-            reply::approval::waiting(config, said.mail, decision, &decided.secrets, &context)
+            reply::approval::waiting(config, said.mail, decision, secrets, context)
         }),
     });
-    record.reply = Some(sent.join("; "));
-    Ok(record)
+    sent.join("; ")
 }
 
 /// What comes after the run stage.

@@ -148,44 +148,20 @@ fn state_of(desk: &Helpdesk) -> (String, String) {
 
 const ONE_OF_TWO: &str = "{requests: [storage], approvers: [bob@example.com, carol@example.com, '*@ops.example.com'], expires: 1h}";
 
-#[test]
-fn issue_16_a_request_runs_only_after_an_authenticated_approval_from_a_named_approver() {
+/// Alice's storage request, waiting for one of four approvers; Alice
+/// is named too: she may approve others' requests, not her own.
+fn waiting_for_alice() -> (SmtpServer, Helpdesk, PathBuf) {
     let server = SmtpServer::plain();
-    // Alice is named too: she may approve others' requests, not her own.
     let rule = "{requests: [storage], approvers: [alice@example.com, bob@example.com, carol@example.com, '*@ops.example.com'], expires: 1h}";
     let (desk, count) = desk(&server, rule, "");
     delivered(&desk, &request());
-    assert_eq!(runs(&count), 0, "nothing runs before approval");
-    assert!(mails_to(&server, "alice@example.com", "Approval needed").is_empty());
-    assert_eq!(state_of(&desk), ("pending".into(), "-".into()));
-    // The requester is told who must approve and the request's id.
-    let told = mails_to(&server, "alice@example.com", "Re: quota");
-    assert_eq!(told.len(), 1);
-    told[0].assert_body_says("(request 1) needs approval");
-    told[0].assert_body_says(
-        "alice@example.com, bob@example.com, carol@example.com, *@ops.example.com",
-    );
-    // Each approver named by address gets an approval request, its
-    // Message-ID a random token; the two differ.
-    let bob = approval_id(&server, "bob@example.com");
-    let carol = approval_id(&server, "carol@example.com");
-    assert_ne!(bob, carol);
-    let token = bob
-        .trim_matches(['<', '>'])
-        .split('@')
-        .next()
-        .unwrap()
-        .rsplit('.')
-        .next()
-        .unwrap()
-        .to_owned();
-    assert_eq!(token.len(), 32, "{bob}");
-    let asked = &mails_to(&server, "bob@example.com", "Approval needed")[0];
-    asked.assert_body_says("Who asked: alice@example.com");
-    asked.assert_body_says("Authenticated: authenticated: dmarc=pass");
-    asked.assert_body_says("Request type: storage");
-    asked.assert_body_says("amount: 5");
+    (server, desk, count)
+}
 
+#[test]
+fn issue_16_answers_from_the_requester_unproven_unnamed_unthreaded_or_automatic_run_nothing() {
+    let (server, desk, count) = waiting_for_alice();
+    let bob = approval_id(&server, "bob@example.com");
     // None of these counts, and none runs anything.
     let nothing = [
         (
@@ -269,6 +245,45 @@ fn issue_16_a_request_runs_only_after_an_authenticated_approval_from_a_named_app
     // The requester approving her own request is told why not.
     let own = mails_to(&server, "alice@example.com", "Re: Approval needed");
     assert!(own.iter().any(|m| m.body().contains("your own")));
+
+    // Still waiting: a real approval runs it.
+    delivered(&desk, &answer("bob@example.com", Some(&bob), "yes", true));
+    assert_eq!(runs(&count), 1);
+}
+
+#[test]
+fn issue_16_a_request_runs_only_after_an_authenticated_approval_from_a_named_approver() {
+    let (server, desk, count) = waiting_for_alice();
+    assert_eq!(runs(&count), 0, "nothing runs before approval");
+    assert!(mails_to(&server, "alice@example.com", "Approval needed").is_empty());
+    assert_eq!(state_of(&desk), ("pending".into(), "-".into()));
+    // The requester is told who must approve and the request's id.
+    let told = mails_to(&server, "alice@example.com", "Re: quota");
+    assert_eq!(told.len(), 1);
+    told[0].assert_body_says("(request 1) needs approval");
+    told[0].assert_body_says(
+        "alice@example.com, bob@example.com, carol@example.com, *@ops.example.com",
+    );
+    // Each approver named by address gets an approval request, its
+    // Message-ID a random token; the two differ.
+    let bob = approval_id(&server, "bob@example.com");
+    let carol = approval_id(&server, "carol@example.com");
+    assert_ne!(bob, carol);
+    let token = bob
+        .trim_matches(['<', '>'])
+        .split('@')
+        .next()
+        .unwrap()
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(token.len(), 32, "{bob}");
+    let asked = &mails_to(&server, "bob@example.com", "Approval needed")[0];
+    asked.assert_body_says("Who asked: alice@example.com");
+    asked.assert_body_says("Authenticated: authenticated: dmarc=pass");
+    asked.assert_body_says("Request type: storage");
+    asked.assert_body_says("amount: 5");
 
     // Bob's authenticated approval, in the thread: it runs, once.
     delivered(
@@ -579,4 +594,87 @@ fn issue_16_pending_approve_and_deny_on_the_command_line() {
         shown.contains("by local:oper (local user oper (uid "),
         "{shown}"
     );
+}
+
+#[test]
+fn issue_16_a_request_that_must_wait_and_gives_a_secret_is_refused_and_keeps_nothing() {
+    let server = SmtpServer::plain();
+    let rule = "{requests: ['*'], approvers: [bob@example.com]}";
+    let (desk, count) = desk(&server, rule, "");
+    let raw = letter(
+        "alice@example.com",
+        "reset password: Hunter2secret",
+        "username: alice",
+        (true, None),
+        "",
+    );
+    delivered(&desk, &raw);
+    assert_eq!(runs(&count), 0);
+    let row = first_row(&desk);
+    assert_eq!(
+        (row["state"].as_str(), row["outcome"].as_str()),
+        (Some("finished"), Some("unauthorized")),
+        "{row:#}"
+    );
+    assert!(mails_to(&server, "bob@example.com", "Approval needed").is_empty());
+    let told = &server.received()[0];
+    told.assert_body_says(
+        "it needs approval, and it gives a secret value, which helpdesk never keeps",
+    );
+    let journal = fs::read(desk.path().join("state/journal.sqlite")).unwrap();
+    assert!(!String::from_utf8_lossy(&journal).contains("Hunter2secret"));
+}
+
+#[test]
+fn issue_16_check_reports_the_rules_and_a_wrong_rule_says_where() {
+    let server = SmtpServer::plain();
+    let (desk, _) = desk(
+        &server,
+        "{requests: [storage, nosuchtype], approvers: [bob@example.com], required: 1}",
+        "",
+    );
+    let out = exec(desk.command(&["check"]), b"");
+    assert!(
+        out.stdout.lines().any(|l| l.ends_with(": note: approvals rule 1: storage, nosuchtype from * wait for 1 approval(s) from bob@example.com, for at most 1day")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(": warning: approvals rule 1: no request type nosuchtype in keywords.txt"),
+        "{}",
+        out.stdout
+    );
+    for (rule, said) in [
+        (
+            "{requests: [storage], approvers: ['*']}",
+            "approvals rule 1: approver \"*\" is not an address or *@domain",
+        ),
+        (
+            "{requests: [storage], approvers: [bob@example.com], required: 2}",
+            "approvals rule 1: required: 2 cannot be met",
+        ),
+        (
+            "{requests: [storage], approvers: [bob@example.com], expires: soon}",
+            "approvals rule 1: expires \"soon\"",
+        ),
+        ("{requests: [storage]}", "missing field `approvers`"),
+        (
+            "{requests: [storage], approvers: [bob@example.com], approvers_needed: 2}",
+            "unknown field `approvers_needed`",
+        ),
+    ] {
+        let (desk, _) = desk_with_rule(&server, rule);
+        let out = exec(desk.command(&["check"]), b"");
+        assert_ne!(out.code, 0, "{rule}");
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            text.contains("config.yaml:") && text.contains(said),
+            "{rule}: {text}"
+        );
+    }
+}
+
+fn desk_with_rule(server: &SmtpServer, rule: &str) -> (Helpdesk, PathBuf) {
+    desk(server, rule, "")
 }

@@ -346,33 +346,31 @@ fn run_approved(
         ..record
     };
     journal.record(id, &record, journal::FINISHED)?;
+    tell_results(config, journal, row, vars, &run, &by);
+    Ok(record.outcome.unwrap_or(Outcome::Unknown))
+}
+
+/// Sends the result of `run` to the requester of `row` and to each of
+/// `approvers` who answered by mail, and journals what became of them.
+fn tell_results(
+    config: &Config,
+    journal: &Journal,
+    row: &Row,
+    vars: &serde_json::Map<String, serde_json::Value>,
+    run: &crate::run::ansible::Run,
+    approvers: &[&str],
+) {
+    let label = format!("row {}", row.id);
     let (mail, decision) = frozen(config, row, vars);
-    let mut told = Vec::new();
-    if !requester_silent(row) {
-        let to = row.sender.as_deref().unwrap_or_default();
-        told.push(pipeline::tell_result(
-            config,
-            &mail,
-            &decision,
-            run.clone(),
-            to,
-            &label,
-        ));
-    }
-    for approver in by.iter().filter(|a| a.contains('@')) {
-        told.push(pipeline::tell_result(
-            config,
-            &mail,
-            &decision,
-            run.clone(),
-            approver,
-            &label,
-        ));
-    }
-    if let Err(e) = journal.set_reply(id, Some(&told.join("; "))) {
+    let requester = row.sender.as_deref().filter(|_| !requester_silent(row));
+    let told: Vec<String> = requester
+        .into_iter()
+        .chain(approvers.iter().copied().filter(|a| a.contains('@')))
+        .map(|to| pipeline::tell_result(config, &mail, &decision, run.clone(), to, &label))
+        .collect();
+    if let Err(e) = journal.set_reply(row.id, Some(&told.join("; "))) {
         tracing::warn!("{label}: what became of its replies is not journaled: {e}");
     }
-    Ok(record.outcome.unwrap_or(Outcome::Unknown))
 }
 
 /// Ends every request whose approval expired, telling each requester

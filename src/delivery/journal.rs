@@ -1510,6 +1510,61 @@ mod tests {
         assert!(error.contains(r#"unknown outcome "sent""#), "{error}");
     }
 
+    /// Issue 16: a version-5 journal gets the approval tables; its rows
+    /// are kept, and a request can wait, be voted on and run once.
+    #[test]
+    fn a_version_5_journal_gets_the_approval_tables() {
+        let (dir, old) = older_journal(
+            SCHEMA
+                .split_once("CREATE TABLE IF NOT EXISTS pending")
+                .map(|(_, rest)| rest)
+                .map(|rest| format!("CREATE TABLE IF NOT EXISTS pending{rest}"))
+                .unwrap()
+                .as_str(),
+            "",
+        );
+        old.execute_batch(RUN_INDEXES).unwrap();
+        old.pragma_update(None, "user_version", 5).unwrap();
+        drop(old);
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let id = arrive(&mut journal, 1, "alice@example.com");
+        let vars = r#"{"amount":5}"#;
+        let pending = Pending {
+            rule: 1,
+            vars,
+            approvers: &["bob@example.com".into()],
+            required: 1,
+            expires_at: "9999-01-01T00:00:00.000Z",
+            tokens: &[("t0k3n".into(), "bob@example.com".into())],
+        };
+        journal.pend(id, &Record::default(), &pending).unwrap();
+        assert_eq!(journal.token_row("t0k3n").unwrap(), Some(id));
+        assert_eq!(journal.get(id).unwrap().unwrap().state, PENDING);
+        let vote = |approver| Vote {
+            approver,
+            verdict: Verdict::Approve,
+            authentication: "authenticated: dmarc=pass",
+            reason: None,
+            answer_row: None,
+            claimer: "1:1",
+        };
+        let Voted::Run(frozen) = journal.vote(id, &vote("bob@example.com")).unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!(serde_json::Value::Object(frozen).to_string(), vars);
+        assert_eq!(journal.get(id).unwrap().unwrap().state, RUNNING);
+        assert_eq!(
+            journal.vote(id, &vote("carol@example.com")).unwrap(),
+            Voted::NotWaiting(None)
+        );
+        assert_eq!(journal.approvals_of(id).unwrap().len(), 1);
+        let version: i64 = journal
+            .connection
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
     /// A version-3 journal (no `reason`) gets the column; a quarantined
     /// row keeps its reason and counts in the totals.
     #[test]

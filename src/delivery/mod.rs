@@ -463,8 +463,9 @@ fn retry_one(ready: Ready<'_>) -> anyhow::Result<()> {
                 return Ok(());
             }
         },
-        Some(row) if row.state == journal::FINISHED => {
-            // Journaled but not yet moved out when its handler died.
+        // Journaled but not yet moved out when its handler died; a
+        // pending row waits in the journal, not in the spool.
+        Some(row) if row.state == journal::FINISHED || row.state == journal::PENDING => {
             let archived = release(ready.config, ready.spooled, ready.decided)
                 .context("cannot move a handled message out of the spool")?;
             journal.set_spool_path(row.id, archived.as_deref())?;
