@@ -521,6 +521,8 @@ fn issue_16_a_request_waiting_for_approval_never_delays_an_unrelated_one() {
 
 #[test]
 fn issue_16_pending_approve_and_deny_on_the_command_line() {
+    // `helpdesk pending`, `helpdesk approve ID` and `helpdesk deny ID
+    // --reason TEXT`, as docs/approvals.md shows them.
     let server = SmtpServer::plain();
     let (desk, count) = desk(&server, ONE_OF_TWO, "");
     delivered(&desk, &request());
