@@ -279,7 +279,13 @@ fn mail_waiting(
     let mut sent: Vec<String> = tokens
         .iter()
         .map(|(token, to)| {
-            send(config, &label, None, || {
+            // The approval request's own thread keeps its digests, so an
+            // answer quoting it without quote marks has the repeats cut.
+            let thread = Mail {
+                message_id: Some(reply::approval::message_id(config, token)),
+                ..Mail::default()
+            };
+            send(config, &label, Some(&thread), || {
                 reply::approval::request(config, said.mail, decision, secrets, context, (to, token))
             })
         })
