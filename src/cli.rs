@@ -191,7 +191,7 @@ pub(crate) struct LogArgs {
     pub request_type: Option<String>,
     /// Only this outcome (done, failed, timeout, refused, unauthorized,
     /// unauthenticated, duplicate, ignored, limited, quarantined, unknown,
-    /// denied, expired)
+    /// denied, expired, cancelled)
     #[arg(long)]
     pub outcome: Option<String>,
     /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time

@@ -124,6 +124,9 @@ words! {
         Denied => "denied",
         /// Nothing ran: nobody approved it in time (`approvals:`).
         Expired => "expired",
+        /// Nothing ran: an operator cancelled it while it waited for
+        /// approval or in the queue (the control address).
+        Cancelled => "cancelled",
     }
 }
 
@@ -249,7 +252,8 @@ mod tests {
                 "quarantined",
                 "unknown",
                 "denied",
-                "expired"
+                "expired",
+                "cancelled"
             ]
         );
         let states: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();

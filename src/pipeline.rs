@@ -255,6 +255,7 @@ fn wait_stage(
         required: Some(rule.required),
         expires: Some(expires),
         note: None,
+        transcript: None,
     };
     let what = format!(
         "waits for {} approval(s) from {} (approvals rule {number})",

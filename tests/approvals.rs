@@ -680,3 +680,134 @@ fn issue_16_check_reports_the_rules_and_a_wrong_rule_says_where() {
 fn desk_with_rule(server: &SmtpServer, rule: &str) -> (Helpdesk, PathBuf) {
     desk(server, rule, "")
 }
+
+/// A mail from `from` to the control address, authenticated by the MX.
+fn to_control(from: &str, body: &str, proven: bool) -> Vec<u8> {
+    let raw = letter(from, "commands", body, (proven, None), "");
+    String::from_utf8(raw)
+        .unwrap()
+        .replace(
+            "To: helpdesk@example.com",
+            "To: Control <control@example.com>",
+        )
+        .into_bytes()
+}
+
+#[test]
+fn issue_16_the_control_address_answers_status_pending_log_and_cancels_a_waiting_request() {
+    let server = SmtpServer::plain();
+    let control = "control_address: control@example.com\n";
+    let (desk, count) = desk(&server, ONE_OF_TWO, control);
+    // Operators are named for control by a grant of their own.
+    let config = desk.config_text().replace(
+        "access:\n",
+        "access:\n  - {requests: [control], senders: [ops@example.com]}\n",
+    );
+    let desk = desk.config(&config);
+    delivered(&desk, &request());
+    let bob = approval_id(&server, "bob@example.com");
+    let commands = "status 1\npending\nlog\nfrobnicate 3\ncancel 1\nstatus 1\nthanks\ncancel 99";
+    delivered(&desk, &to_control("ops@example.com", commands, true));
+    let reply = mails_to(&server, "ops@example.com", "Re: commands");
+    assert_eq!(reply.len(), 1);
+    let body = reply[0].body().replace("\r\n", "\n");
+    for said in [
+        "> status 1\nRequest 1: storage from alice@example.com, received ",
+        "pending; approvals 0/1, expires ",
+        "> pending\n1 storage from alice@example.com: approvals 0/1",
+        "> log\n2 ",
+        "> frobnicate 3\nNot understood. The commands are: status ID, cancel ID, pending, log.",
+        "> cancel 1\nRequest 1 is cancelled: nothing was run, and the requester has been told.",
+        "> status 1\nRequest 1: storage from alice@example.com, received ",
+        "cancelled; approvals 0/1, expires ",
+        "; cancelled by ops@example.com\n",
+        "> thanks\nStopping here.",
+    ] {
+        assert!(body.contains(said), "{said:?} not in:\n{body}");
+    }
+    assert!(!body.contains("cancel 99"), "{body}");
+    assert_eq!(state_of(&desk), ("finished".into(), "cancelled".into()));
+    let told = mails_to(&server, "alice@example.com", "Re: quota");
+    told[1].assert_body_says("was cancelled by ops@example.com. Nothing was run.");
+    // Cancelled: an approval now runs nothing.
+    delivered(
+        &desk,
+        &answer("bob@example.com", Some(&bob), "approve", true),
+    );
+    assert_eq!(runs(&count), 0);
+
+    // Not named for control (a "*" grant does not give it), or not
+    // proven: no command runs; the one proven is told why.
+    let before = desk.log_rows().len();
+    delivered(
+        &desk,
+        &to_control("erin@example.com", "cancel 1\npending", true),
+    );
+    delivered(&desk, &to_control("ops@example.com", "pending", false));
+    let rows = desk.log_rows();
+    assert_eq!(rows.len(), before + 2);
+    assert_eq!(
+        (rows[1]["outcome"].as_str(), rows[0]["outcome"].as_str()),
+        (Some("unauthorized"), Some("unauthenticated"))
+    );
+    let refused = mails_to(&server, "erin@example.com", "Re: commands");
+    refused[0].assert_body_says("You may not use the helpdesk's control address");
+    assert_eq!(
+        mails_to(&server, "ops@example.com", "Re: commands").len(),
+        1
+    );
+}
+
+#[test]
+fn issue_16_the_control_address_cancels_a_queued_request_before_it_runs() {
+    let server = SmtpServer::plain();
+    let rule = "{requests: [storage], senders: [alice@example.com], approvers: [bob@example.com]}";
+    let (desk, count) = desk(
+        &server,
+        rule,
+        "control_address: control@example.com\ndelivery: queue\n",
+    );
+    let good = desk.config_text().replace(
+        "access:\n",
+        "access:\n  - {requests: [control], senders: [ops@example.com]}\n",
+    );
+    let real = crate::support::ansible_playbook().display().to_string();
+    // Its playbook cannot start yet: it stays queued, backing off.
+    let desk = desk.config(&good.replace(&real, "/nonexistent"));
+    let erin = letter(
+        "erin@example.com",
+        "quota",
+        "please raise my quota by 5 GB",
+        (true, None),
+        "",
+    );
+    delivered(&desk, &erin);
+    crate::support::wait_for(
+        "the failed start to be journaled",
+        Duration::from_secs(60),
+        || {
+            first_row(&desk)["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("/nonexistent"))
+        },
+    );
+    delivered(&desk, &to_control("ops@example.com", "cancel 1", true));
+    crate::support::wait_for("the transcript", Duration::from_secs(60), || {
+        !mails_to(&server, "ops@example.com", "Re: commands").is_empty()
+    });
+    mails_to(&server, "ops@example.com", "Re: commands")[0]
+        .assert_body_says("Request 1 is cancelled");
+    // Fixed, and tried at once: the cancelled request never runs.
+    let desk = desk.config(&good);
+    let out = exec(desk.command(&["retry", "--now"]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(runs(&count), 0);
+    assert_eq!(state_of(&desk), ("finished".into(), "cancelled".into()));
+    assert!(
+        fs::read_dir(desk.path().join("state/spool"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "left in the spool"
+    );
+}

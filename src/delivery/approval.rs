@@ -277,7 +277,7 @@ fn requester_silent(row: &Row) -> bool {
 }
 
 /// Sends `note` to the requester of `row`, and journals what became of it.
-fn tell_requester(config: &Config, journal: &Journal, row: &Row, note: &str) {
+pub(super) fn tell_requester(config: &Config, journal: &Journal, row: &Row, note: &str) {
     let label = format!("row {}", row.id);
     if requester_silent(row) {
         return;

@@ -82,6 +82,7 @@
 //! its claim waits in the journal for `retry`.
 
 pub(crate) mod approval;
+pub(crate) mod control;
 pub(crate) mod journal;
 pub(crate) mod metrics;
 pub(crate) mod spool;
@@ -1074,8 +1075,12 @@ fn process(
         finished: false,
         pended: false,
     };
-    // An answer to an approval request is no request of its own.
+    // Commands to the control address and answers to an approval
+    // request are no requests of their own.
     let handled = match crate::reply::approval::token_in(mail) {
+        _ if control::addressed(config, mail) => {
+            control::handle(config, steps.journal, id, mail, decided)
+        }
         Some(token) => {
             approval::answered(config, steps.journal, id, mail, decided, (&token, binary))
         }

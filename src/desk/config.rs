@@ -28,6 +28,9 @@ pub(crate) struct Config {
     pub metrics_file: PathBuf,
     /// The helpdesk's own address: From of replies, and its X-Loop mark.
     pub helpdesk_address: Option<String>,
+    /// `control_address:` mail sent to it (To or Cc) is a list of
+    /// commands for operators (`delivery::control`), not a request.
+    pub control_address: Option<String>,
     /// How replies leave; `None` when config.yaml has no `mail:`.
     pub mail: Option<MailSettings>,
     /// How a sender proves the From address; `None`: nothing is proven.
@@ -339,6 +342,7 @@ struct RawConfig {
     #[serde(default)]
     ansible: RawAnsible,
     helpdesk_address: Option<String>,
+    control_address: Option<String>,
     mail: Option<RawMail>,
     authentication: Option<RawAuthentication>,
     access: Option<Vec<Grant>>,
@@ -475,6 +479,7 @@ impl Config {
             state_dir: PathBuf::from("state"),
             metrics_file: PathBuf::from("state").join(METRICS_FILE),
             helpdesk_address: None,
+            control_address: None,
             mail: None,
             // The built-in defaults are a demonstration for `parse`: every
             // sender counts as proven and allowed. `run` needs a file.
@@ -534,6 +539,11 @@ impl Config {
         let sender_header = sender_header(raw.sender_header)?;
         let ansible = ansible(raw.ansible, base, &helpdesk_dir)?;
         let helpdesk_address = raw.helpdesk_address.map(helpdesk_address).transpose()?;
+        let control_address = raw
+            .control_address
+            .map(|a| helpdesk_address_for("control_address", a))
+            .transpose()?
+            .map(|a| a.to_lowercase());
         let mail = raw
             .mail
             .map(|m| mail_settings(m, base, helpdesk_address.is_some()))
@@ -558,6 +568,7 @@ impl Config {
         Ok(Self {
             file: None,
             helpdesk_address,
+            control_address,
             mail,
             authentication,
             access: raw.access,
@@ -626,11 +637,16 @@ fn ansible(raw: RawAnsible, base: &Path, helpdesk_dir: &Path) -> Result<Ansible,
 }
 
 fn helpdesk_address(raw: String) -> Result<String, String> {
+    helpdesk_address_for("helpdesk_address", raw)
+}
+
+/// The address `key` gives, checked.
+fn helpdesk_address_for(key: &str, raw: String) -> Result<String, String> {
     let address = raw.trim().to_owned();
     match address.parse::<lettre::Address>() {
         Ok(_) => Ok(address),
         Err(e) => Err(format!(
-            "helpdesk_address {address:?} is not an address ({e}): write e.g. helpdesk@example.com"
+            "{key} {address:?} is not an address ({e}): write e.g. helpdesk@example.com"
         )),
     }
 }

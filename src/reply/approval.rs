@@ -25,6 +25,8 @@ pub(crate) struct Context {
     pub expires: Option<String>,
     /// `approval_note`'s paragraph.
     pub note: Option<String>,
+    /// `control`'s transcript.
+    pub transcript: Option<String>,
 }
 
 /// The prefix of an approval request's Message-ID; the token follows.
@@ -142,4 +144,29 @@ fn data(
     );
     data.approval = context.clone();
     data
+}
+
+/// The transcript reply to a mail to the control address.
+pub(crate) fn transcript(
+    config: &Config,
+    mail: &Mail,
+    transcript: &str,
+) -> Result<Reply, ReplyError> {
+    let data = TemplateData {
+        approval: Context {
+            transcript: Some(transcript.to_owned()),
+            ..Context::default()
+        },
+        ..TemplateData::blank(config, mail)
+    };
+    let template = "control";
+    Ok(Reply {
+        to: mail.sender.clone().unwrap_or_default(),
+        subject: reply_subject(&mail.subject),
+        template: template.to_owned(),
+        body: Some(render(&config.desk, template, &data)?),
+        in_reply_to: mail.message_id.clone(),
+        references: references(mail),
+        message_id: None,
+    })
 }

@@ -327,6 +327,44 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Ends row `id` as `cancelled` by `by`, if nothing has started it:
+    /// it waits for approval, or in the queue (claimed by `queued`, or by
+    /// nobody after a failure to start). One conditional UPDATE, so a
+    /// `retry` taking it over at the same moment and this never both win.
+    pub(crate) fn cancel(&mut self, id: i64, by: &str) -> Result<bool, JournalError> {
+        self.immediate(|tx| {
+            let changed = tx.execute(
+                "UPDATE messages SET state = ?1, outcome = ?2, reason = ?3, updated_at = ?4
+                 WHERE id = ?5 AND duplicate_of IS NULL AND (state = ?6
+                   OR (state = ?7 AND (claimed_by = ?8 OR claimed_by IS NULL)))",
+                params![
+                    FINISHED,
+                    Outcome::Cancelled,
+                    format!("cancelled by {by}"),
+                    now(),
+                    id,
+                    PENDING,
+                    super::CLAIMED,
+                    QUEUED_CLAIMER
+                ],
+            )?;
+            if changed == 1 {
+                let request_type: Option<String> = tx.query_row(
+                    "SELECT request_type FROM messages WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                count_outcome(tx, request_type.as_deref(), Outcome::Cancelled, None)?;
+            }
+            Ok(changed == 1)
+        })
+    }
+}
+
+/// Who holds a row queued by `run` in queue mode (`delivery::QUEUED`).
+const QUEUED_CLAIMER: &str = "queued";
+
 /// Finishes pending row `id` with `outcome` (nothing ran); whether it
 /// was still pending.
 fn end(
