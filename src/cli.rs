@@ -110,6 +110,23 @@ pub(crate) enum Command {
         /// The row id (first column of `helpdesk log`)
         id: i64,
     },
+    /// The requests that wait for approval (approvals:), oldest first
+    Pending,
+    /// Approve a waiting request as the local user; it runs once it has
+    /// the approvals its rule requires
+    Approve {
+        /// The row id (first column of `helpdesk pending`)
+        id: i64,
+    },
+    /// Deny a waiting request as the local user: nothing runs, and the
+    /// requester is told
+    Deny {
+        /// The row id (first column of `helpdesk pending`)
+        id: i64,
+        /// Why, for the requester
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// Decide every message of an mbox file, a Maildir or a folder of .eml
     /// files as `parse` would (nothing runs, nothing is sent)
     Replay {
@@ -180,7 +197,8 @@ pub(crate) struct LogArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub request_type: Option<String>,
     /// Only this outcome (done, failed, timeout, refused, unauthorized,
-    /// unauthenticated, duplicate, ignored, limited, quarantined, unknown)
+    /// unauthenticated, duplicate, ignored, limited, quarantined, unknown,
+    /// denied, expired, cancelled)
     #[arg(long)]
     pub outcome: Option<String>,
     /// Only the last DURATION (e.g. 2h, 7d) or since an RFC 3339 time

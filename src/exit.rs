@@ -11,6 +11,9 @@ pub(crate) enum Status {
     Ok = 0,
     /// EX_USAGE: the command line was wrong.
     Usage = 64,
+    /// EX_DATAERR: what was named cannot be acted on (`approve` of a row
+    /// that does not wait for approval).
+    DataErr = 65,
     /// EX_NOINPUT: the input file could not be read.
     NoInput = 66,
     /// EX_SOFTWARE: a bug: something that should never happen did.

@@ -120,6 +120,13 @@ words! {
         /// it may or may not have completed. Never started again by
         /// itself; `helpdesk retry --rerun ID` is an operator's decision.
         Unknown => "unknown",
+        /// Nothing ran: an approver denied it (`approvals:`).
+        Denied => "denied",
+        /// Nothing ran: nobody approved it in time (`approvals:`).
+        Expired => "expired",
+        /// Nothing ran: an operator cancelled it while it waited for
+        /// approval or in the queue (the control address).
+        Cancelled => "cancelled",
     }
 }
 
@@ -132,6 +139,9 @@ words! {
         Running => "running",
         /// Done with: its outcome is final.
         Finished => "finished",
+        /// Decided and would run, but waits for approval (`approvals:`);
+        /// its vars are frozen in the journal, nothing has started.
+        Pending => "pending",
     }
 }
 
@@ -240,11 +250,14 @@ mod tests {
                 "ignored",
                 "limited",
                 "quarantined",
-                "unknown"
+                "unknown",
+                "denied",
+                "expired",
+                "cancelled"
             ]
         );
         let states: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(states, ["claimed", "running", "finished"]);
+        assert_eq!(states, ["claimed", "running", "finished", "pending"]);
     }
 
     /// An unknown word (another case, a state for an outcome, nothing) is

@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use crate::decide::loops::{self, Silence};
 use crate::decide::redact::Secrets;
 use crate::decide::{self, Decision};
-use crate::delivery::journal::{Record, Start};
+use crate::delivery::journal::{Pending, Record, Start};
 use crate::desk::config::Config;
 use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
@@ -41,6 +41,11 @@ impl Decided {
     /// Whether the sender is proven (the claim key depends on it).
     pub(crate) fn authenticated(&self) -> bool {
         self.decision.authentication.is_yes()
+    }
+
+    /// How the sender was (or was not) proven, as the journal says it.
+    pub(crate) fn authentication_text(&self) -> String {
+        self.decision.authentication.to_string()
     }
 }
 
@@ -76,6 +81,9 @@ pub(crate) trait Journaling {
     }
     /// Makes the outcome durable, before the reply tells the sender of it.
     fn finished(&mut self, record: &Record) -> anyhow::Result<()>;
+    /// Makes the row wait for approval with `pending` frozen, durably,
+    /// before any mail about it is sent; nothing runs.
+    fn pend(&mut self, record: &Record, pending: &Pending<'_>) -> anyhow::Result<()>;
 }
 
 /// The playbook ran, but its outcome could not be journaled: the row
@@ -140,6 +148,14 @@ pub(crate) fn handle(
         return Ok(record);
     };
     let (mut record, answer) = match answer {
+        Answer::Pending if waits(config, decision).is_some() => {
+            let rule = waits(config, decision).unwrap_or_default();
+            if decided.has_secrets() {
+                (record, Answer::Refused(SECRET_WAITS.into()))
+            } else {
+                return wait_stage(config, &said, decided, journaling, record, rule);
+            }
+        }
         Answer::Pending => {
             // The row and the guard: what names and watches the run.
             match run_stage(config, &said, decided, guard, journaling, record)? {
@@ -172,6 +188,117 @@ pub(crate) fn handle(
         &id,
     ));
     Ok(record)
+}
+
+/// Why a request that must wait for approval and gave a secret value is
+/// refused: it would have to be kept until approved, and helpdesk never
+/// keeps one.
+const SECRET_WAITS: &str = "it needs approval, and it gives a secret value, which helpdesk never keeps while a request waits; ask for it without the secret (e.g. have a temporary password generated) or ask an administrator";
+
+/// The number (from 1) of the `approvals:` rule a decided request must
+/// wait under, if any: the first that covers its type and sender.
+fn waits(config: &Config, decision: &Decision) -> Option<usize> {
+    let request_type = decision.request_type.as_deref()?;
+    let sender = decision.vars.get("from")?.as_str()?;
+    config
+        .approvals
+        .iter()
+        .position(|rule| rule.covers(request_type, sender))
+        .map(|n| n + 1)
+}
+
+/// The stage of a request that waits for approval under rule `number`:
+/// freezes it in the journal (nothing runs, no playbook slot is held),
+/// then mails each approver the rule names by address an approval
+/// request carrying a random token, and tells the requester.
+fn wait_stage(
+    config: &Config,
+    said: &Said<'_>,
+    decided: &Decided,
+    journaling: &mut dyn Journaling,
+    mut record: Record,
+    number: usize,
+) -> anyhow::Result<Record> {
+    let rule = config
+        .approvals
+        .get(number - 1)
+        .ok_or_else(|| anyhow!("approvals rule {number} is gone"))?;
+    let decision = &decided.decision;
+    let requester = said.mail.sender.as_deref().unwrap_or_default();
+    // The requester may be named too (a team approving each other's
+    // requests), but never approves their own: not mailed one.
+    let tokens = rule
+        .mailed()
+        .filter(|to| !to.eq_ignore_ascii_case(requester))
+        .map(|to| Ok((crate::delivery::state::random_token()?, to.to_owned())))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| anyhow!("cannot make an approval token (/dev/urandom): {e}"))?;
+    let expires =
+        humantime::format_rfc3339_millis(std::time::SystemTime::now() + rule.expires).to_string();
+    let vars = serde_json::Value::Object(decision.vars.clone()).to_string();
+    journaling.pend(
+        &record,
+        &Pending {
+            rule: number,
+            vars: &vars,
+            approvers: &rule.approvers,
+            required: rule.required,
+            expires_at: &expires,
+            tokens: &tokens,
+        },
+    )?;
+    let context = reply::approval::Context {
+        row: Some(said.row),
+        requester: said.mail.sender.clone(),
+        authentication: Some(decision.authentication.to_string()),
+        approvers: rule.approvers.clone(),
+        required: Some(rule.required),
+        expires: Some(expires),
+        note: None,
+        transcript: None,
+    };
+    let what = format!(
+        "waits for {} approval(s) from {} (approvals rule {number})",
+        rule.required,
+        rule.approvers.join(", ")
+    );
+    said.summary(&record, &what);
+    record.reply = Some(mail_waiting(config, said, decided, &tokens, &context));
+    Ok(record)
+}
+
+/// Mails each approver of `tokens` their approval request and tells the
+/// requester the request waits; what became of each mail, for the journal.
+fn mail_waiting(
+    config: &Config,
+    said: &Said<'_>,
+    decided: &Decided,
+    tokens: &[(String, String)],
+    context: &reply::approval::Context,
+) -> String {
+    let (label, decision, secrets) = (said.label(), &decided.decision, &decided.secrets);
+    let mut sent: Vec<String> = tokens
+        .iter()
+        .map(|(token, to)| {
+            // The approval request's own thread keeps its digests, so an
+            // answer quoting it without quote marks has the repeats cut.
+            let thread = Mail {
+                message_id: Some(reply::approval::message_id(config, token)),
+                ..Mail::default()
+            };
+            send(config, &label, Some(&thread), || {
+                reply::approval::request(config, said.mail, decision, secrets, context, (to, token))
+            })
+        })
+        .collect();
+    let silence = loops::silence(said.mail, config.helpdesk_address.as_deref());
+    sent.push(match silence {
+        Some(reason) => format!("none: {reason}"),
+        None => send(config, &label, Some(said.mail), || {
+            reply::approval::waiting(config, said.mail, decision, secrets, context)
+        }),
+    });
+    sent.join("; ")
 }
 
 /// What comes after the run stage.
@@ -281,7 +408,7 @@ impl Said<'_> {
     /// the start of a command's output (Postfix's pipe about 100
     /// characters, in its `status=sent (...)`): that start still says it.
     fn summary(&self, record: &Record, what: &str) {
-        let outcome = record.outcome.map_or("-", Outcome::as_str);
+        let outcome = record.outcome.map_or("pending", Outcome::as_str);
         let mut line = format!("{outcome} row {}: ", self.row);
         if let Some(request_type) = &record.request_type {
             line.push_str(request_type);
@@ -454,6 +581,20 @@ pub(crate) fn rerun(
     guard: Option<&Path>,
     label: &str,
 ) -> anyhow::Result<Record> {
+    let job = (row, guard, label);
+    run_frozen(config, request_type, vars, job, "run again").map(|(record, _)| record)
+}
+
+/// Runs `request_type`'s playbook with `vars` fixed before (journaled,
+/// or frozen while it waited for approval) as row `row`, said to be `how`
+/// in the summary line: the run's part of the record, and the run.
+pub(crate) fn run_frozen(
+    config: &Config,
+    request_type: &str,
+    vars: &serde_json::Map<String, serde_json::Value>,
+    (row, guard, label): (i64, Option<&Path>, &str),
+    how: &str,
+) -> anyhow::Result<(Record, ansible::Run)> {
     let playbook = config.desk.playbook(request_type)?;
     let slot = take_slot(config)?;
     let run = dispatch(config, Some(&playbook), vars, (row, guard), request_type)?;
@@ -463,7 +604,7 @@ pub(crate) fn rerun(
     let outcome = Outcome::of_run(&run.outcome);
     record.outcome = Some(outcome);
     let line = format!(
-        "{outcome} {label}: {request_type}: run again, {}; log {}",
+        "{outcome} {label}: {request_type}: {how}, {}; log {}",
         ran(&run),
         run.log.display()
     );
@@ -471,7 +612,28 @@ pub(crate) fn rerun(
         Outcome::Done => tracing::info!(target: SUMMARY, "{line}"),
         _ => tracing::warn!(target: SUMMARY, "{line}"),
     }
-    Ok(record)
+    Ok((record, run))
+}
+
+/// Sends the result reply of `run` to `to` (the requester, or an
+/// approver), threaded under `mail`, as every reply goes; what happened,
+/// for the journal.
+pub(crate) fn tell_result(
+    config: &Config,
+    mail: &Mail,
+    decision: &Decision,
+    run: ansible::Run,
+    to: &str,
+    label: &str,
+) -> String {
+    let secrets = Secrets::new(&decision.vars, &decision.secret_names);
+    let answer = Answer::Result(run);
+    send(config, label, None, || {
+        let keywords = config.desk.keywords()?;
+        let mut reply = reply::compose(config, &keywords, mail, decision, &answer, &secrets)?;
+        to.clone_into(&mut reply.to);
+        Ok(reply)
+    })
 }
 
 /// Sends the reply, or logs why not; returns what happened for the

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod approvals;
 mod authentication;
 mod crash_safety;
 mod delivery;

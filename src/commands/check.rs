@@ -103,6 +103,7 @@ pub(crate) fn check(config_path: &Path, online: bool) -> Vec<Problem> {
     if let Some(keywords) = &keywords {
         check_keywords(&mut report, &config, keywords, ansible_runs);
         check_access(&mut report, config_path, &shown, keywords);
+        check_approvals(&mut report, &shown, &config, keywords);
     }
     if config.access.is_none() {
         report.error(&shown, None, "no access: grants, so no request will ever run: add at least one (see config.example.yaml)");
@@ -129,6 +130,41 @@ pub(crate) fn check(config_path: &Path, online: bool) -> Vec<Problem> {
         .problems
         .sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
     report.problems
+}
+
+/// Says what each `approvals:` rule means; a warning for a rule that
+/// names an unknown request type or mails nobody.
+fn check_approvals(report: &mut Report, shown: &str, config: &Config, keywords: &Keywords) {
+    for (number, rule) in config.approvals.iter().enumerate() {
+        let at = format!("approvals rule {}", number + 1);
+        for unknown in rule
+            .requests
+            .iter()
+            .filter(|r| *r != "*" && !keywords.request_types().any(|known| known == r.as_str()))
+        {
+            report.warning(
+                shown,
+                None,
+                format!("{at}: no request type {unknown} in keywords.txt, so it never applies"),
+            );
+        }
+        if rule.mailed().next().is_none() || config.mail.is_none() {
+            report.warning(shown, None, format!("{at}: nobody is mailed an approval request (name an approver by address, and set mail:); helpdesk approve ID still decides"));
+        }
+        report.add(
+            Severity::Note,
+            shown,
+            None,
+            format!(
+                "{at}: {} from {} wait for {} approval(s) from {}, for at most {}",
+                rule.requests.join(", "),
+                rule.senders.join(", "),
+                rule.required,
+                rule.approvers.join(", "),
+                humantime::format_duration(rule.expires)
+            ),
+        );
+    }
 }
 
 /// Says which layout of Authentication-Results is in effect; a warning

@@ -138,6 +138,11 @@ pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
         } => deliver_spooled(cli.config.as_deref(), &path, retry, supervisor, &program),
         Command::Log(args) => log(cli.config.as_deref(), args),
         Command::Show { id } => show(cli.config.as_deref(), id),
+        Command::Pending => pending(cli.config.as_deref()),
+        Command::Approve { id } => approve(cli.config.as_deref(), id, None, &program),
+        Command::Deny { id, reason } => {
+            approve(cli.config.as_deref(), id, Some(reason.as_deref()), &program)
+        }
         Command::Setup(args) => setup(&args),
         Command::Replay { path, jsonl, diff } => {
             replay(cli.config.as_deref(), &path, jsonl, diff.as_deref())
@@ -444,6 +449,37 @@ fn show(config_path: Option<&Path>, id: i64) -> Result<Status, Failure> {
             )
         })?;
     print_stdout(&report::show_row(&row));
+    Ok(Status::Ok)
+}
+
+/// `helpdesk pending`: one line per waiting request.
+fn pending(config_path: Option<&Path>) -> Result<Status, Failure> {
+    let (config, _) = journal_for_reading(config_path)?;
+    let rows = crate::delivery::approval::waiting(&config)
+        .map_err(|e| Failure::new(Status::TempFail, e))?;
+    print_stdout(&report::pending_table(&rows));
+    Ok(Status::Ok)
+}
+
+/// `helpdesk approve ID`, and `helpdesk deny ID` (`deny` holds its
+/// reason, if any).
+fn approve(
+    config_path: Option<&Path>,
+    id: i64,
+    deny: Option<Option<&str>>,
+    program: &delivery::Program,
+) -> Result<Status, Failure> {
+    let (config, journal) = journal_for_reading(config_path)?;
+    drop(journal);
+    let verdict = match deny {
+        Some(_) => crate::delivery::journal::Verdict::Deny,
+        None => crate::delivery::journal::Verdict::Approve,
+    };
+    let reason = deny.flatten();
+    let said =
+        crate::delivery::approval::decide_locally(&config, &program.path, id, verdict, reason)
+            .map_err(|e| Failure::new(Status::DataErr, e))?;
+    print_stdout(&format!("{said}\n"));
     Ok(Status::Ok)
 }
 

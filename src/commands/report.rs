@@ -341,6 +341,39 @@ fn waiting_at(
     queue.iter().find(|w| w.pid == pid).map(|w| w.position)
 }
 
+/// `helpdesk pending`: one line per request that waits for approval.
+pub(crate) fn pending_table(rows: &[crate::delivery::journal::PendingRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<24}  {:<28}  {:<16}  {:>8}  {:<24}  approvers",
+        "id", "received", "sender", "type", "approved", "expires"
+    );
+    for pending in rows {
+        let row = &pending.row;
+        let approved = pending
+            .approvals
+            .iter()
+            .filter(|a| a.verdict == "approve")
+            .count();
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<24}  {:<28}  {:<16}  {:>8}  {:<24}  {}",
+            row.id,
+            escape(&row.received_at),
+            escape(row.sender.as_deref().unwrap_or("-")),
+            escape(row.record.request_type.as_deref().unwrap_or("-")),
+            format!("{approved}/{}", pending.required),
+            escape(&pending.expires_at),
+            escape(&pending.approvers.join(", "))
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("(no request waits for approval)\n");
+    }
+    out
+}
+
 /// `helpdesk show`: every field of a row, then its run log.
 pub(crate) fn show_row(row: &crate::delivery::journal::Row) -> String {
     let mut out = String::new();
@@ -385,6 +418,21 @@ pub(crate) fn show_row(row: &crate::delivery::journal::Row) -> String {
         r.duration_ms
             .map(|ms| format!("{:.1}s", ms as f64 / 1000.0)),
     );
+    for approval in &row.approvals {
+        let reason = approval
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        line(
+            &mut out,
+            approval.verdict.as_str(),
+            Some(format!(
+                "{} by {} ({}){reason}",
+                approval.at, approval.approver, approval.authentication
+            )),
+        );
+    }
     line(&mut out, "reply", r.reply.clone());
     line(&mut out, "raw message", row.spool_path.clone());
     line(&mut out, "vars", r.vars.clone());

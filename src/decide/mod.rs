@@ -142,7 +142,7 @@ impl<'a> Decider<'a> {
 
 /// The decision before the subject is read: the mail's own variables and
 /// who sent it.
-fn undecided(config: &Config, mail: &Mail) -> Decision {
+pub(crate) fn undecided(config: &Config, mail: &Mail) -> Decision {
     let mut vars = Map::new();
     let optional = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
     vars.insert("request_type".into(), Value::Null);

@@ -470,7 +470,7 @@ pub(crate) fn access(
     ))
 }
 
-fn sender_matches(pattern: &str, sender: &str) -> bool {
+pub(crate) fn sender_matches(pattern: &str, sender: &str) -> bool {
     if pattern == "*" {
         return true;
     }

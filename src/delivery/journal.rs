@@ -18,6 +18,9 @@ use serde::Serialize;
 use crate::delivery::state;
 pub(crate) use crate::outcome::{Outcome, State};
 
+mod approvals;
+pub(crate) use approvals::{Approval, Pending, PendingRow, Verdict, Vote, Voted};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id             INTEGER PRIMARY KEY,
@@ -58,6 +61,32 @@ CREATE TABLE IF NOT EXISTS duration_totals (
     count  INTEGER NOT NULL,
     sum_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending (
+    row         INTEGER PRIMARY KEY,
+    rule        INTEGER NOT NULL,
+    vars        TEXT NOT NULL,
+    vars_sha256 TEXT NOT NULL,
+    approvers   TEXT NOT NULL,
+    required    INTEGER NOT NULL,
+    expires_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_by_expiry ON pending(expires_at);
+CREATE TABLE IF NOT EXISTS approval_tokens (
+    token   TEXT PRIMARY KEY,
+    row     INTEGER NOT NULL,
+    sent_to TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS approvals (
+    id INTEGER PRIMARY KEY,
+    row INTEGER NOT NULL,
+    approver TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    authentication TEXT NOT NULL,
+    reason TEXT,
+    at TEXT NOT NULL,
+    answer_row INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_verdict_each ON approvals(row, approver COLLATE NOCASE);
 ";
 
 /// The indexes `start_run` counts with. Separate from `SCHEMA` because a
@@ -76,8 +105,10 @@ CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, 
 /// finished (counting every row for every message grew with the journal).
 /// Version 3 added `started_at`, for the cap on runs per sender. Version 4
 /// added `reason`, why a message was quarantined. Version 5 added
-/// `retry_after`, the backoff after a failure to start.
-const SCHEMA_VERSION: i64 = 5;
+/// `retry_after`, the backoff after a failure to start. Version 6 added
+/// the `pending`, `approval_tokens` and `approvals` tables (`approvals:`),
+/// which `SCHEMA`'s `CREATE ... IF NOT EXISTS` adds to an older journal.
+const SCHEMA_VERSION: i64 = 6;
 
 /// The backoff after a failure to start: the first wait, doubled with
 /// each failed attempt up to `BACKOFF_MAX` (as Postfix's queue manager
@@ -255,6 +286,7 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 pub(crate) const CLAIMED: State = State::Claimed;
 pub(crate) const RUNNING: State = State::Running;
 pub(crate) const FINISHED: State = State::Finished;
+pub(crate) const PENDING: State = State::Pending;
 
 /// The journal stores the vocabularies' words, and reads them back.
 macro_rules! sql_words {
@@ -399,6 +431,10 @@ pub(crate) struct Row {
     pub retry_after: Option<String>,
     #[serde(flatten)]
     pub record: Record,
+    /// The answers of its approvers, in order, when it waited for
+    /// approval (`approvals:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
 }
 
 impl Row {
@@ -994,10 +1030,15 @@ impl Journal {
                         reply: r.get(19)?,
                         reason: r.get(21)?,
                     },
+                    approvals: Vec::new(),
                 })
             })
             .map_err(self.error())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.error())
+        let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(self.error())?;
+        for row in &mut rows {
+            row.approvals = self.approvals_of(row.id)?;
+        }
+        Ok(rows)
     }
 
     /// The metrics file's counters: messages by request type and outcome,
@@ -1480,6 +1521,61 @@ mod tests {
             .unwrap();
         let error = journal.get(id).unwrap_err().to_string();
         assert!(error.contains(r#"unknown outcome "sent""#), "{error}");
+    }
+
+    /// Issue 16: a version-5 journal gets the approval tables; its rows
+    /// are kept, and a request can wait, be voted on and run once.
+    #[test]
+    fn a_version_5_journal_gets_the_approval_tables() {
+        let (dir, old) = older_journal(
+            SCHEMA
+                .split_once("CREATE TABLE IF NOT EXISTS pending")
+                .map(|(_, rest)| rest)
+                .map(|rest| format!("CREATE TABLE IF NOT EXISTS pending{rest}"))
+                .unwrap()
+                .as_str(),
+            "",
+        );
+        old.execute_batch(RUN_INDEXES).unwrap();
+        old.pragma_update(None, "user_version", 5).unwrap();
+        drop(old);
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        let id = arrive(&mut journal, 1, "alice@example.com");
+        let vars = r#"{"amount":5}"#;
+        let pending = Pending {
+            rule: 1,
+            vars,
+            approvers: &["bob@example.com".into()],
+            required: 1,
+            expires_at: "9999-01-01T00:00:00.000Z",
+            tokens: &[("t0k3n".into(), "bob@example.com".into())],
+        };
+        journal.pend(id, &Record::default(), &pending).unwrap();
+        assert_eq!(journal.token_row("t0k3n").unwrap(), Some(id));
+        assert_eq!(journal.get(id).unwrap().unwrap().state, PENDING);
+        let vote = |approver| Vote {
+            approver,
+            verdict: Verdict::Approve,
+            authentication: "authenticated: dmarc=pass",
+            reason: None,
+            answer_row: None,
+            claimer: "1:1",
+        };
+        let Voted::Run(frozen) = journal.vote(id, &vote("bob@example.com")).unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!(serde_json::Value::Object(frozen).to_string(), vars);
+        assert_eq!(journal.get(id).unwrap().unwrap().state, RUNNING);
+        assert_eq!(
+            journal.vote(id, &vote("carol@example.com")).unwrap(),
+            Voted::NotWaiting(None)
+        );
+        assert_eq!(journal.approvals_of(id).unwrap().len(), 1);
+        let version: i64 = journal
+            .connection
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     /// A version-3 journal (no `reason`) gets the column; a quarantined

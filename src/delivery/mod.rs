@@ -81,6 +81,8 @@
 //! MTA gets 0. After `decided`, a child's death is a crash like any other:
 //! its claim waits in the journal for `retry`.
 
+pub(crate) mod approval;
+pub(crate) mod control;
 pub(crate) mod journal;
 pub(crate) mod metrics;
 pub(crate) mod spool;
@@ -227,6 +229,9 @@ pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Re
     }
     if let Err(e) = end_dead_reruns(config) {
         tracing::warn!("cannot look for reruns that died: {e:#}");
+    }
+    if let Err(e) = approval::expire(config) {
+        tracing::warn!("cannot end the requests whose approval expired: {e:#}");
     }
     if let Err(e) = spool::prune_archive(&config.state_dir, config.archive.keep) {
         tracing::warn!("cannot prune the archive: {e}");
@@ -520,8 +525,9 @@ fn retry_one(ready: Ready<'_>) -> anyhow::Result<()> {
                 return Ok(());
             }
         },
-        Some(row) if row.state == journal::FINISHED => {
-            // Journaled but not yet moved out when its handler died.
+        // Journaled but not yet moved out when its handler died; a
+        // pending row waits in the journal, not in the spool.
+        Some(row) if row.state == journal::FINISHED || row.state == journal::PENDING => {
             let archived = release(ready.config, ready.spooled, ready.decided)
                 .context("cannot move a handled message out of the spool")?;
             journal.set_spool_path(row.id, archived.as_deref())?;
@@ -1068,6 +1074,8 @@ struct Steps<'a> {
     limit: u32,
     /// Whether the outcome is durable already (written before the reply).
     finished: bool,
+    /// Whether the row now waits for approval (never finished here).
+    pended: bool,
 }
 
 impl pipeline::Journaling for Steps<'_> {
@@ -1093,6 +1101,12 @@ impl pipeline::Journaling for Steps<'_> {
     fn finished(&mut self, record: &Record) -> anyhow::Result<()> {
         self.journal.record(self.id, record, journal::FINISHED)?;
         self.finished = true;
+        Ok(())
+    }
+
+    fn pend(&mut self, record: &Record, pending: &journal::Pending<'_>) -> anyhow::Result<()> {
+        self.journal.pend(self.id, record, pending)?;
+        self.pended = true;
         Ok(())
     }
 }
@@ -1122,9 +1136,21 @@ fn process(
         sender: mail.sender.as_deref(),
         limit: config.limits.runs_per_sender_per_hour,
         finished: false,
+        pended: false,
     };
-    let handled = pipeline::handle(config, id, mail, decided, Some(binary), &mut steps);
-    let finished = steps.finished;
+    // Commands to the control address and answers to an approval
+    // request are no requests of their own.
+    let handled = match crate::reply::approval::token_in(mail) {
+        _ if control::addressed(config, mail) => {
+            control::handle(config, steps.journal, id, mail, decided)
+        }
+        Some(token) => {
+            approval::answered(config, steps.journal, id, mail, decided, (&token, binary))
+        }
+        None => pipeline::handle(config, id, mail, decided, Some(binary), &mut steps),
+    };
+    // Waiting for approval: its reply is what is left to journal.
+    let finished = steps.finished || steps.pended;
     let record = match handled {
         Ok(record) => record,
         Err(e) if pipeline::playbook_started(&e) => {

@@ -287,6 +287,15 @@ pub(crate) fn is_loose(mode: u32) -> bool {
     mode & 0o077 != 0
 }
 
+/// 128 random bits from the kernel, as 32 hex digits: an approval
+/// token, which nobody may guess.
+pub(crate) fn random_token() -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex(&bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,12 +28,17 @@ pub(crate) struct Config {
     pub metrics_file: PathBuf,
     /// The helpdesk's own address: From of replies, and its X-Loop mark.
     pub helpdesk_address: Option<String>,
+    /// `control_address:` mail sent to it (To or Cc) is a list of
+    /// commands for operators (`delivery::control`), not a request.
+    pub control_address: Option<String>,
     /// How replies leave; `None` when config.yaml has no `mail:`.
     pub mail: Option<MailSettings>,
     /// How a sender proves the From address; `None`: nothing is proven.
     pub authentication: Option<Authentication>,
     /// Who may ask for what; `None`: nobody may ask for anything.
     pub access: Option<Vec<Grant>>,
+    /// `approvals:` requests that wait for someone else's sign-off.
+    pub approvals: Vec<ApprovalRule>,
     pub limits: Limits,
     pub delivery: Delivery,
     /// Playbooks running at once, across all deliveries.
@@ -129,6 +134,65 @@ pub(crate) struct Grant {
     #[serde(default)]
     pub scope: Scope,
 }
+
+/// One `approvals:` rule: these senders' requests of these types run only
+/// once `required` distinct approvers named here said yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApprovalRule {
+    /// Request type names, or `*`.
+    pub requests: Vec<String>,
+    /// Whose requests wait: exact addresses, `*@domain`, or `*`.
+    pub senders: Vec<String>,
+    /// Who may approve: exact addresses (who are mailed) or `*@domain`.
+    pub approvers: Vec<String>,
+    pub required: u32,
+    /// How long a request waits before it ends unapproved.
+    pub expires: Duration,
+}
+
+impl ApprovalRule {
+    /// Whether a request of `request_type` from `sender` waits for this
+    /// rule's approvers.
+    pub(crate) fn covers(&self, request_type: &str, sender: &str) -> bool {
+        self.requests.iter().any(|r| r == "*" || r == request_type)
+            && self
+                .senders
+                .iter()
+                .any(|p| crate::decide::trust::sender_matches(p, sender))
+    }
+
+    /// The approvers that are one address each: who the approval request
+    /// mail goes to.
+    pub(crate) fn mailed(&self) -> impl Iterator<Item = &str> {
+        self.approvers
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !a.contains('*'))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovalRule {
+    requests: Vec<String>,
+    #[serde(default = "everyone")]
+    senders: Vec<String>,
+    approvers: Vec<String>,
+    #[serde(default = "one")]
+    required: u32,
+    expires: Option<String>,
+}
+
+fn everyone() -> Vec<String> {
+    vec!["*".into()]
+}
+
+const fn one() -> u32 {
+    1
+}
+
+/// How long a request waits for approval unless `expires:` says.
+const DEFAULT_EXPIRES: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -283,9 +347,12 @@ struct RawConfig {
     #[serde(default)]
     ansible: RawAnsible,
     helpdesk_address: Option<String>,
+    control_address: Option<String>,
     mail: Option<RawMail>,
     authentication: Option<RawAuthentication>,
     access: Option<Vec<Grant>>,
+    #[serde(default)]
+    approvals: Vec<RawApprovalRule>,
     #[serde(default)]
     limits: RawLimits,
     delivery: Option<Delivery>,
@@ -418,6 +485,7 @@ impl Config {
             state_dir: PathBuf::from("state"),
             metrics_file: PathBuf::from("state").join(METRICS_FILE),
             helpdesk_address: None,
+            control_address: None,
             mail: None,
             // The built-in defaults are a demonstration for `parse`: every
             // sender counts as proven and allowed. `run` needs a file.
@@ -432,6 +500,7 @@ impl Config {
                 senders: vec!["*".into()],
                 scope: Scope::Any,
             }]),
+            approvals: Vec::new(),
             limits: Limits::default(),
             delivery: Delivery::Inline,
             max_parallel_runs: 2,
@@ -476,6 +545,11 @@ impl Config {
         let sender_header = sender_header(raw.sender_header)?;
         let ansible = ansible(raw.ansible, base, &helpdesk_dir)?;
         let helpdesk_address = raw.helpdesk_address.map(helpdesk_address).transpose()?;
+        let control_address = raw
+            .control_address
+            .map(|a| helpdesk_address_for("control_address", a))
+            .transpose()?
+            .map(|a| a.to_lowercase());
         let mail = raw
             .mail
             .map(|m| mail_settings(m, base, helpdesk_address.is_some()))
@@ -484,6 +558,7 @@ impl Config {
         if let Some(grants) = &raw.access {
             check_grants(grants)?;
         }
+        let approvals = approval_rules(raw.approvals)?;
         let limits = limits(raw.limits)?;
         let max_parallel_runs = raw.max_parallel_runs.unwrap_or(2);
         if max_parallel_runs == 0 {
@@ -499,9 +574,11 @@ impl Config {
         Ok(Self {
             file: None,
             helpdesk_address,
+            control_address,
             mail,
             authentication,
             access: raw.access,
+            approvals,
             limits,
             delivery: raw.delivery.unwrap_or_default(),
             max_parallel_runs,
@@ -566,11 +643,16 @@ fn ansible(raw: RawAnsible, base: &Path, helpdesk_dir: &Path) -> Result<Ansible,
 }
 
 fn helpdesk_address(raw: String) -> Result<String, String> {
+    helpdesk_address_for("helpdesk_address", raw)
+}
+
+/// The address `key` gives, checked.
+fn helpdesk_address_for(key: &str, raw: String) -> Result<String, String> {
     let address = raw.trim().to_owned();
     match address.parse::<lettre::Address>() {
         Ok(_) => Ok(address),
         Err(e) => Err(format!(
-            "helpdesk_address {address:?} is not an address ({e}): write e.g. helpdesk@example.com"
+            "{key} {address:?} is not an address ({e}): write e.g. helpdesk@example.com"
         )),
     }
 }
@@ -680,14 +762,7 @@ fn check_grants(grants: &[Grant]) -> Result<(), String> {
             ));
         }
         for sender in &grant.senders {
-            let valid = sender == "*"
-                || sender
-                    .strip_prefix("*@")
-                    .is_some_and(|d| !d.is_empty() && !d.contains(['@', '*']))
-                || (sender.contains('@')
-                    && !sender.contains('*')
-                    && sender.parse::<lettre::Address>().is_ok());
-            if !valid {
+            if !is_address_pattern(sender) {
                 return Err(format!(
                     "access grant {number}: sender {sender:?} is not an address, *@domain or *"
                 ));
@@ -695,6 +770,63 @@ fn check_grants(grants: &[Grant]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// An exact address, `*@domain` or `*`.
+fn is_address_pattern(pattern: &str) -> bool {
+    pattern == "*"
+        || pattern
+            .strip_prefix("*@")
+            .is_some_and(|d| !d.is_empty() && !d.contains(['@', '*']))
+        || (pattern.contains('@')
+            && !pattern.contains('*')
+            && pattern.parse::<lettre::Address>().is_ok())
+}
+
+/// Validates the `approvals:` rules, numbered from 1 in the errors.
+fn approval_rules(raw: Vec<RawApprovalRule>) -> Result<Vec<ApprovalRule>, String> {
+    let mut rules = Vec::with_capacity(raw.len());
+    for (number, rule) in raw.into_iter().enumerate() {
+        let number = number + 1;
+        let at = format!("approvals rule {number}");
+        if rule.requests.is_empty() || rule.approvers.is_empty() || rule.senders.is_empty() {
+            return Err(format!(
+                "{at} needs requests: and approvers: (and senders:, when given, not empty)"
+            ));
+        }
+        for (key, pattern) in rule
+            .senders
+            .iter()
+            .map(|s| ("sender", s))
+            .chain(rule.approvers.iter().map(|a| ("approver", a)))
+        {
+            if !is_address_pattern(pattern) || (key == "approver" && pattern == "*") {
+                return Err(format!(
+                    "{at}: {key} {pattern:?} is not an address or *@domain{}",
+                    if key == "sender" { " or *" } else { "" }
+                ));
+            }
+        }
+        let exact = rule.approvers.iter().filter(|a| !a.contains('*')).count();
+        let wildcard = exact < rule.approvers.len();
+        if rule.required == 0
+            || (!wildcard && usize::try_from(rule.required).unwrap_or(usize::MAX) > exact)
+        {
+            return Err(format!(
+                "{at}: required: {} cannot be met: it must be at least 1 and at most the {exact} approver address(es) named",
+                rule.required
+            ));
+        }
+        let expires = duration(&format!("{at}: expires"), rule.expires, DEFAULT_EXPIRES)?;
+        rules.push(ApprovalRule {
+            requests: rule.requests,
+            senders: rule.senders,
+            approvers: rule.approvers,
+            required: rule.required,
+            expires,
+        });
+    }
+    Ok(rules)
 }
 
 fn limits(raw: RawLimits) -> Result<Limits, String> {

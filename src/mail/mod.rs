@@ -50,7 +50,13 @@ pub(crate) struct Mail {
     pub trace: Vec<Trace>,
     /// Only the start of a larger message was read (limits.message_size).
     pub truncated: bool,
+    /// The To and Cc addresses, lower-cased (at most `MAX_RECIPIENTS`):
+    /// whether it was sent to the control address.
+    pub recipients: Vec<String>,
 }
+
+/// The most recipients read from one mail.
+const MAX_RECIPIENTS: usize = 100;
 
 /// Why a mail has no one sender. Each makes it unauthenticated: with two
 /// candidates, the MX may have checked one and helpdesk would read the
@@ -174,6 +180,7 @@ pub(crate) fn read(raw: &[u8], sender_header: &str) -> Mail {
         markers: markers(&message),
         trace: trace(&message),
         truncated: false,
+        recipients: recipients(&message),
     }
 }
 
@@ -257,6 +264,18 @@ fn references(message: &Message<'_>) -> Vec<String> {
         .map(|list| list.iter().map(|id| id.to_string()).collect())
         .or_else(|| value.as_text().map(|id| vec![id.to_owned()]))
         .unwrap_or_default()
+}
+
+fn recipients(message: &Message<'_>) -> Vec<String> {
+    [message.to(), message.cc()]
+        .into_iter()
+        .flatten()
+        .flat_map(|address| address.iter())
+        .filter_map(|addr| addr.address())
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| !a.is_empty())
+        .take(MAX_RECIPIENTS)
+        .collect()
 }
 
 fn markers(message: &Message<'_>) -> Markers {

@@ -11,6 +11,7 @@
 //! passed to templates as data, never evaluated as template source, and
 //! secret values are scrubbed from the finished text.
 
+pub(crate) mod approval;
 pub(crate) mod ratelimit;
 pub(crate) mod report;
 pub(crate) mod transport;
@@ -72,6 +73,10 @@ pub(crate) struct Reply {
     pub in_reply_to: Option<String>,
     #[serde(skip)]
     pub references: Vec<String>,
+    /// Set when the reply's Message-ID must be known (an approval
+    /// request's carries its token); otherwise one is made up.
+    #[serde(skip)]
+    pub message_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +198,7 @@ pub(crate) fn compose(
         body,
         in_reply_to: mail.message_id.clone(),
         references: references(mail),
+        message_id: None,
     })
 }
 
@@ -228,6 +234,9 @@ struct TemplateData {
     vars: serde_json::Map<String, serde_json::Value>,
     /// Why the mail was quarantined, for the `quarantined` reply.
     quarantine_reason: Option<String>,
+    /// What the approval mails say (`approval`).
+    #[serde(flatten)]
+    approval: approval::Context,
 }
 
 #[derive(Debug, Serialize)]
@@ -264,6 +273,7 @@ impl TemplateData {
             reports: Vec::new(),
             vars: serde_json::Map::new(),
             quarantine_reason: None,
+            approval: approval::Context::default(),
         }
     }
 
@@ -350,6 +360,7 @@ pub(crate) fn quarantined(
         body: Some(render(&config.desk, template, &data)?),
         in_reply_to: mail.message_id.clone(),
         references: references(mail),
+        message_id: None,
     })
 }
 
@@ -380,6 +391,7 @@ pub(crate) fn unknown(
         body: Some(secrets.scrub(&text)),
         in_reply_to: mail.message_id.clone(),
         references: references(mail),
+        message_id: None,
     })
 }
 
@@ -498,6 +510,9 @@ pub(crate) fn to_message(reply: &Reply, from: &str) -> Result<Message, ReplyErro
         .raw_header(raw_header("Auto-Submitted", "auto-replied").map_err(|e| build(&e))?)
         .raw_header(raw_header("X-Loop", from).map_err(|e| build(&e))?)
         .raw_header(raw_header("Precedence", "bulk").map_err(|e| build(&e))?);
+    if let Some(id) = &reply.message_id {
+        builder = builder.message_id(Some(format!("<{id}>")));
+    }
     if let Some(id) = &reply.in_reply_to {
         builder = builder.in_reply_to(format!("<{id}>"));
     }
