@@ -229,7 +229,7 @@ fn wait_stage(
     // requests), but never approves their own: not mailed one.
     let tokens = rule
         .mailed()
-        .filter(|to| !to.eq_ignore_ascii_case(requester))
+        .filter(|to| crate::decide::trust::mailbox(to) != crate::decide::trust::mailbox(requester))
         .map(|to| Ok((crate::delivery::state::random_token()?, to.to_owned())))
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| anyhow!("cannot make an approval token (/dev/urandom): {e}"))?;

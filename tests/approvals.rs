@@ -811,3 +811,40 @@ fn issue_16_the_control_address_cancels_a_queued_request_before_it_runs() {
         "left in the spool"
     );
 }
+
+/// Issue 16: a tagged address (`bob+2@`) is the same person as the
+/// untagged one: it neither counts as a second approver under a
+/// two-person rule that a domain pattern covers, nor lets the requester
+/// (`alice+x@`) approve their own request.
+#[test]
+fn issue_16_a_subaddress_is_the_same_approver_and_the_requester_still() {
+    let server = SmtpServer::plain();
+    let rule =
+        "{requests: [storage], approvers: ['*@example.com', carol@example.com], required: 2}";
+    let (desk, count) = desk(&server, rule, "");
+    delivered(&desk, &request());
+    let carol = approval_id(&server, "carol@example.com");
+    for (from, text) in [
+        ("alice+x@example.com", "approve"),
+        ("bob@example.com", "approve"),
+        ("Bob+2@example.com", "approve"),
+    ] {
+        delivered(&desk, &answer(from, Some(&carol), text, true));
+    }
+    assert_eq!(runs(&count), 0);
+    assert_eq!(state_of(&desk).0, "pending");
+    let own = mails_to(&server, "alice+x@example.com", "Re: Approval needed");
+    assert!(own[0].body().contains("is your own"), "{}", own[0].body());
+    let again = mails_to(&server, "Bob+2@example.com", "Re: Approval needed");
+    assert!(
+        again[0].body().contains("already counted"),
+        "{}",
+        again[0].body()
+    );
+    delivered(
+        &desk,
+        &answer("carol@example.com", Some(&carol), "yes", true),
+    );
+    assert_eq!(runs(&count), 1);
+    assert_eq!(state_of(&desk), ("finished".into(), "done".into()));
+}

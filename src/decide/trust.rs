@@ -470,6 +470,21 @@ pub(crate) fn access(
     ))
 }
 
+/// The mailbox an address delivers to, as one person: lower-case, and
+/// without a `+tag` subaddress (`Alice+ops@Example.com` is
+/// `alice@example.com`), so that nobody counts as someone else, or twice,
+/// by tagging their address (approvals' two-person rule).
+pub(crate) fn mailbox(address: &str) -> String {
+    let address = address.trim().to_lowercase();
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(base, _)| base);
+            format!("{local}@{domain}")
+        }
+        None => address,
+    }
+}
+
 pub(crate) fn sender_matches(pattern: &str, sender: &str) -> bool {
     if pattern == "*" {
         return true;
@@ -486,6 +501,21 @@ pub(crate) fn sender_matches(pattern: &str, sender: &str) -> bool {
 mod tests {
     use super::*;
     use crate::mail;
+
+    #[test]
+    fn a_mailbox_is_one_person_whatever_the_case_or_tag() {
+        for same in [
+            "alice@example.com",
+            "Alice@Example.COM",
+            "alice+ops@example.com",
+            "ALICE+x+y@example.com",
+            " alice@example.com ",
+        ] {
+            assert_eq!(mailbox(same), "alice@example.com", "{same}");
+        }
+        assert_ne!(mailbox("alicex@example.com"), mailbox("alice@example.com"));
+        assert_ne!(mailbox("alice@example.org"), mailbox("alice@example.com"));
+    }
 
     fn settings(require: Require) -> Authentication {
         Authentication {

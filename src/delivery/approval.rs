@@ -19,7 +19,7 @@ use anyhow::anyhow;
 
 use crate::decide::Decision;
 use crate::decide::loops;
-use crate::decide::trust::sender_matches;
+use crate::decide::trust::{mailbox, sender_matches};
 use crate::delivery::journal::{
     self, Journal, Outcome, PendingRow, Record, Row, Verdict, Vote, Voted,
 };
@@ -123,7 +123,7 @@ fn judge(
     };
     let target = pending.row.id;
     let requester = pending.row.sender.as_deref().unwrap_or_default();
-    if sender.eq_ignore_ascii_case(requester) {
+    if mailbox(sender) == mailbox(requester) {
         let note = format!(
             "Request {target} is your own: someone else must approve it, so your answer counts for nothing."
         );
@@ -143,7 +143,7 @@ fn judge(
         return Ok((Outcome::Refused, note));
     };
     let vote = Vote {
-        approver: &sender.to_lowercase(),
+        approver: &mailbox(sender),
         verdict,
         authentication: &decided.authentication_text(),
         reason: reason.as_deref(),
