@@ -108,14 +108,25 @@ pub(crate) fn waiting(
 /// A short note to `mail`'s sender (an approver's answer, or a request
 /// mail rebuilt from its journal row), threaded under it.
 pub(crate) fn note(config: &Config, mail: &Mail, note: &str) -> Result<Reply, ReplyError> {
+    let context = Context {
+        note: Some(note.to_owned()),
+        ..Context::default()
+    };
+    to_sender(config, mail, "approval_note", context)
+}
+
+/// `template` with `context` (and nothing of a decision), as a reply to
+/// `mail`'s sender threaded under it.
+fn to_sender(
+    config: &Config,
+    mail: &Mail,
+    template: &str,
+    context: Context,
+) -> Result<Reply, ReplyError> {
     let data = TemplateData {
-        approval: Context {
-            note: Some(note.to_owned()),
-            ..Context::default()
-        },
+        approval: context,
         ..TemplateData::blank(config, mail)
     };
-    let template = "approval_note";
     Ok(Reply {
         to: mail.sender.clone().unwrap_or_default(),
         subject: reply_subject(&mail.subject),
@@ -152,21 +163,9 @@ pub(crate) fn transcript(
     mail: &Mail,
     transcript: &str,
 ) -> Result<Reply, ReplyError> {
-    let data = TemplateData {
-        approval: Context {
-            transcript: Some(transcript.to_owned()),
-            ..Context::default()
-        },
-        ..TemplateData::blank(config, mail)
+    let context = Context {
+        transcript: Some(transcript.to_owned()),
+        ..Context::default()
     };
-    let template = "control";
-    Ok(Reply {
-        to: mail.sender.clone().unwrap_or_default(),
-        subject: reply_subject(&mail.subject),
-        template: template.to_owned(),
-        body: Some(render(&config.desk, template, &data)?),
-        in_reply_to: mail.message_id.clone(),
-        references: references(mail),
-        message_id: None,
-    })
+    to_sender(config, mail, "control", context)
 }
