@@ -205,16 +205,20 @@ pub(crate) fn retry(config: &Config, program: &Program, now: bool) -> anyhow::Re
         let Ok(Some(spooled)) = spool::lock(&path) else {
             continue;
         };
-        // Past the queue's lifetime, backing off or not: set aside now.
-        let outlived = journal
+        let row = journal
             .as_ref()
-            .and_then(|j| outlived(j, &path, config.limits.queue_lifetime));
-        if let Some(reason) = outlived {
-            let aside = Aside::NotStarted(&reason, config.limits.queue_lifetime);
+            .and_then(|j| j.by_spool_path(&path).ok().flatten());
+        // Past the queue's lifetime, backing off or not: set aside now.
+        let lifetime = config.limits.queue_lifetime;
+        if let Some(reason) = row.as_ref().and_then(|row| outlived(row, lifetime)) {
+            let aside = Aside::NotStarted(&reason, lifetime);
             swept.handled += usize::from(set_aside(config, spooled, &aside));
             continue;
         }
-        if let Some(after) = journal.as_ref().and_then(|j| backing_off(j, &path)) {
+        let backs_off = row
+            .as_ref()
+            .and_then(|row| row.backing_off().map(str::to_owned));
+        if let Some(after) = backs_off {
             tracing::debug!("{}: backs off until {after}", path.display());
             swept.backing_off += 1;
             if swept.next.as_ref().is_none_or(|next| after < *next) {
@@ -271,10 +275,9 @@ fn end_dead_reruns(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Why the message spooled at `path` is set aside instead of tried again,
-/// if its playbook kept failing to start for longer than `lifetime`.
-fn outlived(journal: &Journal, path: &Path, lifetime: Duration) -> Option<String> {
-    let row = journal.by_spool_path(path).ok().flatten()?;
+/// Why the message of `row` is set aside instead of tried again, if its
+/// playbook kept failing to start for longer than `lifetime`.
+fn outlived(row: &journal::Row, lifetime: Duration) -> Option<String> {
     row.outlived(lifetime).then(|| {
         format!(
             "its playbook could not start for longer than limits.queue_lifetime ({}), {} attempt(s); the last: {}",
