@@ -147,6 +147,17 @@ fn bucket_of(ms: u64) -> i64 {
         })
 }
 
+/// Counts `outcome`, with no run duration, for the request type of row
+/// `id` (a row just ended without a run of its own to time).
+fn count_outcome_of(connection: &Connection, id: i64, outcome: Outcome) -> rusqlite::Result<()> {
+    let request_type: Option<String> = connection.query_row(
+        "SELECT request_type FROM messages WHERE id = ?1",
+        params![id],
+        |r| r.get(0),
+    )?;
+    count_outcome(connection, request_type.as_deref(), outcome, None)
+}
+
 /// Counts one finished row in the totals.
 fn count_outcome(
     connection: &Connection,
@@ -714,12 +725,7 @@ impl Journal {
                 ],
             )?;
             if changed == 1 {
-                let request_type: Option<String> = tx.query_row(
-                    "SELECT request_type FROM messages WHERE id = ?1",
-                    params![id],
-                    |r| r.get(0),
-                )?;
-                count_outcome(tx, request_type.as_deref(), Outcome::Unknown, None)?;
+                count_outcome_of(tx, id, Outcome::Unknown)?;
             }
             Ok(changed == 1)
         })

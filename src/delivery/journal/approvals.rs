@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    FINISHED, Journal, JournalError, Outcome, PENDING, RUNNING, Record, Row, count_outcome, now,
+    FINISHED, Journal, JournalError, Outcome, PENDING, RUNNING, Record, Row, count_outcome_of, now,
 };
 use crate::delivery::state::hex;
 
@@ -350,12 +350,7 @@ impl Journal {
                 ],
             )?;
             if changed == 1 {
-                let request_type: Option<String> = tx.query_row(
-                    "SELECT request_type FROM messages WHERE id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )?;
-                count_outcome(tx, request_type.as_deref(), Outcome::Cancelled, None)?;
+                count_outcome_of(tx, id, Outcome::Cancelled)?;
             }
             Ok(changed == 1)
         })
@@ -380,12 +375,7 @@ fn end(
         params![FINISHED, outcome, reason, stamp, id, PENDING],
     )?;
     if changed == 1 {
-        let request_type: Option<String> = tx.query_row(
-            "SELECT request_type FROM messages WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        count_outcome(tx, request_type.as_deref(), outcome, None)?;
+        count_outcome_of(tx, id, outcome)?;
     }
     Ok(changed == 1)
 }
