@@ -5,7 +5,9 @@
 
 use serde::Serialize;
 
-use super::{Answer, Reply, ReplyError, TemplateData, references, render, reply_subject};
+use super::{
+    Answer, Reply, ReplyError, TemplateData, about_request, references, render, reply_subject,
+};
 use crate::decide::Decision;
 use crate::decide::redact::Secrets;
 use crate::desk::config::Config;
@@ -92,17 +94,7 @@ pub(crate) fn waiting(
     context: &Context,
 ) -> Result<Reply, ReplyError> {
     let data = data(config, mail, decision, secrets, context);
-    let template = "pending";
-    let text = render(&config.desk, template, &data)?;
-    Ok(Reply {
-        to: mail.sender.clone().unwrap_or_default(),
-        subject: reply_subject(&secrets.scrub(decision.subject())),
-        template: template.to_owned(),
-        body: Some(secrets.scrub(&text)),
-        in_reply_to: mail.message_id.clone(),
-        references: references(mail),
-        message_id: None,
-    })
+    about_request(config, mail, decision, secrets, ("pending", &data))
 }
 
 /// A short note to `mail`'s sender (an approver's answer, or a request

@@ -382,8 +382,20 @@ pub(crate) fn unknown(
         Vec::new(),
         secrets,
     );
-    let template = "unknown";
-    let text = render(&config.desk, template, &data)?;
+    about_request(config, mail, decision, secrets, ("unknown", &data))
+}
+
+/// `template` rendered with `data` as the reply to `mail`'s sender about
+/// their request (`decision`): its subject and body scrubbed of the
+/// request's secrets, threaded under it.
+fn about_request(
+    config: &Config,
+    mail: &Mail,
+    decision: &Decision,
+    secrets: &Secrets,
+    (template, data): (&str, &TemplateData),
+) -> Result<Reply, ReplyError> {
+    let text = render(&config.desk, template, data)?;
     Ok(Reply {
         to: mail.sender.clone().unwrap_or_default(),
         subject: reply_subject(&secrets.scrub(decision.subject())),
