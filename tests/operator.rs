@@ -4,6 +4,7 @@
 //! its SMTP login, lower-cased domains, `setup --help`, and `check`
 //! failing on what would fail every request.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -843,12 +844,10 @@ fn the_wizard_walked_with_enter_alone_in_tmux_gives_a_working_folder() {
     );
 }
 
-/// Issue 15: `check --as NAME` runs as that user and fails (78) on what
-/// would make every delivery defer: a config it cannot read, a state
-/// folder it cannot write; the folder `setup --user` gave it passes.
-#[test]
-fn issue_15_check_as_the_helpdesk_user_finds_what_it_cannot_read_or_write() {
-    let user = crate::support::TestUser::new();
+/// `setup --non-interactive --user USER` (as root), with `args`, for a
+/// new folder in a parent the user can pass through: the parent (removed
+/// when dropped) and the folder.
+fn desk_given_to(user: &str, args: &[&OsStr]) -> (tempfile::TempDir, PathBuf) {
     let parent = tempfile::tempdir().unwrap();
     fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let dir = parent.path().join("desk");
@@ -856,10 +855,26 @@ fn issue_15_check_as_the_helpdesk_user_finds_what_it_cannot_read_or_write() {
     setup
         .arg("--dir")
         .arg(&dir)
-        .args(["--user", &user.0, "--no-become"]);
-    setup.arg("--ansible").arg(ansible_playbook());
+        .args(["--user", user])
+        .args(args);
     let out = exec(setup, b"");
     assert_eq!(out.code, 0, "{}", out.stderr);
+    (parent, dir)
+}
+
+/// Issue 15: `check --as NAME` runs as that user and fails (78) on what
+/// would make every delivery defer: a config it cannot read, a state
+/// folder it cannot write; the folder `setup --user` gave it passes.
+#[test]
+fn issue_15_check_as_the_helpdesk_user_finds_what_it_cannot_read_or_write() {
+    let user = crate::support::TestUser::new();
+    let ansible = ansible_playbook();
+    let args = [
+        OsStr::new("--no-become"),
+        OsStr::new("--ansible"),
+        ansible.as_os_str(),
+    ];
+    let (_parent, dir) = desk_given_to(&user.0, &args);
     let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
     assert!(
         config.contains("extra_args: [--extra-vars, helpdesk_become=false]"),
@@ -899,13 +914,7 @@ fn issue_15_check_as_the_helpdesk_user_finds_what_it_cannot_read_or_write() {
 #[test]
 fn issue_15_the_wizard_rerun_with_enter_keeps_the_folders_user() {
     let user = crate::support::TestUser::new();
-    let parent = tempfile::tempdir().unwrap();
-    fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let dir = parent.path().join("desk");
-    let mut setup = setup_for("example.org");
-    setup.arg("--dir").arg(&dir).args(["--user", &user.0]);
-    let out = exec(setup, b"");
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (_parent, dir) = desk_given_to(&user.0, &[]);
     let tmux = Tmux::start(&format!(
         "env -u HELPDESK_CONFIG '{}' setup --dir '{}'; echo \"[setup exited with $?]\"; sleep 600",
         env!("CARGO_BIN_EXE_helpdesk"),
