@@ -127,6 +127,18 @@ pub(crate) enum Command {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+    /// Read the mailboxes in `sources:` (IMAP, Maildir) and handle each
+    /// message as `run` would; stays connected (IMAP IDLE, inotify) unless
+    /// --once
+    Fetch {
+        /// Handle what is there now, then exit (for cron or a systemd
+        /// timer). Exit status: 0 when every source was read, 69 when one
+        /// could not be reached, 77 when one refused the login, 75 when a
+        /// message could not be taken now (it stays in its mailbox), 78 for a
+        /// config without sources
+        #[arg(long)]
+        once: bool,
+    },
     /// Decide every message of an mbox file, a Maildir or a folder of .eml
     /// files as `parse` would (nothing runs, nothing is sent)
     Replay {
@@ -178,6 +190,9 @@ pub(crate) enum Command {
         /// The process id of the `run` or `retry` that started it
         #[arg(long)]
         supervisor: u32,
+        /// Where `fetch` took it from (journaled with it)
+        #[arg(long)]
+        intake: Option<String>,
     },
 }
 

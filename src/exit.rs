@@ -16,6 +16,9 @@ pub(crate) enum Status {
     DataErr = 65,
     /// EX_NOINPUT: the input file could not be read.
     NoInput = 66,
+    /// EX_UNAVAILABLE: a service it needs (a mailbox of `sources:`)
+    /// could not be reached.
+    Unavailable = 69,
     /// EX_SOFTWARE: a bug: something that should never happen did.
     Software = 70,
     /// EX_CANTCREAT: a file or folder could not be written.
@@ -23,6 +26,8 @@ pub(crate) enum Status {
     /// EX_TEMPFAIL: could not take the message now; the MTA keeps it and
     /// tries again later.
     TempFail = 75,
+    /// EX_NOPERM: a server refused the login (a mailbox of `sources:`).
+    NoPerm = 77,
     /// EX_CONFIG: the configuration or the helpdesk folder is wrong.
     Config = 78,
 }

@@ -21,6 +21,7 @@ mod decide;
 mod delivery;
 mod desk;
 mod exit;
+mod fetch;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod mail;

@@ -135,7 +135,15 @@ pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
             path,
             retry,
             supervisor,
-        } => deliver_spooled(cli.config.as_deref(), &path, retry, supervisor, &program),
+            intake,
+        } => deliver_spooled(
+            cli.config.as_deref(),
+            &path,
+            (retry, intake.as_deref()),
+            supervisor,
+            &program,
+        ),
+        Command::Fetch { once } => fetch(cli.config.as_deref(), once, &program),
         Command::Log(args) => log(cli.config.as_deref(), args),
         Command::Show { id } => show(cli.config.as_deref(), id),
         Command::Pending => pending(cli.config.as_deref()),
@@ -226,7 +234,7 @@ fn run(
     let tempfail = |e| Failure::new(Status::TempFail, e);
     let config = load_for_mail(config_path).map_err(tempfail)?;
     let raw = read_input(input, config.limits.message_size).map_err(tempfail)?;
-    delivery::deliver(&config, &raw.bytes, raw.truncated, program).map_err(tempfail)
+    delivery::deliver(&config, &raw.bytes, raw.truncated, program, None).map_err(tempfail)
 }
 
 fn retry(
@@ -259,7 +267,7 @@ fn retry(
 fn deliver_spooled(
     config_path: Option<&Path>,
     path: &Path,
-    retry: bool,
+    (retry, intake): (bool, Option<&str>),
     supervisor: u32,
     program: &delivery::Program,
 ) -> Result<Status, Failure> {
@@ -280,8 +288,28 @@ fn deliver_spooled(
                 "cannot take the spool file from standard input: {e}"
             ))
         })?;
-    delivery::deliver_spooled(&config, path, lock, retry, program).map_err(tempfail)?;
+    delivery::deliver_spooled(&config, path, lock, retry, intake, program).map_err(tempfail)?;
     Ok(Status::Ok)
+}
+
+/// `helpdesk fetch`: the sources of `sources:`; see `fetch`.
+fn fetch(
+    config_path: Option<&Path>,
+    once: bool,
+    program: &delivery::Program,
+) -> Result<Status, Failure> {
+    let config = load_for_mail(config_path).map_err(|e| Failure::new(Status::Config, e))?;
+    if config.sources.is_empty() {
+        return Err(Failure::new(
+            Status::Config,
+            anyhow!(
+                "{}: no sources: to read: add a sources: list (an IMAP mailbox or a Maildir; see docs/configuration.md)",
+                config_path.unwrap_or(Path::new("config.yaml")).display()
+            ),
+        ));
+    }
+    crate::fetch::fetch(config, program.clone(), once)
+        .map_err(|e| Failure::new(Status::TempFail, e))
 }
 
 fn worker(
@@ -405,7 +433,8 @@ fn log(config_path: Option<&Path>, args: LogArgs) -> Result<Status, Failure> {
         Format::Text => {
             // Only shown, so a queue that cannot be read shows no queue.
             let queue = crate::run::slots::waiting(&config.state_dir).unwrap_or_default();
-            report::log_table(&rows, &queue)
+            let sources = journal.sources().unwrap_or_default();
+            report::sources_lines(&sources) + &report::log_table(&rows, &queue)
         }
     };
     print_stdout(&output);

@@ -320,6 +320,39 @@ pub(crate) fn log_table(
     out
 }
 
+/// The health of `fetch`'s sources, above `helpdesk log`'s rows: one line
+/// each, so that a mailbox that cannot be read is not taken for messages
+/// that failed.
+pub(crate) fn sources_lines(sources: &[crate::delivery::journal::Health]) -> String {
+    let mut out = String::new();
+    for source in sources {
+        let _ = if source.reachable {
+            writeln!(
+                out,
+                "source {}: reachable (last read {}, {} message(s) taken in all)",
+                escape(&source.name),
+                escape(&source.checked_at),
+                source.fetched
+            )
+        } else {
+            writeln!(
+                out,
+                "source {}: {} since {} ({} failed attempt(s), the last {}): {}",
+                escape(&source.name),
+                source.problem.map_or("unreachable", |p| p.as_str()),
+                escape(&source.since),
+                source.failures,
+                escape(&source.checked_at),
+                escape(source.error.as_deref().unwrap_or("-"))
+            )
+        };
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 /// The place in line of `row`'s delivery, if it waits for a slot: its
 /// claimer's process (`<pid>:<start>`) holds a ticket. Only a claimed row
 /// waits: the slot is taken before the row is marked running (see

@@ -19,7 +19,9 @@ use crate::delivery::state;
 pub(crate) use crate::outcome::{Outcome, State};
 
 mod approvals;
+mod sources;
 pub(crate) use approvals::{Approval, Pending, PendingRow, Verdict, Vote, Voted};
+pub(crate) use sources::{Health, Problem};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -46,7 +48,8 @@ CREATE TABLE IF NOT EXISTS messages (
     updated_at     TEXT NOT NULL,
     reason         TEXT,
     started_at     TEXT,
-    retry_after    TEXT
+    retry_after    TEXT,
+    intake         TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS claim ON messages(key) WHERE duplicate_of IS NULL;
 CREATE INDEX IF NOT EXISTS by_time ON messages(received_at);
@@ -87,6 +90,17 @@ CREATE TABLE IF NOT EXISTS approvals (
     answer_row INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_verdict_each ON approvals(row, approver COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS sources (
+    name       TEXT PRIMARY KEY,
+    reachable  INTEGER NOT NULL,
+    since      TEXT NOT NULL,
+    checked_at TEXT NOT NULL,
+    problem    TEXT,
+    error      TEXT,
+    failures   INTEGER NOT NULL DEFAULT 0,
+    fetched    INTEGER NOT NULL DEFAULT 0,
+    alerted    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 ";
 
 /// The indexes `start_run` counts with. Separate from `SCHEMA` because a
@@ -98,6 +112,7 @@ CREATE INDEX IF NOT EXISTS runs_by_sender ON messages(sender COLLATE NOCASE, sta
     WHERE started_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, updated_at)
     WHERE outcome = 'limited';
+CREATE INDEX IF NOT EXISTS by_intake ON messages(intake) WHERE intake IS NOT NULL;
 ";
 
 /// `PRAGMA user_version` of a journal with everything in `SCHEMA`. Version
@@ -108,7 +123,10 @@ CREATE INDEX IF NOT EXISTS limited_by_sender ON messages(sender COLLATE NOCASE, 
 /// `retry_after`, the backoff after a failure to start. Version 6 added
 /// the `pending`, `approval_tokens` and `approvals` tables (`approvals:`),
 /// which `SCHEMA`'s `CREATE ... IF NOT EXISTS` adds to an older journal.
-const SCHEMA_VERSION: i64 = 6;
+/// Version 7 added `intake` (where `fetch` took a message from: source,
+/// UIDVALIDITY and UID, or a Maildir name) and the `sources` table (each
+/// source's health), for `sources:`.
+const SCHEMA_VERSION: i64 = 7;
 
 /// The backoff after a failure to start: the first wait, doubled with
 /// each failed attempt up to `BACKOFF_MAX` (as Postfix's queue manager
@@ -279,7 +297,7 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
             // Older rows have no start time: they count as no runs.
             tx.execute("ALTER TABLE messages ADD COLUMN started_at TEXT", [])?;
         }
-        for column in ["reason", "retry_after"] {
+        for column in ["reason", "retry_after", "intake"] {
             if !has_column(&tx, "messages", column)? {
                 tx.execute(
                     &format!("ALTER TABLE messages ADD COLUMN {column} TEXT"),
@@ -400,6 +418,9 @@ pub(crate) struct Arrival<'a> {
     pub subject: &'a str,
     pub spool_path: &'a Path,
     pub claimed_by: &'a str,
+    /// Where `fetch` took it from (`sources:`), for the source to find
+    /// out what became of it; `None` for mail from the MTA.
+    pub intake: Option<&'a str>,
 }
 
 /// What happened, filled in as the message goes through the pipeline.
@@ -440,6 +461,9 @@ pub(crate) struct Row {
     /// After a failure to start: `retry` and `worker` leave it alone until
     /// then (`retry --now` does not).
     pub retry_after: Option<String>,
+    /// Where `fetch` took it from (`sources:`); `None` for mail from the MTA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intake: Option<String>,
     #[serde(flatten)]
     pub record: Record,
     /// The answers of its approvers, in order, when it waited for
@@ -591,9 +615,9 @@ impl Journal {
         let stamp = now();
         let spool = arrival.spool_path.display().to_string();
         let inserted = tx.execute(
-            "INSERT INTO messages (key, message_id, received_at, sender, subject, state, spool_path, claimed_by, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?3)",
-            params![arrival.key, arrival.message_id, stamp, arrival.sender, arrival.subject, CLAIMED, spool, arrival.claimed_by],
+            "INSERT INTO messages (key, message_id, received_at, sender, subject, state, spool_path, claimed_by, updated_at, intake)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?3, ?9)",
+            params![arrival.key, arrival.message_id, stamp, arrival.sender, arrival.subject, CLAIMED, spool, arrival.claimed_by, arrival.intake],
         );
         let claim = match inserted {
             Ok(_) => Claim::Claimed(tx.last_insert_rowid()),
@@ -608,9 +632,9 @@ impl Journal {
                     )
                     .map_err(error)?;
                 tx.execute(
-                    "INSERT INTO messages (key, message_id, received_at, sender, subject, state, outcome, duplicate_of, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?3)",
-                    params![arrival.key, arrival.message_id, stamp, arrival.sender, arrival.subject, FINISHED, original, Outcome::Duplicate],
+                    "INSERT INTO messages (key, message_id, received_at, sender, subject, state, outcome, duplicate_of, updated_at, intake)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?3, ?9)",
+                    params![arrival.key, arrival.message_id, stamp, arrival.sender, arrival.subject, FINISHED, original, Outcome::Duplicate, arrival.intake],
                 )
                 .map_err(error)?;
                 count_outcome(&tx, None, Outcome::Duplicate, None).map_err(error)?;
@@ -1002,7 +1026,7 @@ impl Journal {
         let sql = format!(
             "SELECT id, key, message_id, received_at, sender, subject, state, attempts, duplicate_of, spool_path, claimed_by,
                     request_type, vars, authentication, access, outcome, exit_code, duration_ms, run_log, reply,
-                    started_at, reason, retry_after
+                    started_at, reason, retry_after, intake
              FROM messages {filter_sql} ORDER BY id DESC LIMIT {limit}"
         );
         let mut statement = self.connection.prepare(&sql).map_err(self.error())?;
@@ -1022,6 +1046,7 @@ impl Journal {
                     claimed_by: r.get(10)?,
                     started_at: r.get(20)?,
                     retry_after: r.get(22)?,
+                    intake: r.get(23)?,
                     record: Record {
                         request_type: r.get(11)?,
                         vars: r.get(12)?,
@@ -1127,6 +1152,7 @@ mod tests {
             subject: "quota",
             spool_path: Path::new("/spool/1.eml"),
             claimed_by: "1:1",
+            intake: None,
         };
         let Claim::Claimed(id) = journal.claim(&arrival).unwrap() else {
             panic!("not claimed")
@@ -1199,6 +1225,7 @@ mod tests {
             subject: "quota",
             spool_path: Path::new("/spool/1.eml"),
             claimed_by: "1:1",
+            intake: None,
         };
         journal.claim(&arrival).unwrap();
         for file in journal_files(dir.path()) {
@@ -1281,6 +1308,7 @@ mod tests {
             subject: "quota",
             spool_path: Path::new("/spool/2.eml"),
             claimed_by: "1:1",
+            intake: None,
         };
         let Claim::Claimed(id) = journal.claim(&arrival).unwrap() else {
             panic!("not claimed")
@@ -1316,6 +1344,7 @@ mod tests {
             subject: "quota",
             spool_path: &path,
             claimed_by: "1:1",
+            intake: None,
         };
         match journal.claim(&arrival).unwrap() {
             Claim::Claimed(id) => id,

@@ -55,7 +55,45 @@ pub(crate) fn render(journal: &Journal) -> Result<String, JournalError> {
         sum_ms as f64 / 1000.0
     );
     let _ = writeln!(out, "helpdesk_run_duration_seconds_count {runs}");
+    render_sources(&mut out, &journal.sources()?);
     Ok(out)
+}
+
+/// `fetch`'s sources: whether each could be read at the last attempt,
+/// failed attempts in a row, and messages taken from it.
+fn render_sources(out: &mut String, sources: &[crate::delivery::journal::Health]) {
+    if sources.is_empty() {
+        return;
+    }
+    let families = [
+        (
+            "helpdesk_source_up",
+            "gauge",
+            "Whether the last attempt to read the source got through.",
+        ),
+        (
+            "helpdesk_source_failures",
+            "gauge",
+            "Failed attempts in a row to read the source.",
+        ),
+        (
+            "helpdesk_source_fetched_total",
+            "counter",
+            "Messages taken from the source.",
+        ),
+    ];
+    for (name, kind, help) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for source in sources {
+            let value = match name {
+                "helpdesk_source_up" => i64::from(source.reachable),
+                "helpdesk_source_failures" => source.failures,
+                _ => source.fetched,
+            };
+            let _ = writeln!(out, "{name}{{source=\"{}\"}} {value}", escape(&source.name));
+        }
+    }
 }
 
 fn escape(value: &str) -> String {

@@ -138,11 +138,14 @@ pub(crate) struct Program {
 
 /// `helpdesk run`: takes one message from the MTA. Returns the status to
 /// exit with; the deciding child has said on stderr why, when it is 75.
+/// `intake`: where `fetch` took it from (`sources:`), journaled with it;
+/// `None` for mail from the MTA.
 pub(crate) fn deliver(
     config: &Config,
     raw: &[u8],
     truncated: bool,
     program: &Program,
+    intake: Option<&str>,
 ) -> anyhow::Result<Status> {
     let suffix = if truncated { TRUNCATED } else { ".eml" };
     let stored = spool::store(&config.state_dir, raw, suffix).with_context(|| {
@@ -152,7 +155,7 @@ pub(crate) fn deliver(
         )
     })?;
     let shown = stored.path.display().to_string();
-    match supervise(config, program, &stored, false)? {
+    match supervise(config, program, &stored, false, intake)? {
         Verdict::Decided(status) | Verdict::Undecided(status) => match status.code() {
             Some(0) => Ok(Status::Ok),
             Some(code) => {
@@ -167,7 +170,7 @@ pub(crate) fn deliver(
             )),
         },
         Verdict::Over(reason) => {
-            quarantine(config, stored, &Aside::OverBudget(&reason))?;
+            quarantine(config, stored, &Aside::OverBudget(&reason), intake)?;
             if stale_leftovers(config).unwrap_or(false) {
                 spawn_retry(config, &program.path);
             }
@@ -320,7 +323,7 @@ impl Aside<'_> {
 /// Quarantines a message; whether that was done.
 fn set_aside(config: &Config, spooled: spool::Spooled, aside: &Aside<'_>) -> bool {
     let shown = spooled.path.display().to_string();
-    match quarantine(config, spooled, aside) {
+    match quarantine(config, spooled, aside, None) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!("{shown}: cannot quarantine it: {e:#}");
@@ -338,7 +341,7 @@ fn backing_off(journal: &Journal, path: &Path) -> Option<String> {
 /// Decides and handles one locked leftover; whether it was handled.
 fn sweep_one(config: &Config, program: &Program, spooled: spool::Spooled) -> bool {
     let shown = spooled.path.display().to_string();
-    let verdict = match supervise(config, program, &spooled, true) {
+    let verdict = match supervise(config, program, &spooled, true, None) {
         Ok(verdict) => verdict,
         Err(e) => {
             tracing::warn!("{shown}: not handled now ({e:#}); it stays in the spool");
@@ -365,6 +368,7 @@ pub(crate) fn deliver_spooled(
     path: &Path,
     lock: std::fs::File,
     retry: bool,
+    intake: Option<&str>,
     program: &Program,
 ) -> anyhow::Result<()> {
     let budget = Budget::enter(&config.limits).context("cannot set the decision budget")?;
@@ -427,6 +431,7 @@ pub(crate) fn deliver_spooled(
         mail: &mail,
         decided: &decided,
         program,
+        intake,
     };
     if retry {
         retry_one(ready)
@@ -444,6 +449,8 @@ struct Ready<'a> {
     mail: &'a Mail,
     decided: &'a pipeline::Decided,
     program: &'a Program,
+    /// Where `fetch` took it from, for a new delivery.
+    intake: Option<&'a str>,
 }
 
 impl Ready<'_> {
@@ -478,6 +485,7 @@ fn deliver_one(ready: Ready<'_>) -> anyhow::Result<()> {
         ready.raw,
         &ready.spooled.path,
         &claimer,
+        ready.intake,
     ) {
         Ok(Claim::Claimed(id)) => match ready.config.delivery {
             Delivery::Inline => ready.process(&mut journal, id, false)?,
@@ -521,6 +529,7 @@ fn retry_one(ready: Ready<'_>) -> anyhow::Result<()> {
             ready.raw,
             &path,
             &me,
+            None,
         )? {
             Claim::Claimed(id) => id,
             Claim::Duplicate { .. } => {
@@ -576,6 +585,7 @@ fn start_decider(
     program: &Program,
     spooled: &spool::Spooled,
     retry: bool,
+    intake: Option<&str>,
 ) -> anyhow::Result<std::process::Child> {
     let config_file = config
         .file
@@ -595,6 +605,9 @@ fn start_decider(
         .arg(std::process::id().to_string());
     if retry {
         command.arg("--retry");
+    }
+    if let Some(intake) = intake {
+        command.arg("--intake").arg(intake);
     }
     command
         .stdin(Stdio::from(lock))
@@ -617,8 +630,9 @@ fn supervise(
     program: &Program,
     spooled: &spool::Spooled,
     retry: bool,
+    intake: Option<&str>,
 ) -> anyhow::Result<Verdict> {
-    let mut child = start_decider(config, program, spooled, retry)?;
+    let mut child = start_decider(config, program, spooled, retry, intake)?;
     let stdout = child
         .stdout
         .take()
@@ -887,7 +901,12 @@ pub(crate) fn watch_supervisor(supervisor: u32) -> anyhow::Result<()> {
 /// not journaled: only the decision could have redacted a secret in it.
 /// The claim key is the one of unauthenticated mail (the SHA-256 of the
 /// bytes), so that a redelivery of the same bytes is a duplicate.
-fn quarantine(config: &Config, spooled: spool::Spooled, aside: &Aside<'_>) -> anyhow::Result<()> {
+fn quarantine(
+    config: &Config,
+    spooled: spool::Spooled,
+    aside: &Aside<'_>,
+    intake: Option<&str>,
+) -> anyhow::Result<()> {
     let reason = aside.reason();
     let shown = spooled.path.display().to_string();
     tracing::warn!("quarantined: {reason}; spool file {shown}");
@@ -916,6 +935,7 @@ fn quarantine(config: &Config, spooled: spool::Spooled, aside: &Aside<'_>) -> an
                 subject: "",
                 spool_path: &spooled.path,
                 claimed_by: &spool::process_token(),
+                intake,
             };
             match journal.claim(&arrival)? {
                 Claim::Claimed(id) => id,
@@ -1057,6 +1077,7 @@ fn claim(
     raw: &[u8],
     path: &Path,
     claimer: &str,
+    intake: Option<&str>,
 ) -> Result<Claim, journal::JournalError> {
     let key = claim_key(authenticated, mail, raw);
     journal.claim(&Arrival {
@@ -1066,6 +1087,7 @@ fn claim(
         subject: &mail.subject,
         spool_path: path,
         claimed_by: claimer,
+        intake,
     })
 }
 
@@ -1313,7 +1335,7 @@ fn release(
     spool::release(&config.state_dir, spooled, config.archive.max_size)
 }
 
-fn write_metrics(config: &Config, journal: &Journal) {
+pub(crate) fn write_metrics(config: &Config, journal: &Journal) {
     if let Err(e) = metrics::write(&config.metrics_file, journal) {
         tracing::warn!("cannot write {}: {e:#}", config.metrics_file.display());
     }
@@ -1396,6 +1418,7 @@ mod tests {
             subject: "quota",
             spool_path: &backing,
             claimed_by: "1:1",
+            intake: None,
         };
         let journal::Claim::Claimed(id) = journal.claim(&arrival).unwrap() else {
             panic!("not claimed");
@@ -1632,6 +1655,7 @@ mod tests {
                 raw.as_bytes(),
                 Path::new("/s"),
                 "1:1",
+                None,
             ) {
                 Ok(Claim::Claimed(_)) => "claimed",
                 Ok(Claim::Duplicate { .. }) => "duplicate",

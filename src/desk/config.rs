@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::desk::sources::{self, RawSource, Source};
 use crate::desk::{Desk, Located};
 
 /// Everything the pipeline needs to know, validated.
@@ -39,6 +40,8 @@ pub(crate) struct Config {
     pub access: Option<Vec<Grant>>,
     /// `approvals:` requests that wait for someone else's sign-off.
     pub approvals: Vec<ApprovalRule>,
+    /// `sources:` the mailboxes `helpdesk fetch` reads.
+    pub sources: Vec<Source>,
     pub limits: Limits,
     pub delivery: Delivery,
     /// Playbooks running at once, across all deliveries.
@@ -354,6 +357,8 @@ struct RawConfig {
     #[serde(default)]
     approvals: Vec<RawApprovalRule>,
     #[serde(default)]
+    sources: Vec<RawSource>,
+    #[serde(default)]
     limits: RawLimits,
     delivery: Option<Delivery>,
     max_parallel_runs: Option<usize>,
@@ -501,6 +506,7 @@ impl Config {
                 scope: Scope::Any,
             }]),
             approvals: Vec::new(),
+            sources: Vec::new(),
             limits: Limits::default(),
             delivery: Delivery::Inline,
             max_parallel_runs: 2,
@@ -559,6 +565,7 @@ impl Config {
             check_grants(grants)?;
         }
         let approvals = approval_rules(raw.approvals)?;
+        let sources = sources::sources(raw.sources, base)?;
         let limits = limits(raw.limits)?;
         let max_parallel_runs = raw.max_parallel_runs.unwrap_or(2);
         if max_parallel_runs == 0 {
@@ -579,6 +586,7 @@ impl Config {
             authentication,
             access: raw.access,
             approvals,
+            sources,
             limits,
             delivery: raw.delivery.unwrap_or_default(),
             max_parallel_runs,
@@ -669,7 +677,11 @@ fn archive(raw: RawArchive) -> Result<Archive, String> {
     })
 }
 
-fn duration(key: &str, text: Option<String>, default: Duration) -> Result<Duration, String> {
+pub(crate) fn duration(
+    key: &str,
+    text: Option<String>,
+    default: Duration,
+) -> Result<Duration, String> {
     let Some(text) = text else { return Ok(default) };
     let parsed = humantime::parse_duration(&text)
         .map_err(|e| format!("{key} {text:?}: {e}: write a duration such as 90s, 30m or 2h"))?;
@@ -925,7 +937,7 @@ fn yaml_error(shown: &str, error: &serde_saphyr::Error) -> ConfigError {
 
 /// Removes `.` and `..` components without touching the file system, so
 /// paths print the way a person would write them.
-fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {

@@ -20,6 +20,7 @@ mod located;
 pub(crate) mod phrasebook;
 pub(crate) mod phrases;
 pub(crate) mod sections;
+pub(crate) mod sources;
 
 use std::borrow::Cow;
 use std::io;

@@ -101,7 +101,9 @@ fn send_smtp(smtp: &Smtp, message: &Message) -> Result<String, SendError> {
     ))
 }
 
-fn password(source: &PasswordSource) -> Result<String, SendError> {
+/// The password `source` names: an environment variable, or a file only
+/// its owner can read (0600), its last line end dropped.
+pub(crate) fn password(source: &PasswordSource) -> Result<String, SendError> {
     match source {
         PasswordSource::Env(var) => {
             std::env::var(var).map_err(|_| SendError::PasswordEnv(var.clone()))
