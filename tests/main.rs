@@ -14,6 +14,7 @@ mod delivery;
 mod errors;
 mod exit_contract;
 mod fairness;
+mod fetch;
 mod fixtures;
 mod fuzz_regressions;
 mod hostile;

@@ -1558,6 +1558,58 @@ mod tests {
         assert!(error.contains(r#"unknown outcome "sent""#), "{error}");
     }
 
+    /// Issue 17: a version-6 journal gets `intake` and the `sources`
+    /// table; its rows are kept and a fetched message is found by name.
+    #[test]
+    fn a_version_6_journal_gets_intake_and_the_sources_table() {
+        let schema_6 = SCHEMA
+            .split_once("CREATE TABLE IF NOT EXISTS sources")
+            .map(|(before, _)| before.replace(",\n    intake         TEXT\n", "\n"))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+        old.execute_batch(&schema_6).unwrap();
+        old.execute_batch(&RUN_INDEXES.replace(
+            "CREATE INDEX IF NOT EXISTS by_intake ON messages(intake) WHERE intake IS NOT NULL;\n",
+            "",
+        ))
+        .unwrap();
+        old.execute(
+            "INSERT INTO messages (key, received_at, state, updated_at) VALUES ('k', 'now', 'finished', 'now')",
+            [],
+        )
+        .unwrap();
+        old.pragma_update(None, "user_version", 6).unwrap();
+        drop(old);
+        let mut journal = Journal::open(dir.path(), Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            journal
+                .list(&Filter {
+                    limit: 10,
+                    ..Filter::default()
+                })
+                .unwrap()
+                .len(),
+            1
+        );
+        let arrival = Arrival {
+            key: "k2",
+            message_id: None,
+            sender: None,
+            subject: "",
+            spool_path: Path::new("/s"),
+            claimed_by: "1:1",
+            intake: Some("inbox/7/42"),
+        };
+        let Claim::Claimed(id) = journal.claim(&arrival).unwrap() else {
+            panic!("not claimed")
+        };
+        assert_eq!(journal.by_intake("inbox/7/42").unwrap().unwrap().id, id);
+        assert!(journal.by_intake("inbox/8/42").unwrap().is_none());
+        journal.source_reached("inbox", 1).unwrap();
+        assert_eq!(journal.sources().unwrap().len(), 1);
+    }
+
     /// Issue 16: a version-5 journal gets the approval tables; its rows
     /// are kept, and a request can wait, be voted on and run once.
     #[test]
@@ -1645,7 +1697,7 @@ mod tests {
     #[test]
     fn a_version_2_journal_is_upgraded_without_counting_twice() {
         let (dir, old) = older_journal(
-            ",\n    started_at     TEXT,\n    retry_after    TEXT\n",
+            ",\n    started_at     TEXT,\n    retry_after    TEXT,\n    intake         TEXT\n",
             "\n",
         );
         old.execute(

@@ -1031,7 +1031,8 @@ fn answer_quarantined(
     })
 }
 
-fn open(config: &Config) -> anyhow::Result<Journal> {
+/// The journal, its state folder created first (0700).
+pub(crate) fn open(config: &Config) -> anyhow::Result<Journal> {
     // Not listable by others, whatever the umask.
     state::create_folder(&config.state_dir).with_context(|| {
         format!(

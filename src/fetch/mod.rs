@@ -126,8 +126,7 @@ pub(crate) fn next(row: Option<&Row>) -> Next {
 
 /// The journal row of `intake`, if any; an error is "not now".
 pub(crate) fn look_up(config: &Config, intake: &str) -> Result<Next, String> {
-    let journal = journal::Journal::open(&config.state_dir, config.journal_timeout)
-        .map_err(|e| e.to_string())?;
+    let journal = delivery::open(config).map_err(|e| format!("{e:#}"))?;
     let row = journal.by_intake(intake).map_err(|e| e.to_string())?;
     Ok(next(row.as_ref()))
 }
@@ -153,12 +152,11 @@ pub(crate) fn take(shared: &Shared, raw: &[u8], truncated: bool, intake: &str) -
 
 /// Records a pass that read `source`, saying so when it was down before.
 pub(crate) fn reached(config: &Config, source: &Source, pass: &Pass) {
-    let recorded =
-        journal::Journal::open(&config.state_dir, config.journal_timeout).and_then(|journal| {
-            let before = journal.source_reached(&source.name, pass.delivered)?;
-            delivery::write_metrics(config, &journal);
-            Ok(before)
-        });
+    let recorded = delivery::open(config).and_then(|journal| {
+        let before = journal.source_reached(&source.name, pass.delivered)?;
+        delivery::write_metrics(config, &journal);
+        Ok(before)
+    });
     match recorded {
         Ok(Some(before)) => tracing::info!(
             "source {}: reachable again, after {} failed attempt(s) since {}",
@@ -167,7 +165,7 @@ pub(crate) fn reached(config: &Config, source: &Source, pass: &Pass) {
             before.since
         ),
         Ok(None) => {}
-        Err(e) => tracing::warn!("source {}: cannot record its health: {e}", source.name),
+        Err(e) => tracing::warn!("source {}: cannot record its health: {e:#}", source.name),
     }
     if pass.delivered + pass.filed + pass.not_now > 0 {
         tracing::info!(
@@ -186,17 +184,16 @@ pub(crate) fn reached(config: &Config, source: &Source, pass: &Pass) {
 /// (-vv) in between, however often it is tried.
 pub(crate) fn failed(config: &Config, source: &Source, failure: &Failure) {
     let name = &source.name;
-    let recorded =
-        journal::Journal::open(&config.state_dir, config.journal_timeout).and_then(|journal| {
-            let health = journal.source_failed(name, failure.problem, &failure.message)?;
-            let alert = down_for(&health) >= source.alert_after && journal.source_alerted(name)?;
-            delivery::write_metrics(config, &journal);
-            Ok((health, alert))
-        });
+    let recorded = delivery::open(config).and_then(|journal| {
+        let health = journal.source_failed(name, failure.problem, &failure.message)?;
+        let alert = down_for(&health) >= source.alert_after && journal.source_alerted(name)?;
+        delivery::write_metrics(config, &journal);
+        Ok((health, alert))
+    });
     let (failures, alert) = match recorded {
         Ok((health, alert)) => (health.failures, alert),
         Err(e) => {
-            tracing::warn!("source {name}: cannot record its health: {e}");
+            tracing::warn!("source {name}: cannot record its health: {e:#}");
             (1, false)
         }
     };
