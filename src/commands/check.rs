@@ -72,6 +72,10 @@ impl Report {
         self.add(Severity::Error, file, line, message);
     }
 
+    fn note(&mut self, file: impl Into<String>, line: Option<u64>, message: impl Into<String>) {
+        self.add(Severity::Note, file, line, message);
+    }
+
     fn warning(&mut self, file: impl Into<String>, line: Option<u64>, message: impl Into<String>) {
         self.add(Severity::Warning, file, line, message);
     }
@@ -123,6 +127,7 @@ pub(crate) fn check(config_path: &Path, online: bool) -> Vec<Problem> {
     if config.mail.is_none() {
         report.warning(&shown, None, "no mail: section, so nobody gets a reply");
     }
+    check_sources(&mut report, &shown, &config, online);
     if online {
         check_smtp(&mut report, &shown, &config);
     }
@@ -573,6 +578,45 @@ pub(crate) fn host_and_port(text: &str) -> Option<(&str, &str)> {
     let port_like = !port.is_empty() && port.chars().all(|c| c.is_ascii_digit());
     (port_like && !host.is_empty() && (bracketed || !host.contains(':')))
         .then(|| (host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+/// `sources:` the password files and Maildirs offline; `online` logs in
+/// to each IMAP source and selects its mailbox, as `fetch` would.
+fn check_sources(report: &mut Report, shown: &str, config: &Config, online: bool) {
+    use crate::desk::sources::SourceKind;
+    for source in &config.sources {
+        let name = &source.name;
+        let problem = match &source.kind {
+            SourceKind::Imap(imap) => match &imap.password {
+                PasswordSource::File(path) => crate::reply::transport::password(&imap.password)
+                    .err()
+                    .map(|e| format!("{e} (sources {name}: {})", path.display())),
+                PasswordSource::Env(_) => None,
+            },
+            SourceKind::Maildir(dir) => ["new", "cur", "tmp"]
+                .iter()
+                .find(|part| !dir.join(part).is_dir())
+                .map(|part| format!("sources {name}: {} has no {part}/: mkdir -p {0}/new {0}/cur {0}/tmp, or fix the path", dir.display())),
+        };
+        if let Some(problem) = problem {
+            report.error(shown, None, problem);
+            continue;
+        }
+        if online && let SourceKind::Imap(imap) = &source.kind {
+            match crate::fetch::probe(imap) {
+                Ok(said) => report.note(shown, None, format!("sources {name}: {said}")),
+                Err(failure) => report.error(
+                    shown,
+                    None,
+                    format!(
+                        "sources {name}: {}: {}",
+                        failure.problem.as_str(),
+                        failure.message
+                    ),
+                ),
+            }
+        }
+    }
 }
 
 fn check_smtp(report: &mut Report, shown: &str, config: &Config) {

@@ -224,10 +224,7 @@ fn down_for(health: &Health) -> Duration {
 /// `helpdesk fetch`: every source once (`once`), or watched until SIGTERM
 /// or SIGINT. With `once`, the status says the worst that happened.
 pub(crate) fn fetch(config: Config, program: Program, once: bool) -> anyhow::Result<Status> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow!("cannot start fetch's event loop: {e}"))?;
+    let runtime = runtime()?;
     let shared = Arc::new(Shared { config, program });
     if once {
         Ok(runtime.block_on(watch::once(shared)))
@@ -235,6 +232,38 @@ pub(crate) fn fetch(config: Config, program: Program, once: bool) -> anyhow::Res
         runtime.block_on(watch::forever(shared));
         Ok(Status::Ok)
     }
+}
+
+/// The event loop of a fetch: one thread (the blocking work has a pool).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow!("cannot start fetch's event loop: {e}"))
+}
+
+/// `check --online`: logs in to `imap` and selects its mailbox, as a
+/// pass would, and says what it found.
+pub(crate) fn probe(imap: &crate::desk::sources::Imap) -> Result<String, Failure> {
+    let runtime = runtime().map_err(|e| Failure {
+        problem: Problem::Unreachable,
+        message: e.to_string(),
+    })?;
+    runtime.block_on(async {
+        let mut mailbox = imap::Mailbox::open(imap).await?;
+        let listed = mailbox.list().await;
+        mailbox.close().await;
+        let listed = listed?;
+        Ok(format!(
+            "logged in to {}:{} as {}; {} holds {} message(s) (UIDVALIDITY {})",
+            imap.host,
+            imap.port,
+            imap.username,
+            imap.mailbox,
+            listed.items.len(),
+            listed.validity
+        ))
+    })
 }
 
 /// The status of a `fetch --once` whose sources failed so.
