@@ -341,7 +341,7 @@ fn issue_15_a_deliverys_log_line_starts_with_its_outcome_and_row() {
 /// Issue 15: contrib/'s systemd units pass `systemd-analyze verify`, and
 /// the worker's ExecStart, with this test's binary and config, is a
 /// worker that keeps running and handles what is in the spool; the retry
-/// service's ExecStart runs too.
+/// service's ExecStart runs too, and the fetch service's is `fetch`.
 #[test]
 fn issue_15_the_contrib_systemd_units_verify_and_their_command_lines_run() {
     use std::process::Command;
@@ -351,6 +351,7 @@ fn issue_15_the_contrib_systemd_units_verify_and_their_command_lines_run() {
         "helpdesk-worker.service",
         "helpdesk-retry.service",
         "helpdesk-retry.timer",
+        "helpdesk-fetch.service",
     ] {
         let text = fs::read_to_string(crate::support::repo().join("contrib").join(name)).unwrap();
         if let Some(line) = text.lines().find_map(|l| l.strip_prefix("ExecStart=")) {
@@ -418,4 +419,9 @@ fn issue_15_the_contrib_systemd_units_verify_and_their_command_lines_run() {
     assert!(desk.received().is_some(), "the playbook ran");
     let retry = exec(command("helpdesk-retry.service"), b"");
     assert_eq!(retry.code, 0, "{}", retry.stderr);
+    // Issue 17: the fetch service's ExecStart is `fetch`, watching, which
+    // (without sources: in this config) is a config error, not a crash loop.
+    let fetch = exec(command("helpdesk-fetch.service"), b"");
+    assert_eq!(fetch.code, 78, "{}", fetch.stderr);
+    assert!(fetch.stderr.contains("no sources: to read"), "{}", fetch.stderr);
 }
