@@ -162,14 +162,19 @@ impl Dovecot {
         chown_tree(&source);
         let location = format!("maildir:{}:LAYOUT=fs:INDEX=MEMORY", source.display());
         let query = ["mailbox", mailbox, "all"];
-        self.doveadm_ok(&[&["import", "-u", USER, &location, ""][..], &query].concat(), b"");
+        self.doveadm_ok(
+            &[&["import", "-u", USER, &location, ""][..], &query].concat(),
+            b"",
+        );
         fs::remove_dir_all(&source).unwrap();
     }
 
     /// How many messages `mailbox` holds; 0 when it does not exist.
     pub(crate) fn count(&self, mailbox: &str) -> usize {
         let out = self.doveadm(
-            &["-f", "tab", "mailbox", "status", "-u", USER, "messages", mailbox],
+            &[
+                "-f", "tab", "mailbox", "status", "-u", USER, "messages", mailbox,
+            ],
             b"",
         );
         if out.status.code() == Some(DOES_NOT_EXIST) {
@@ -260,7 +265,9 @@ impl Dovecot {
     fn dovecot_addrs(&self) -> [SocketAddr; 2] {
         [
             SocketAddr::from(([127, 0, 0, 1], self.imaps_port)),
-            format!("{BACKEND_IP}:{}", self.backend_port).parse().unwrap(),
+            format!("{BACKEND_IP}:{}", self.backend_port)
+                .parse()
+                .unwrap(),
         ]
     }
 
@@ -298,7 +305,10 @@ impl Dovecot {
         let users = dir.join("users");
         fs::write(
             &users,
-            format!("{USER}:{{PLAIN}}{PASSWORD}:{MAIL_UID}:{MAIL_GID}::{}::\n", home.display()),
+            format!(
+                "{USER}:{{PLAIN}}{PASSWORD}:{MAIL_UID}:{MAIL_GID}::{}::\n",
+                home.display()
+            ),
         )
         .unwrap();
         set_mode(&users, 0o644);
@@ -367,7 +377,9 @@ service imap-login {{
     /// does not exist.
     fn fetch(&self, mailbox: &str, fields: &str) -> Option<Vec<u8>> {
         let out = self.doveadm(
-            &["-f", "pager", "fetch", "-u", USER, fields, "mailbox", mailbox, "all"],
+            &[
+                "-f", "pager", "fetch", "-u", USER, fields, "mailbox", mailbox, "all",
+            ],
             b"",
         );
         if out.status.code() == Some(DOES_NOT_EXIST) {
@@ -611,7 +623,11 @@ mod tests {
             .unwrap();
         // 67: CURLE_LOGIN_DENIED.
         assert_eq!(out.status.code(), Some(67), "{out:?}");
-        assert!(dovecot.log().contains("Password mismatch"), "{}", dovecot.log());
+        assert!(
+            dovecot.log().contains("Password mismatch"),
+            "{}",
+            dovecot.log()
+        );
     }
 
     #[test]
@@ -625,7 +641,10 @@ mod tests {
         assert_eq!(dovecot.messages("Helpdesk"), vec![raw.clone()]);
         assert_eq!(dovecot.flags("Helpdesk"), vec![String::new()]);
         // An IMAP client fetches the same bytes (and so marks it \Seen).
-        let fetched = curl(&dovecot, &[&format!("{};UID=1", dovecot.imaps_url("Helpdesk"))]);
+        let fetched = curl(
+            &dovecot,
+            &[&format!("{};UID=1", dovecot.imaps_url("Helpdesk"))],
+        );
         assert_eq!(fetched.unwrap().as_bytes(), &raw[..]);
         assert_eq!(dovecot.flags("Helpdesk"), vec!["\\Seen".to_owned()]);
     }
@@ -639,12 +658,21 @@ mod tests {
         let open = TcpStream::connect(("127.0.0.1", dovecot.imaps_port)).unwrap();
         dovecot.stop();
         for port in [dovecot.imaps_port, dovecot.starttls_port] {
-            assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "{port} still open");
+            assert!(
+                TcpStream::connect(("127.0.0.1", port)).is_err(),
+                "{port} still open"
+            );
         }
         let mut byte = [0u8; 1];
-        assert!(matches!(std::io::Read::read(&mut &open, &mut byte), Ok(0) | Err(_)));
+        assert!(matches!(
+            std::io::Read::read(&mut &open, &mut byte),
+            Ok(0) | Err(_)
+        ));
         dovecot.restart();
-        assert_eq!((dovecot.imaps_url("INBOX"), dovecot.starttls_url("INBOX")), (imaps, starttls));
+        assert_eq!(
+            (dovecot.imaps_url("INBOX"), dovecot.starttls_url("INBOX")),
+            (imaps, starttls)
+        );
         assert_eq!(dovecot.messages("INBOX"), vec![raw]);
         let listed = curl(&dovecot, &["--ssl-reqd", &dovecot.starttls_url("")]).unwrap();
         assert!(listed.contains("INBOX"), "{listed}");
@@ -662,7 +690,10 @@ mod tests {
         eprintln!("append_many(1000) took {took:?}");
         assert!(took < Duration::from_secs(30), "{took:?}");
         assert_eq!(dovecot.count("Bulk"), 1000);
-        assert!(dovecot.messages("Bulk") == raws, "the mails differ or are out of order");
+        assert!(
+            dovecot.messages("Bulk") == raws,
+            "the mails differ or are out of order"
+        );
         dovecot.append_many("INBOX", &raws[..2]);
         assert_eq!(dovecot.messages("INBOX"), raws[..2]);
     }
@@ -704,12 +735,21 @@ say("DONE"); until("c OK")
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(idler.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "IDLING", "{}", dovecot.log());
+        assert_eq!(
+            lines.next().unwrap().unwrap(),
+            "IDLING",
+            "{}",
+            dovecot.log()
+        );
         let started = Instant::now();
         dovecot.append("INBOX", &mail("dave@example.com", "new", "mail"));
         let told = lines.next().unwrap().unwrap();
         assert_eq!(told, "* 1 EXISTS");
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(idler.wait().unwrap().success());
     }
 }
