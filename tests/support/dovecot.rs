@@ -33,7 +33,8 @@
 //!   sends.
 //!
 //! `append`, `count`, `messages` and `flags` run `doveadm -c` against this
-//! instance's configuration (they work while the server is stopped too).
+//! instance's configuration. doveadm asks the server's auth process for the
+//! user, so they need the server running: after `stop`, `restart` first.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -412,6 +413,10 @@ service imap-login {{
     }
 
     fn doveadm(&self, args: &[&str], stdin: &[u8]) -> std::process::Output {
+        assert!(
+            self.child.is_some(),
+            "Dovecot is stopped, and doveadm needs its auth process: restart() first"
+        );
         let mut child = Command::new(need("doveadm"))
             .arg("-c")
             .arg(self.conf())
