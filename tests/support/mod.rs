@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub(crate) mod dovecot;
 pub(crate) mod smtp;
 
 pub(crate) fn repo() -> PathBuf {
