@@ -18,7 +18,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "HELPDESK_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Say more on stderr (-v: each decision, -vv: debugging)
+    /// Say more on stderr (-v: each decision, -vv: debugging, -vvv: the libraries' too)
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 

@@ -423,5 +423,9 @@ fn issue_15_the_contrib_systemd_units_verify_and_their_command_lines_run() {
     // (without sources: in this config) is a config error, not a crash loop.
     let fetch = exec(command("helpdesk-fetch.service"), b"");
     assert_eq!(fetch.code, 78, "{}", fetch.stderr);
-    assert!(fetch.stderr.contains("no sources: to read"), "{}", fetch.stderr);
+    assert!(
+        fetch.stderr.contains("no sources: to read"),
+        "{}",
+        fetch.stderr
+    );
 }

@@ -14,14 +14,17 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::LogFormat;
 
 /// Diagnostics go to stderr (and to `--log-file`), as text or JSON;
-/// `HELPDESK_LOG` (e.g. `debug`) overrides -v.
+/// `HELPDESK_LOG` (e.g. `debug`) overrides -v; -vvv is also the libraries'
+/// debugging.
 pub(crate) fn init(verbose: u8, format: LogFormat, file: Option<&std::path::Path>) {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    // The libraries (TLS, IMAP) say only their warnings below -vvv.
     let default = match verbose {
         0 => "warn",
-        1 => "info",
+        1 => "helpdesk=info,warn",
+        2 => "helpdesk=debug,warn",
         _ => "debug",
     };
     // The summary lines at every verbosity: one line per delivery.

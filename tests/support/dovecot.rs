@@ -39,6 +39,7 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -298,7 +299,11 @@ impl Dovecot {
     /// Runs the master in the foreground and waits for both listeners.
     fn launch(&mut self, relay: TcpListener) {
         let out = fs::File::create(self.dir.path().join("master.out")).unwrap();
+        // A process group of its own, so that stopping it takes its login
+        // processes too (they would go on proxying open TLS connections),
+        // as systemd stopping dovecot.service does.
         let mut child = Command::new(need("dovecot"))
+            .process_group(0)
             .arg("-F")
             .arg("-c")
             .arg(self.conf())
@@ -462,10 +467,8 @@ const ALREADY_EXISTS: i32 = 65;
 /// SIGTERM, on which the master stops every process it started (imap,
 /// imap-login, auth) before it exits; SIGKILL if it has not after 10 s.
 fn terminate(child: &mut Child) {
-    let _ = rustix::process::kill_process(
-        rustix::process::Pid::from_child(child),
-        rustix::process::Signal::TERM,
-    );
+    let pid = rustix::process::Pid::from_child(child);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     let deadline = Instant::now() + LIMIT;
     while matches!(child.try_wait(), Ok(None)) {
         if Instant::now() > deadline {
@@ -473,6 +476,8 @@ fn terminate(child: &mut Child) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // What is left of the instance (login processes serving connections).
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
 fn accepts(addr: &SocketAddr) -> bool {
@@ -590,6 +595,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 
 /// The harness itself, checked with real clients: curl (IMAP over TLS and
 /// STARTTLS) and a few lines of Python for IDLE.
+#[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpStream;
