@@ -68,14 +68,14 @@ fn intakes(rows: &[Value]) -> Vec<String> {
     intakes
 }
 
-/// `helpdesk fetch` (watching), its stderr in `fetch.log` in the folder
-/// (`fetch_log`), for the assertion messages.
+/// `helpdesk fetch` (watching), its log in `fetch.log` in the folder
+/// (`fetch_log`: with times and levels), for the assertion messages.
 fn start_fetch(desk: &Helpdesk) -> Child {
-    let log = fs::File::create(desk.path().join("fetch.log")).unwrap();
-    desk.command(&["-vv", "fetch"])
+    let log = desk.path().join("fetch.log");
+    desk.command(&["-vv", "--log-file", log.to_str().unwrap(), "fetch"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
@@ -219,6 +219,39 @@ fn issue_17_a_quarantined_maildir_message_is_flagged_and_one_that_is_no_maildir_
         metrics.contains("helpdesk_source_failures{source=\"gone\"} 1"),
         "{metrics}"
     );
+}
+
+#[test]
+fn issue_17_two_fetches_at_once_take_each_message_once_and_both_exit_0() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = maildir(root.path());
+    for n in 0..5 {
+        drop_in(&dir, &request(&format!("overlap{n}")));
+    }
+    let desk = maildir_desk(&dir);
+    let spawn = || {
+        desk.command(&["-v", "fetch", "--once"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A cron job that overlaps the one before it is the same.
+    let out = exec(desk.command(&["fetch", "--once"]), b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = desk.log_rows();
+    assert_eq!(outcomes(&rows), vec!["done"; 5], "no duplicates: {rows:#?}");
+    assert_eq!(names(&dir.join("cur")).len(), 5);
+    assert_eq!(desk.run_logs().len(), 5);
 }
 
 #[test]
@@ -420,12 +453,14 @@ fn desk_rows(desk: &Helpdesk) -> Vec<Value> {
 #[test]
 fn issue_17_dovecot_stopped_and_restarted_under_a_running_fetch_it_connects_again_and_goes_on() {
     let mut dovecot = Dovecot::start();
+    // Down for longer than alert_after: one error, however many attempts.
     let desk = imap_desk(
         &dovecot,
         &dovecot.imaps_url("INBOX"),
         dovecot.password(),
         "",
-    );
+    )
+    .adding("    alert_after: 2s\n");
     let fetch = start_fetch(&desk);
     let metrics = desk.path().join("state/metrics.prom");
     let up = |value: u8| {
@@ -457,6 +492,13 @@ fn issue_17_dovecot_stopped_and_restarted_under_a_running_fetch_it_connects_agai
         "{}",
         log.stdout
     );
+    wait_for(
+        "the error after alert_after",
+        Duration::from_secs(30),
+        || fetch_log(&desk).contains("for more than 2s"),
+    );
+    // A few more attempts, quietly.
+    std::thread::sleep(Duration::from_secs(4));
     dovecot.restart();
     dovecot.append("INBOX", &request("after-restart"));
     wait_for(
@@ -469,6 +511,13 @@ fn issue_17_dovecot_stopped_and_restarted_under_a_running_fetch_it_connects_agai
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("source inbox: unreachable"), "{stderr}");
     assert!(stderr.contains("source inbox: reachable again"), "{stderr}");
+    let errors = stderr.lines().filter(|l| l.contains("ERROR")).count();
+    assert_eq!(errors, 1, "{stderr}");
+    let warnings = stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("source inbox"))
+        .count();
+    assert_eq!(warnings, 1, "one warning when it went down: {stderr}");
 }
 
 #[test]

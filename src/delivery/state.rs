@@ -18,6 +18,7 @@
 //!   runs/<stamp>-<row>-<label>-<random>.log, .json, vars-<row>-*.yaml
 //!                                 run logs, Ansible's reports, extra-vars files (run::ansible)
 //!   plugins/callback/             the callback plugin that writes the reports
+//!   sources/<name>.lock           held by the one `fetch` reading that source (fetch)
 //!   metrics.prom                  by default: the one file for others (delivery::metrics)
 //! ```
 //!
@@ -99,6 +100,12 @@ pub(crate) fn day(time: SystemTime) -> Option<String> {
 /// `state_dir/quarantine/`.
 pub(crate) fn quarantine(state_dir: &Path) -> PathBuf {
     state_dir.join("quarantine")
+}
+
+/// The lock file of `fetch`'s source `name` (a name `sources:` allows:
+/// lower-case letters, digits, `-` and `_`).
+pub(crate) fn source_lock(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join("sources").join(format!("{name}.lock"))
 }
 
 /// `state_dir/threads/`.

@@ -189,13 +189,14 @@ impl Mailbox {
         Ok(Listed { validity, items })
     }
 
-    /// Message `uid`'s bytes, at most `limit` of them (then `true`: cut).
+    /// Message `uid`'s bytes, at most `limit` of them (then `true`: cut);
+    /// `None` when it is gone (another client moved or deleted it).
     pub(super) async fn body(
         &mut self,
         uid: u32,
         size: u64,
         limit: u64,
-    ) -> Result<(Vec<u8>, bool), Failure> {
+    ) -> Result<Option<(Vec<u8>, bool)>, Failure> {
         let cut = size > limit;
         let query = if cut {
             format!("BODY.PEEK[]<0.{limit}>")
@@ -216,19 +217,16 @@ impl Mailbox {
             },
         )
         .await?;
-        let body = fetched
+        let Some(body) = fetched
             .iter()
             .find(|f| f.uid == Some(uid))
             .and_then(|f| f.body())
-            .ok_or_else(|| {
-                failure(
-                    Problem::Mailbox,
-                    format!("UID {uid} is gone from the mailbox"),
-                )
-            })?;
+        else {
+            return Ok(None);
+        };
         let mut body = body.to_vec();
         body.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok((body, cut))
+        Ok(Some((body, cut)))
     }
 
     /// Moves message `uid` into `folder` (the config's name), creating it

@@ -182,6 +182,9 @@ fn wait(fd: Option<&OwnedFd>, longest: Duration, stop: &Receiver<bool>) {
 
 /// `fetch` for one Maildir, on a thread of its own, until `stop`.
 pub(super) fn watch(shared: &Arc<Shared>, source: &Source, dir: &Path, stop: &Receiver<bool>) {
+    let Some(_lock) = super::watch::hold_or_wait(shared, source, stop) else {
+        return;
+    };
     let mut backoffs = Backoffs::default();
     let mut delay = RECONNECT_FIRST;
     let mut fd = None;

@@ -39,7 +39,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use crate::delivery::journal::{self, Health, Outcome, Problem, Row};
-use crate::delivery::{self, Program};
+use crate::delivery::{self, Program, state};
 use crate::desk::config::Config;
 use crate::desk::sources::{Source, SourceKind};
 use crate::exit::Status;
@@ -88,6 +88,26 @@ pub(crate) enum Taken {
     /// It could not be taken now (the journal is busy, the spool is
     /// full...): it stays in its mailbox, and is tried again later.
     NotNow(String),
+}
+
+/// Holds `source` for this process: of two fetches (a cron job that
+/// overlaps the one before it, a service and a manual `fetch --once`),
+/// one reads a source at a time. `None` when another one holds it.
+pub(crate) fn hold(config: &Config, source: &Source) -> Result<Option<std::fs::File>, String> {
+    let path = state::source_lock(&config.state_dir, &source.name);
+    let held = path
+        .parent()
+        .map_or(Ok(()), state::create_folder)
+        .and_then(|()| {
+            state::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        })
+        .and_then(|file| Ok(state::try_lock(&file)?.then_some(file)));
+    held.map_err(|e| format!("{}: cannot lock it: {e}", path.display()))
 }
 
 /// What a fetch needs in every thread and task.

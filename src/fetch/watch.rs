@@ -126,7 +126,13 @@ async fn imap_pass(
             Ok(Next::Wait) => Taken::Wait,
             Ok(Next::File(folder)) => Taken::File(folder),
             Ok(Next::Deliver) => {
-                let (raw, cut) = mailbox.body(uid, size, limit).await?;
+                let Some((raw, cut)) = mailbox.body(uid, size, limit).await? else {
+                    tracing::info!(
+                        "source {}: UID {uid} went away before it was read",
+                        source.name
+                    );
+                    continue;
+                };
                 let named = intake.clone();
                 let taken = blocking(shared, move |s| take(s, &raw, cut, &named)).await;
                 pass.delivered += u64::from(!matches!(taken, Taken::NotNow(_)));
@@ -166,11 +172,59 @@ async fn record(shared: &Arc<Shared>, source: &Source, result: &Result<Pass, Fai
     .await;
 }
 
-/// `fetch --once`: leftovers first, then every source in turn.
+/// Waits (a watching fetch) until this process holds `source`, or
+/// `stop`: `None` then.
+pub(super) fn hold_or_wait(
+    shared: &Shared,
+    source: &Source,
+    stop: &Receiver<bool>,
+) -> Option<std::fs::File> {
+    let mut told = false;
+    while !*stop.borrow() {
+        match super::hold(&shared.config, source) {
+            Ok(Some(lock)) => return Some(lock),
+            Ok(None) if !told => {
+                tracing::info!(
+                    "source {}: another fetch reads it; waiting for it to stop",
+                    source.name
+                );
+                told = true;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("source {}: {e}", source.name),
+        }
+        for _ in 0..20 {
+            if *stop.borrow() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    None
+}
+
+/// `fetch --once`: leftovers first, then every source in turn (one that
+/// another fetch reads now is left to it).
 pub(super) async fn once(shared: Arc<Shared>) -> Status {
     sweep(&shared).await;
     let mut status = Status::Ok;
     for source in shared.config.sources.clone() {
+        let held = source.clone();
+        let _lock = match blocking(&shared, move |s| super::hold(&s.config, &held)).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::info!(
+                    "source {}: another fetch reads it now; left to it",
+                    source.name
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("source {}: {e}", source.name);
+                status = worse(status, Status::TempFail);
+                continue;
+            }
+        };
         let result = match &source.kind {
             SourceKind::Imap(imap) => imap_once(&shared, &source, imap).await,
             SourceKind::Maildir(dir) => {
@@ -272,6 +326,10 @@ async fn stopped() {
 
 /// One IMAP source, connected again after every failure, with a backoff.
 async fn watch_imap(shared: &Arc<Shared>, source: &Source, imap: &Imap, mut stop: Receiver<bool>) {
+    let (held, waiting) = (source.clone(), stop.clone());
+    let Some(_lock) = blocking(shared, move |s| hold_or_wait(s, &held, &waiting)).await else {
+        return;
+    };
     let mut delay = RECONNECT_FIRST;
     let mut backoffs = Backoffs::default();
     while !*stop.borrow() {
@@ -307,9 +365,9 @@ async fn connected(
     let mut mailbox = Mailbox::open(imap).await?;
     *delay = RECONNECT_FIRST;
     loop {
-        let pass = imap_pass(shared, source, imap, &mut mailbox, backoffs, Some(stop)).await;
-        record(shared, source, &pass, false).await;
-        let pass = pass?;
+        // A failure is recorded once, by `watch_imap`.
+        let pass = imap_pass(shared, source, imap, &mut mailbox, backoffs, Some(stop)).await?;
+        record(shared, source, &Ok(pass), false).await;
         if *stop.borrow() {
             mailbox.close().await;
             return Ok(());
