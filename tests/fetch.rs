@@ -301,6 +301,7 @@ fn issue_17_fetch_once_handles_every_message_appended_before_and_moves_each_to_d
         dovecot.password(),
         "limits: {message_size: 100KiB}\n",
     );
+    // What the operator's guide shows: helpdesk --config ... fetch --once
     let out = exec(desk.command(&["fetch", "--once"]), b"");
     assert_eq!(out.code, 0, "{}\n{}", out.stderr, dovecot.log());
     assert_eq!(dovecot.count("INBOX"), 0);
