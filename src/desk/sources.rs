@@ -169,7 +169,7 @@ fn imap(raw: RawImap, base: &Path, done: String, failed: String) -> Result<Imap,
     for (key, folder) in [("done", &done), ("failed", &failed)] {
         if !is_folder_name(folder) {
             return Err(format!(
-                "{key} {folder:?}: a folder name is printable text with / between levels, not empty, with no level empty"
+                "{key} {folder:?}: a folder name is ASCII letters, digits, spaces and -_.+,:@#()[]=!~' with / between levels, none empty"
             ));
         }
     }
@@ -207,13 +207,19 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Printable text (no control characters, no `*` or `%`, which are LIST
-/// wildcards), levels joined by `/`, none empty.
+/// Levels joined by `/`, none empty, each of ASCII letters, digits,
+/// spaces and `-_.+,:@#()[]=!~'` only: sent to the server as they are, so
+/// no LIST wildcard (`*`, `%`), no quoting character and no `&`, which
+/// would start modified UTF-7 (RFC 3501 5.1.3), which is not written here.
 fn is_folder_name(name: &str) -> bool {
+    const PUNCTUATION: &str = " -_.+,:@#()[]=!~'";
     name.len() <= 200
-        && !name.is_empty()
-        && name.split('/').all(|level| !level.is_empty())
-        && !name.chars().any(|c| c.is_control() || c == '*' || c == '%')
+        && name.split('/').all(|level| {
+            !level.is_empty()
+                && level
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || PUNCTUATION.contains(c))
+        })
 }
 
 /// An `imap://` or `imaps://` URL: host, port and mailbox (RFC 5092, its
@@ -269,7 +275,7 @@ impl Url {
             name if is_folder_name(name) => name.to_owned(),
             _ => {
                 return Err(wrong(
-                    "the mailbox name has an empty level or a control character",
+                    "the mailbox name has an empty level or a character other than ASCII letters, digits, spaces and -_.+,:@#()[]=!~'",
                 ));
             }
         };
@@ -398,5 +404,36 @@ mod tests {
             panic!()
         };
         assert_eq!(imap.tls, ImapTls::Plain);
+    }
+
+    #[test]
+    fn folder_names_are_an_allow_list_of_ascii() {
+        for good in [
+            "Helpdesk/Done",
+            "INBOX.Done",
+            "Archive 2026/[Gmail] (old)",
+            "a-b_c+d",
+        ] {
+            assert!(is_folder_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "a//b",
+            "a/",
+            "R&D",
+            "Büro",
+            "a*",
+            "50%",
+            "a\"b",
+            "a\\b",
+            "a\rb",
+            "a\u{7f}",
+            "a{3}",
+            "\u{200b}x",
+        ] {
+            assert!(!is_folder_name(bad), "{bad:?}");
+        }
+        assert!(!is_folder_name(&"a".repeat(201)));
     }
 }
