@@ -2,7 +2,8 @@
 //! check` on a folder with one of each error, and the operator's commands.
 //! Issue 15: the wizard walked with Enter alone in a real terminal (tmux),
 //! its SMTP login, lower-cased domains, `setup --help`, and `check`
-//! failing on what would fail every request.
+//! failing on what would fail every request. Issue 17: setup's intake, a
+//! mailbox (IMAP) or a Maildir read by `helpdesk fetch`.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -59,6 +60,7 @@ fn the_wizard_writes_a_folder_that_checks_clean_and_dry_runs_a_mail() {
             "not a mail domain: write it like example.com",
         ),
         ("", "example.com", "own address"),
+        ("", "", "Where does mail come in?"),
         ("", "", "How do replies leave?"),
         (down2.as_str(), "", "Senders"),
         ("", "", "scope: self"),
@@ -471,6 +473,7 @@ fn the_wizard_asks_for_an_smtp_login_and_refuses_a_port_in_the_host() {
     let down2 = format!("{DOWN}{DOWN}");
     for (keys, line, next) in [
         ("", "Example.ORG", "own address"),
+        ("", "", "Where does mail come in?"),
         ("", "", "How do replies leave?"),
         ("", "", "SMTP server"),
         ("", "localhost:2525", "write the host without its port"),
@@ -931,4 +934,295 @@ fn issue_15_the_wizard_rerun_with_enter_keeps_the_folders_user() {
     );
     let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(dir.join("state")).unwrap());
     assert_ne!(owner, 0);
+}
+
+/// `setup --non-interactive --intake ...` for a new folder with `args`
+/// (and the real ansible-playbook): the parent, the folder and the output.
+fn setup_with_intake(args: &[&OsStr]) -> (tempfile::TempDir, PathBuf, crate::support::Output) {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("desk");
+    let mut setup = setup_for("example.org");
+    setup
+        .arg("--ansible")
+        .arg(ansible_playbook())
+        .args(args)
+        .arg("--dir")
+        .arg(&dir);
+    let out = exec(setup, b"");
+    (parent, dir, out)
+}
+
+/// What setup prints for a mailbox or Maildir intake: how to run fetch
+/// (the service with this install's paths, or cron), not the MTA's pipe.
+fn says_how_to_run_fetch(out: &str, dir: &Path) {
+    let fetch = format!(
+        "{} --config {} fetch",
+        env!("CARGO_BIN_EXE_helpdesk"),
+        dir.join("config.yaml").display()
+    );
+    for text in [
+        "contrib/helpdesk-fetch.service",
+        &format!("    ExecStart={fetch}\n    User="),
+        &format!("* * * * * {fetch} --once\n"),
+        "Dry run of examples/storage.eml (from admin@example.org): request type storage",
+    ] {
+        assert!(out.contains(text), "no {text:?} in\n{out}");
+    }
+    for pipe in ["master.cf", "procmailrc", "fdm.conf"] {
+        assert!(!out.contains(pipe), "{pipe} in\n{out}");
+    }
+}
+
+/// Issue 17: `setup --intake imap` from flags writes the source as given
+/// (its password in the given file), which `check` accepts; the output
+/// says how to run fetch and how to try the login.
+#[test]
+fn issue_17_setup_intake_imap_from_flags_checks_clean() {
+    let secrets = tempfile::tempdir().unwrap();
+    let password = secrets.path().join("imap.password");
+    fs::write(&password, "pw\n").unwrap();
+    fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).unwrap();
+    let (_parent, dir, out) = setup_with_intake(&[
+        OsStr::new("--intake"),
+        OsStr::new("imap"),
+        OsStr::new("--imap-url"),
+        OsStr::new("imaps://127.0.0.1:9993/INBOX"),
+        OsStr::new("--imap-user"),
+        OsStr::new("u"),
+        OsStr::new("--imap-password-file"),
+        password.as_os_str(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    let source = format!(
+        "sources:\n  - name: inbox\n    imap:\n      url: \"imaps://127.0.0.1:9993/INBOX\"\n      username: \"u\"\n      # mode 600; a file others can read is refused\n      password_file: \"{}\"\n      # a private CA's certificate (PEM); the public web roots without it\n      # ca_file: /etc/helpdesk/imap-ca.pem\n    # done: Helpdesk/Done\n    # failed: Helpdesk/Failed\n",
+        password.display()
+    );
+    assert!(config.contains(&source), "no\n{source}in\n{config}");
+    assert!(
+        config
+            .contains("writes Authentication-Results below its Received header (position: below)"),
+        "{config}"
+    );
+    says_how_to_run_fetch(&out.stdout, &dir);
+    assert!(
+        out.stdout.contains(&format!(
+            "Try the login to imaps://127.0.0.1:9993/INBOX first: {} --config {} check --online",
+            env!("CARGO_BIN_EXE_helpdesk"),
+            dir.join("config.yaml").display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!dir.join("imap.secret").exists());
+    checks_clean_and_dry_runs(&dir);
+}
+
+/// Issue 17: `setup --intake maildir --maildir DIR` writes that Maildir as
+/// the source, which `check` accepts.
+#[test]
+fn issue_17_setup_intake_maildir_from_flags_checks_clean() {
+    let mail = tempfile::tempdir().unwrap();
+    let maildir = mail.path().join("Maildir");
+    for part in ["new", "cur", "tmp"] {
+        fs::create_dir_all(maildir.join(part)).unwrap();
+    }
+    let (_parent, dir, out) = setup_with_intake(&[
+        OsStr::new("--intake"),
+        OsStr::new("maildir"),
+        OsStr::new("--maildir"),
+        maildir.as_os_str(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    let source = format!(
+        "sources:\n  - name: mailbox\n    maildir: \"{}\"\n",
+        maildir.display()
+    );
+    assert!(config.contains(&source), "no\n{source}in\n{config}");
+    assert!(!config.contains("imap"), "{config}");
+    says_how_to_run_fetch(&out.stdout, &dir);
+    assert!(
+        out.stdout.contains("must be able to write the Maildir"),
+        "{}",
+        out.stdout
+    );
+    checks_clean_and_dry_runs(&dir);
+}
+
+/// Issue 17: a URL `sources:` would refuse is refused by setup, before
+/// anything is written, in one line naming --imap-url; so is an IMAP
+/// answer without --intake imap.
+#[test]
+fn issue_17_setup_refuses_a_bad_imap_url_naming_the_flag() {
+    for (args, says) in [
+        (
+            [
+                "--intake",
+                "imap",
+                "--imap-url",
+                "https://mail.example.org/INBOX",
+            ]
+            .as_slice(),
+            "--imap-url \"https://mail.example.org/INBOX\": not an imap:// or imaps:// URL: write e.g. imaps://mail.example.com/INBOX",
+        ),
+        (
+            [
+                "--intake",
+                "imap",
+                "--imap-url",
+                "imaps://mail.example.org:99999/",
+            ]
+            .as_slice(),
+            "--imap-url \"imaps://mail.example.org:99999/\": the port is not a number",
+        ),
+        (
+            ["--imap-url", "imaps://mail.example.org/INBOX"].as_slice(),
+            "--imap-url is for --intake imap",
+        ),
+        (
+            ["--intake", "maildir"].as_slice(),
+            "--intake maildir needs --maildir",
+        ),
+    ] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let (parent, dir, out) = setup_with_intake(&args);
+        assert_eq!(out.code, 64, "{args:?}: {}", out.stderr);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
+        assert!(lines[0].contains(says), "{args:?}: {}", out.stderr);
+        assert!(!dir.exists(), "{args:?}");
+        assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+}
+
+/// Issue 17: the wizard walked choosing a mailbox: a URL `sources:` would
+/// refuse is refused at its prompt; the password typed is kept in
+/// imap.secret (0600, the helpdesk user's), never in config.yaml nor on
+/// the screen; the folder checks clean and dry-runs its example mail.
+#[test]
+fn issue_17_the_wizard_choosing_imap_keeps_the_password_in_imap_secret() {
+    const PASSWORD: &str = "Typed-pw-4711";
+    let user = crate::support::TestUser::new();
+    let (_parent, dir, mut p) = wizard_for_a_new_folder();
+    let ansible = ansible_playbook().display().to_string();
+    let down2 = format!("{DOWN}{DOWN}");
+    let mut seen = String::new();
+    for (keys, line, next) in [
+        ("", "example.org", "own address"),
+        ("", "", "Where does mail come in?"),
+        (DOWN, "", "Mailbox URL"),
+        (
+            "",
+            "https://mail.example.org/INBOX",
+            "not an imap:// or imaps:// URL",
+        ),
+        ("", "imaps://127.0.0.1:9993/INBOX", "IMAP user"),
+        ("", "", "IMAP password"),
+        ("", PASSWORD, "How do replies leave?"),
+        (down2.as_str(), "", "Senders"),
+        ("", "", "scope: self"),
+        ("", "", "Administrators"),
+        ("", "", "authserv-id"),
+        ("", "", "Require"),
+        ("", "", "Authentication-Results?"),
+        ("", "", "ansible-playbook"),
+        ("", &ansible, "User the mail system runs helpdesk as"),
+        ("", &user.0, "use sudo (become)?"),
+        ("", "n", "now?"),
+        ("", "y", "helpdesk reads the mailbox itself"),
+    ] {
+        if !keys.is_empty() {
+            p.send(keys).unwrap();
+        }
+        p.send_line(line).unwrap();
+        seen.push_str(&p.exp_string(next).unwrap());
+        seen.push_str(next);
+    }
+    seen.push_str(&p.exp_eof().unwrap());
+    assert!(seen.contains("check --online"), "{seen}");
+    assert!(!seen.contains(PASSWORD), "the password was shown:\n{seen}");
+    let secret = dir.join("imap.secret");
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        format!("{PASSWORD}\n")
+    );
+    let meta = fs::metadata(&secret).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_ne!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
+    let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(!config.contains(PASSWORD), "{config}");
+    for line in [
+        "      url: \"imaps://127.0.0.1:9993/INBOX\"\n",
+        "      username: \"helpdesk@example.org\"\n",
+        "      password_file: \"imap.secret\"\n",
+    ] {
+        assert!(config.contains(line), "no {line:?} in\n{config}");
+    }
+    checks_clean_and_dry_runs(&dir);
+}
+
+/// Issue 17, end to end: a folder set up with `--intake imap` for a real
+/// Dovecot (its test CA given as --imap-ca-file) logs in with `check
+/// --online`, and `fetch --once` handles the mail waiting there and moves
+/// it to Helpdesk/Done. The mail is unauthenticated, so it is refused
+/// (nothing runs) but handled, journaled and moved all the same.
+#[test]
+fn issue_17_a_folder_set_up_for_a_real_mailbox_fetches_from_it() {
+    let dovecot = crate::support::dovecot::Dovecot::start();
+    dovecot.append(
+        "INBOX",
+        &crate::support::mail("admin@example.org", "storage", "please add 5 gb"),
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    let password = secrets.path().join("imap.password");
+    fs::write(&password, format!("{}\n", dovecot.password())).unwrap();
+    fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).unwrap();
+    let url = dovecot.imaps_url("INBOX");
+    let (_parent, dir, out) = setup_with_intake(&[
+        OsStr::new("--intake"),
+        OsStr::new("imap"),
+        OsStr::new("--imap-url"),
+        OsStr::new(&url),
+        OsStr::new("--imap-user"),
+        OsStr::new(dovecot.user()),
+        OsStr::new("--imap-password-file"),
+        password.as_os_str(),
+        OsStr::new("--imap-ca-file"),
+        dovecot.ca_file().as_os_str(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let config = dir.join("config.yaml");
+    let text = fs::read_to_string(&config).unwrap();
+    let ca = format!("      ca_file: \"{}\"\n", dovecot.ca_file().display());
+    assert!(text.contains(&ca), "no {ca:?} in\n{text}");
+    let run = |args: &[&str]| {
+        let mut command = helpdesk();
+        command.arg("--config").arg(&config).args(args);
+        exec(command, b"")
+    };
+    let online = run(&["check", "--online"]);
+    assert_eq!(online.code, 0, "{}{}", online.stdout, online.stderr);
+    let said = format!("{}{}", online.stdout, online.stderr);
+    assert!(
+        said.contains("sources inbox: logged in to") && said.contains("1 message(s)"),
+        "{said}"
+    );
+    let fetched = run(&["fetch", "--once"]);
+    assert_eq!(fetched.code, 0, "{}\n{}", fetched.stderr, dovecot.log());
+    assert_eq!(dovecot.count("INBOX"), 0);
+    assert_eq!(dovecot.count("Helpdesk.Done"), 1, "{}", dovecot.log());
+    let log = run(&["log", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = log
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", log.stdout);
+    assert_eq!(rows[0]["request_type"], "storage", "{:?}", rows[0]);
+    assert!(
+        rows[0]["intake"].as_str().unwrap().starts_with("inbox/"),
+        "{:?}",
+        rows[0]
+    );
 }

@@ -59,6 +59,33 @@ pub(crate) struct Answers {
     /// The helpdesk's address, the From of its replies (default: helpdesk@DOMAIN)
     #[arg(long)]
     pub address: Option<String>,
+    /// Where mail comes in: mta (the MTA pipes it into `helpdesk run`; default), imap (a mailbox `helpdesk fetch` reads, with IDLE) or maildir (a Maildir on this host `helpdesk fetch` reads)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "mta|imap|maildir",
+        hide_possible_values = true
+    )]
+    pub intake: Option<IntakeChoice>,
+    /// The mailbox to read, for --intake imap: imaps://HOST[:PORT]/MAILBOX, or imap:// for STARTTLS (default: imaps://mail.DOMAIN/INBOX)
+    #[arg(long, value_name = "URL")]
+    pub imap_url: Option<String>,
+    /// The IMAP login, for --intake imap (default: the helpdesk address)
+    #[arg(long, value_name = "USER")]
+    pub imap_user: Option<String>,
+    /// A file holding the IMAP password, for --intake imap (mode 600; default: imap.secret in the folder)
+    #[arg(long, value_name = "FILE")]
+    pub imap_password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) the IMAP server's certificate is checked against, for --intake imap with a private CA (default: the public web roots)
+    #[arg(long, value_name = "FILE")]
+    pub imap_ca_file: Option<PathBuf>,
+    // Only from the prompt, like smtp_password: kept in imap.secret.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub imap_password: Option<String>,
+    /// The Maildir to read, for --intake maildir (its new/ is read, handled mail moves to cur/)
+    #[arg(long, value_name = "PATH")]
+    pub maildir: Option<PathBuf>,
     /// How replies leave: an SMTP server (default), the local sendmail, or a folder of .eml files
     #[arg(long, value_enum, hide_possible_values = true)]
     pub transport: Option<TransportChoice>,
@@ -147,6 +174,19 @@ pub(crate) enum TransportChoice {
     Folder,
 }
 
+/// Where mail comes in (`--intake`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum IntakeChoice {
+    /// The MTA (or procmail, fdm) pipes each message into `helpdesk run`.
+    #[default]
+    Mta,
+    /// `helpdesk fetch` reads an IMAP mailbox.
+    Imap,
+    /// `helpdesk fetch` reads a Maildir on this host.
+    Maildir,
+}
+
 /// The word a flag and config.yaml use for `value`.
 fn word(value: impl clap::ValueEnum) -> String {
     value
@@ -201,6 +241,98 @@ impl Answers {
         self.smtp_port
             .unwrap_or_else(|| self.security().default_port())
     }
+    fn intake(&self) -> IntakeChoice {
+        self.intake.unwrap_or_default()
+    }
+    fn imap_url(&self) -> String {
+        self.imap_url
+            .clone()
+            .unwrap_or_else(|| format!("imaps://mail.{}/INBOX", self.domain()))
+    }
+    fn imap_user(&self) -> String {
+        self.imap_user.clone().unwrap_or_else(|| self.address())
+    }
+    /// The file config.yaml names for the IMAP password: imap.secret when
+    /// the wizard was told the password, else the given file (or
+    /// imap.secret, for the operator to fill in).
+    fn imap_password_file(&self) -> PathBuf {
+        match (&self.imap_password, &self.imap_password_file) {
+            (None, Some(file)) => file.clone(),
+            _ => PathBuf::from(IMAP_SECRET),
+        }
+    }
+
+    /// config.yaml's `sources:` for the intake (none for the MTA's pipe).
+    fn sources_yaml(&self) -> Option<String> {
+        match self.intake() {
+            IntakeChoice::Mta => None,
+            IntakeChoice::Imap => Some(format!(
+                "# Where mail comes in: `helpdesk fetch` reads this mailbox (IDLE) and moves\n# what it handled to done, what it quarantined to failed (made when missing;\n# these are the defaults).\nsources:\n  - name: inbox\n    imap:\n      url: {}\n      username: {}\n      # mode 600; a file others can read is refused\n      password_file: {}\n{}    # done: Helpdesk/Done\n    # failed: Helpdesk/Failed\n\n",
+                q(&self.imap_url()),
+                q(&self.imap_user()),
+                q(&self.imap_password_file().display().to_string()),
+                match &self.imap_ca_file {
+                    Some(ca) => format!("      ca_file: {}\n", q(&ca.display().to_string())),
+                    None => "      # a private CA's certificate (PEM); the public web roots without it\n      # ca_file: /etc/helpdesk/imap-ca.pem\n".to_owned(),
+                }
+            )),
+            IntakeChoice::Maildir => Some(format!(
+                "# Where mail comes in: `helpdesk fetch` reads new/ of this Maildir and moves\n# what it handled to cur/ (seen; flagged too when it was quarantined).\nsources:\n  - name: mailbox\n    maildir: {}\n\n",
+                q(&self
+                    .maildir
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+                    .to_string())
+            )),
+        }
+    }
+
+    /// The intake's answers, validated as config.yaml's `sources:` is
+    /// (the same code): an error names the flag to fix.
+    fn valid_intake(&self) -> Result<(), String> {
+        #[derive(Deserialize)]
+        struct Only {
+            sources: Vec<crate::desk::sources::RawSource>,
+        }
+        let imap_only = [
+            ("--imap-url", self.imap_url.is_some()),
+            ("--imap-user", self.imap_user.is_some()),
+            ("--imap-password-file", self.imap_password_file.is_some()),
+            ("--imap-ca-file", self.imap_ca_file.is_some()),
+        ];
+        let maildir_only = [("--maildir", self.maildir.is_some())];
+        let not_for_this = match self.intake() {
+            IntakeChoice::Mta => [&imap_only[..], &maildir_only[..]].concat(),
+            IntakeChoice::Imap => maildir_only.to_vec(),
+            IntakeChoice::Maildir => imap_only.to_vec(),
+        };
+        if let Some((flag, _)) = not_for_this.iter().find(|(_, given)| *given) {
+            let wanted = if flag.starts_with("--imap") {
+                "imap"
+            } else {
+                "maildir"
+            };
+            return Err(format!(
+                "{flag} is for --intake {wanted}, and the intake is {}: give --intake {wanted} too, or leave {flag} out",
+                word(self.intake())
+            ));
+        }
+        if self.intake() == IntakeChoice::Maildir && self.maildir.is_none() {
+            return Err("--intake maildir needs --maildir PATH: the Maildir to read".into());
+        }
+        let Some(yaml) = self.sources_yaml() else {
+            return Ok(());
+        };
+        let base = self.dir.as_deref().map_or_else(PathBuf::new, |d| {
+            std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf())
+        });
+        let only: Only = serde_saphyr::from_str(&yaml).map_err(|e| format!("--intake: {e}"))?;
+        crate::desk::sources::sources(only.sources, &base)
+            .map(drop)
+            .map_err(|e| intake_error(&e))
+    }
+
     fn ansible(&self) -> String {
         self.ansible
             .clone()
@@ -218,6 +350,13 @@ impl Answers {
         for address in self.senders.iter_mut().chain(&mut self.admins) {
             *address = lower_domain(address);
         }
+        self
+    }
+
+    fn paths_from_here(mut self) -> Self {
+        self.imap_password_file = from_here(self.imap_password_file);
+        self.imap_ca_file = from_here(self.imap_ca_file);
+        self.maildir = from_here(self.maildir);
         self
     }
 
@@ -253,6 +392,7 @@ impl Answers {
         for admin in self.admins() {
             valid_address(&admin).map_err(|e| anyhow!("admin: {e}"))?;
         }
+        self.valid_intake().map_err(|e| anyhow!(e))?;
         if let Some(user) = &self.user {
             account::valid_user(user).map_err(|e| anyhow!("--user: {e}"))?;
             let root = rustix::process::geteuid().is_root();
@@ -277,17 +417,45 @@ pub(crate) fn answers(args: &SetupArgs) -> anyhow::Result<Answers> {
         let text = fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
         serde_saphyr::from_str::<Answers>(&text)
             .map(Answers::lower_cased)
+            .map(Answers::paths_from_here)
             .map_err(|e| anyhow!("{}: {e}", file.display()))
     } else if args.non_interactive {
         args.given
             .required()
             .map_err(|flag| anyhow!("--non-interactive needs {flag}"))?;
-        Ok(args.given.clone().lower_cased())
+        Ok(args.given.clone().lower_cased().paths_from_here())
     } else {
         require_terminal()?;
         let default_dir = args.given.dir.clone().unwrap_or_else(default_dir);
-        ask(&default_dir, &args.given).map(Answers::lower_cased)
+        ask(&default_dir, &args.given.clone().paths_from_here()).map(Answers::lower_cased)
     }
+}
+
+/// The file the wizard keeps the IMAP password in.
+const IMAP_SECRET: &str = "imap.secret";
+
+/// An error of `sources:` in the words of setup's flags: `sources[1]
+/// ("inbox"): imap.url "x": why` is `--imap-url "x": why`.
+fn intake_error(error: &str) -> String {
+    let error = error.split_once("): ").map_or(error, |(_, rest)| rest);
+    for (key, flag) in [
+        ("imap.url", "--imap-url"),
+        ("imap.username", "--imap-user"),
+        ("imap.password_file", "--imap-password-file"),
+        ("imap.ca_file", "--imap-ca-file"),
+        ("maildir", "--maildir"),
+    ] {
+        if let Some(rest) = error.strip_prefix(key) {
+            return format!("{flag}{rest}");
+        }
+    }
+    format!("--intake: {error}")
+}
+
+/// Relative paths in flags and answers files are the caller's, from the
+/// working folder; config.yaml's would start at its own folder.
+fn from_here(path: Option<PathBuf>) -> Option<PathBuf> {
+    path.map(|p| std::path::absolute(&p).unwrap_or(p))
 }
 
 /// `/etc/helpdesk` for root, else `~/helpdesk`.
@@ -392,6 +560,18 @@ const POSITIONS: &[(&str, Position)] = &[
     ),
 ];
 
+const INTAKES: &[(&str, IntakeChoice)] = &[
+    (
+        "the MTA pipes it into `helpdesk run` (Postfix, procmail, fdm)",
+        IntakeChoice::Mta,
+    ),
+    (
+        "a mailbox helpdesk reads itself (IMAP, with IDLE)",
+        IntakeChoice::Imap,
+    ),
+    ("a Maildir on this host", IntakeChoice::Maildir),
+];
+
 /// Whether the SMTP server wants a login; "none" first, so that Enter
 /// never leads to a password prompt with nothing to type.
 const LOGINS: &[(&str, bool)] = &[
@@ -433,14 +613,15 @@ pub(crate) fn ask(default_dir: &Path, given: &Answers) -> anyhow::Result<Answers
         .validate_with(|a: &String| valid_address(a.trim()))
         .interact_text()?;
     let address = lower_domain(&address);
-    let transport = select(&theme, "How do replies leave?", TRANSPORTS)?;
     let mut answers = Answers {
         dir: Some(dir),
         domain: Some(domain),
         address: Some(address.clone()),
-        transport: Some(transport),
         ..Answers::default()
     };
+    ask_intake(&theme, &mut answers, given)?;
+    let transport = select(&theme, "How do replies leave?", TRANSPORTS)?;
+    answers.transport = Some(transport);
     match transport {
         TransportChoice::Smtp => ask_smtp(&theme, &mut answers, &address)?,
         TransportChoice::Sendmail => {
@@ -477,10 +658,20 @@ fn line(theme: &dyn Theme, prompt: &str, default: String) -> anyhow::Result<Stri
 /// One of `choices` (what the prompt shows, what it means); the first is
 /// the default.
 fn select<T: Copy>(theme: &dyn Theme, prompt: &str, choices: &[(&str, T)]) -> anyhow::Result<T> {
+    select_at(theme, prompt, choices, 0)
+}
+
+/// One of `choices`, the one at `default` chosen by Enter.
+fn select_at<T: Copy>(
+    theme: &dyn Theme,
+    prompt: &str,
+    choices: &[(&str, T)],
+    default: usize,
+) -> anyhow::Result<T> {
     let chosen = Select::with_theme(theme)
         .with_prompt(prompt)
         .items(choices.iter().map(|(shown, _)| shown))
-        .default(0)
+        .default(default)
         .interact()?;
     choices
         .get(chosen)
@@ -618,6 +809,154 @@ fn ask_account(theme: &dyn Theme, answers: &mut Answers, given: &Answers) -> any
             .interact()?;
     }
     Ok(())
+}
+
+/// Where mail comes in and, for a mailbox, its URL, login and password
+/// (kept in imap.secret), or the Maildir's path. The defaults are the
+/// flags given, else what the folder's config.yaml says (a re-run), and
+/// Enter at the password keeps the file an earlier run named.
+fn ask_intake(theme: &dyn Theme, answers: &mut Answers, given: &Answers) -> anyhow::Result<()> {
+    let previous = answers
+        .dir
+        .as_deref()
+        .and_then(previous_intake)
+        .unwrap_or_default();
+    let earlier = given.intake.or(previous.intake).unwrap_or_default();
+    let at = INTAKES.iter().position(|(_, i)| *i == earlier);
+    let intake = select_at(theme, "Where does mail come in?", INTAKES, at.unwrap_or(0))?;
+    answers.intake = Some(intake);
+    let valid = |a: &Answers| a.valid_intake();
+    match intake {
+        IntakeChoice::Mta => {}
+        IntakeChoice::Imap => {
+            let mut probe = answers.clone();
+            let url: String = Input::with_theme(theme)
+                .with_prompt("Mailbox URL (imaps://HOST/MAILBOX, or imap:// for STARTTLS)")
+                .default(
+                    given
+                        .imap_url
+                        .clone()
+                        .or(previous.imap_url)
+                        .unwrap_or_else(|| answers.imap_url()),
+                )
+                .validate_with(|u: &String| {
+                    probe.imap_url = Some(u.trim().to_owned());
+                    valid(&probe)
+                })
+                .interact_text()?;
+            answers.imap_url = Some(url.trim().to_owned());
+            let user: String = Input::with_theme(theme)
+                .with_prompt("IMAP user")
+                .default(
+                    given
+                        .imap_user
+                        .clone()
+                        .or(previous.imap_user)
+                        .unwrap_or_else(|| answers.imap_user()),
+                )
+                .interact_text()?;
+            answers.imap_user = Some(user.trim().to_owned());
+            // Only from the flag (or kept from an earlier run).
+            answers.imap_ca_file = given.imap_ca_file.clone().or(previous.imap_ca_file);
+            ask_imap_password(
+                theme,
+                answers,
+                given
+                    .imap_password_file
+                    .clone()
+                    .or(previous.imap_password_file),
+            )?;
+        }
+        IntakeChoice::Maildir => {
+            let mut probe = answers.clone();
+            let default = given
+                .maildir
+                .clone()
+                .or(previous.maildir)
+                .unwrap_or_else(|| PathBuf::from("/var/mail/helpdesk"));
+            let path: String = Input::with_theme(theme)
+                .with_prompt("Maildir (its new/ is read, handled mail moves to cur/)")
+                .default(default.display().to_string())
+                .validate_with(|p: &String| {
+                    probe.maildir = Some(PathBuf::from(p.trim()));
+                    valid(&probe)
+                })
+                .interact_text()?;
+            answers.maildir = from_here(Some(PathBuf::from(path.trim())));
+        }
+    }
+    Ok(())
+}
+
+/// The IMAP password, kept in imap.secret; with a file already named
+/// (`--imap-password-file`, or an earlier run's), Enter keeps that file.
+fn ask_imap_password(
+    theme: &dyn Theme,
+    answers: &mut Answers,
+    earlier: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let prompt = match &earlier {
+        Some(file) => format!(
+            "IMAP password (kept in {IMAP_SECRET}, mode 600; Enter keeps the one in {})",
+            file.display()
+        ),
+        None => format!("IMAP password (kept in {IMAP_SECRET}, mode 600)"),
+    };
+    let password = Password::with_theme(theme)
+        .with_prompt(prompt)
+        .allow_empty_password(earlier.is_some())
+        .interact()?;
+    if password.is_empty() {
+        answers.imap_password_file = earlier;
+    } else {
+        answers.imap_password = Some(password);
+    }
+    Ok(())
+}
+
+/// The intake an existing folder's config.yaml has (written by setup:
+/// one source), when re-run.
+fn previous_intake(dir: &Path) -> Option<Answers> {
+    #[derive(Deserialize)]
+    struct Previous {
+        #[serde(default)]
+        sources: Vec<Source>,
+    }
+    #[derive(Deserialize)]
+    struct Source {
+        imap: Option<Imap>,
+        maildir: Option<PathBuf>,
+    }
+    #[derive(Deserialize)]
+    struct Imap {
+        url: String,
+        username: String,
+        password_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
+    }
+    let text = fs::read_to_string(dir.join("config.yaml")).ok()?;
+    let previous: Previous = serde_saphyr::from_str(&text).ok()?;
+    let mut answers = Answers {
+        intake: Some(IntakeChoice::Mta),
+        ..Answers::default()
+    };
+    match previous.sources.into_iter().next() {
+        None => {}
+        Some(Source {
+            imap: Some(imap), ..
+        }) => {
+            answers.intake = Some(IntakeChoice::Imap);
+            answers.imap_url = Some(imap.url);
+            answers.imap_user = Some(imap.username);
+            answers.imap_password_file = imap.password_file;
+            answers.imap_ca_file = imap.ca_file;
+        }
+        Some(Source { maildir, .. }) => {
+            answers.intake = Some(IntakeChoice::Maildir);
+            answers.maildir = maildir;
+        }
+    }
+    Some(answers)
 }
 
 /// The domain of an existing folder's helpdesk address, when re-run.
@@ -782,20 +1121,29 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `password` in the folder's file `name`, mode 600 from the start.
+fn write_secret(dir: &Path, name: &str, password: &str) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(password.as_bytes())?;
+    file.write_all(b"\n")?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
 fn write_secret_and_config(answers: &Answers, dir: &Path) -> anyhow::Result<()> {
     let mut password_file = answers.smtp_password_file.clone();
     if let Some(password) = &answers.smtp_password {
-        let path = dir.join("smtp.secret");
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&path)?;
-        file.write_all(password.as_bytes())?;
-        file.write_all(b"\n")?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        write_secret(dir, "smtp.secret", password)?;
         password_file = Some(PathBuf::from("smtp.secret"));
+    }
+    if let Some(password) = &answers.imap_password {
+        write_secret(dir, IMAP_SECRET, password)?;
     }
     write_file(
         &dir.join("config.yaml"),
@@ -826,6 +1174,7 @@ pub(crate) fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> St
         "# The From of every reply, and the X-Loop mark on it.\nhelpdesk_address: {}\n\n",
         q(&answers.address())
     ));
+    out.push_str(&answers.sources_yaml().unwrap_or_default());
     out.push_str("mail:\n");
     match answers.transport.unwrap_or_default() {
         TransportChoice::Smtp => {
@@ -858,7 +1207,11 @@ pub(crate) fn config_yaml(answers: &Answers, password_file: Option<&Path>) -> St
         TransportChoice::Folder => out.push_str("  transport: folder\n  folder: replies/\n"),
     }
     out.push_str("  reply_limit_per_hour: 10\n\n");
-    out.push_str("# The From address counts only with this MX's Authentication-Results verdict.\nauthentication:\n");
+    out.push_str("# The From address counts only with this MX's Authentication-Results verdict.\n");
+    if answers.intake() == IntakeChoice::Imap {
+        out.push_str("# Gmail and Google Workspace mailboxes: their MX is mx.google.com, and it\n# writes Authentication-Results below its Received header (position: below).\n");
+    }
+    out.push_str("authentication:\n");
     out.push_str(&format!("  authserv_id: [{}]\n  # dmarc, dkim, spf, or none (a closed internal relay only)\n  require: {}\n  # where the MX writes its Authentication-Results: above its own Received\n  # header (Postfix with OpenDKIM/OpenDMARC, rspamd) or below it (Gmail);\n  # results anywhere else never count\n  position: {}\n\n", q(&answers.authserv_id()), word(answers.require.unwrap_or(Require::Dmarc)), word(answers.position.unwrap_or_default())));
     out.push_str("# Who may ask for what (default deny). A sender gets what the most generous\n# grant that matches them gives.\naccess:\n");
     if !answers.any_account {
@@ -993,8 +1346,10 @@ pub(crate) fn settle_account(answers: &Answers, dir: &Path) -> anyhow::Result<Ve
     };
     let state = dir.join("state");
     let (account, created) = account::ensure(user, &state)?;
-    let secrets: Vec<PathBuf> = std::iter::once(PathBuf::from("smtp.secret"))
+    let secrets: Vec<PathBuf> = [PathBuf::from("smtp.secret"), PathBuf::from(IMAP_SECRET)]
+        .into_iter()
         .chain(answers.smtp_password_file.clone())
+        .chain(answers.imap_password_file.clone())
         .map(|file| dir.join(file))
         .filter(|path| path.starts_with(dir) && path.exists())
         .collect();
@@ -1024,28 +1379,26 @@ pub(crate) fn settle_account(answers: &Answers, dir: &Path) -> anyhow::Result<Ve
     Ok(notes)
 }
 
-/// The snippets to paste into the MTA or fetcher, for this install: the
+/// The snippets to paste, for this install: for the MTA's pipe, the
 /// master.cf pipe running as the helpdesk user first (the route that
-/// works with the folder's modes), then the others with their caveats,
-/// then what the playbooks' sudo needs.
+/// works with the folder's modes), then the others with their caveats;
+/// for a mailbox or Maildir, how to run `fetch`; then what the
+/// playbooks' sudo needs.
 pub(crate) fn snippets(binary: &Path, config: &Path, answers: &Answers) -> String {
-    let command = format!("{} --config {} run", binary.display(), config.display());
     let user = answers
         .user
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "helpdesk".into());
-    let address = answers.address();
-    let limit = ANSIBLE_TIMEOUT_MINUTES * 60 + 300;
-    let mut out = format!(
-        "Postfix, running helpdesk as {user} (recommended):\n  /etc/postfix/master.cf (add at the end):\n    helpdesk  unix  -  n  n  -  -  pipe\n      flags=RX null_sender= user={user} argv={command}\n  /etc/postfix/main.cf (where these maps are set already, add to their lists):\n    virtual_alias_maps = hash:/etc/postfix/helpdesk_virtual\n    transport_maps = hash:/etc/postfix/helpdesk_transport\n    helpdesk_time_limit = {limit}s\n  /etc/postfix/helpdesk_virtual:\n    {address}  helpdesk@helpdesk.invalid\n  /etc/postfix/helpdesk_transport:\n    helpdesk.invalid  helpdesk:\n  then: postmap /etc/postfix/helpdesk_virtual /etc/postfix/helpdesk_transport && postfix reload\n\n"
-    );
-    out.push_str(&format!(
-        "Postfix through /etc/aliases (then newaliases): runs as nobody unless the aliases file\nbelongs to {user}, and nobody cannot read this folder; prefer the route above.\n    helpdesk: \"|{command}\"\n\n"
-    ));
-    out.push_str(&format!(
-        "procmail (~{user}/.procmailrc, as {user}):\n    :0 w\n    | {command}\n\nfdm (~{user}/.fdm.conf, as {user}):\n    action \"helpdesk\" pipe \"{command}\"\n    match all action \"helpdesk\"\n\n"
-    ));
+    let mut out = match answers.intake() {
+        IntakeChoice::Mta => {
+            let command = format!("{} --config {} run", binary.display(), config.display());
+            pipe_snippets(&command, &user, &answers.address())
+        }
+        IntakeChoice::Imap | IntakeChoice::Maildir => {
+            fetch_snippets(binary, config, &user, answers)
+        }
+    };
     if answers.no_become {
         out.push_str("Playbooks run without sudo (helpdesk_become=false): on each host, connect as a user\nthat may make the changes (ansible_user=root in inventory).\n");
     } else if !answers.write_sudoers {
@@ -1059,6 +1412,47 @@ pub(crate) fn snippets(binary: &Path, config: &Path, answers: &Answers) -> Strin
         {
             out.push_str(&format!("    {line}\n"));
         }
+    }
+    out
+}
+
+/// Where the MTA pipes mail into `run`: Postfix (as the helpdesk user,
+/// or through aliases), procmail, fdm.
+fn pipe_snippets(command: &str, user: &str, address: &str) -> String {
+    let limit = ANSIBLE_TIMEOUT_MINUTES * 60 + 300;
+    let mut out = format!(
+        "Postfix, running helpdesk as {user} (recommended):\n  /etc/postfix/master.cf (add at the end):\n    helpdesk  unix  -  n  n  -  -  pipe\n      flags=RX null_sender= user={user} argv={command}\n  /etc/postfix/main.cf (where these maps are set already, add to their lists):\n    virtual_alias_maps = hash:/etc/postfix/helpdesk_virtual\n    transport_maps = hash:/etc/postfix/helpdesk_transport\n    helpdesk_time_limit = {limit}s\n  /etc/postfix/helpdesk_virtual:\n    {address}  helpdesk@helpdesk.invalid\n  /etc/postfix/helpdesk_transport:\n    helpdesk.invalid  helpdesk:\n  then: postmap /etc/postfix/helpdesk_virtual /etc/postfix/helpdesk_transport && postfix reload\n\n"
+    );
+    out.push_str(&format!(
+        "Postfix through /etc/aliases (then newaliases): runs as nobody unless the aliases file\nbelongs to {user}, and nobody cannot read this folder; prefer the route above.\n    helpdesk: \"|{command}\"\n\n"
+    ));
+    out.push_str(&format!(
+        "procmail (~{user}/.procmailrc, as {user}):\n    :0 w\n    | {command}\n\nfdm (~{user}/.fdm.conf, as {user}):\n    action \"helpdesk\" pipe \"{command}\"\n    match all action \"helpdesk\"\n\n"
+    ));
+    out
+}
+
+/// For a mailbox or a Maildir: `helpdesk fetch` as a service (the shipped
+/// unit, with this install's paths and user) or from cron, and how to try
+/// the login first.
+fn fetch_snippets(binary: &Path, config: &Path, user: &str, answers: &Answers) -> String {
+    let helpdesk = format!("{} --config {}", binary.display(), config.display());
+    let what = match answers.intake() {
+        IntakeChoice::Imap => "mailbox",
+        _ => "Maildir",
+    };
+    let mut out = format!(
+        "helpdesk reads the {what} itself: run `helpdesk fetch` as {user}, either as a service that\nstays connected: contrib/helpdesk-fetch.service (in the helpdesk sources) copied to\n/etc/systemd/system/, with these lines in its [Service] section:\n    ExecStart={helpdesk} fetch\n    User={user}\n  then: systemctl daemon-reload && systemctl enable --now helpdesk-fetch.service\nor from cron (crontab -e -u {user}), every minute:\n    * * * * * {helpdesk} fetch --once\n\n"
+    );
+    if answers.intake() == IntakeChoice::Imap {
+        out.push_str(&format!(
+            "Try the login to {} first: {helpdesk} check --online\n\n",
+            crate::commands::terminal::escape(&answers.imap_url())
+        ));
+    } else {
+        out.push_str(&format!(
+            "{user} must be able to write the Maildir's new/ and cur/: fetch moves what it handled to cur/.\n\n"
+        ));
     }
     out
 }
@@ -1111,6 +1505,16 @@ mod tests {
                 any_account: true,
                 ..answers("example.com")
             },
+            Answers {
+                intake: Some(IntakeChoice::Imap),
+                imap_password: Some("s3cret".into()),
+                ..answers("example.com")
+            },
+            Answers {
+                intake: Some(IntakeChoice::Maildir),
+                maildir: Some("/var/mail/helpdesk".into()),
+                ..answers("example.com")
+            },
         ];
         for variant in variants {
             let parent = tempfile::tempdir().unwrap();
@@ -1140,6 +1544,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The intake's answers go through `sources:`'s own validation, and
+    /// its errors name setup's flags.
+    #[test]
+    fn intake_answers_are_validated_as_sources_are() {
+        let imap = |url: &str| Answers {
+            intake: Some(IntakeChoice::Imap),
+            imap_url: Some(url.into()),
+            ..answers("example.org")
+        };
+        assert_eq!(imap("imaps://127.0.0.1:9993/INBOX").valid_intake(), Ok(()));
+        let error = imap("https://mail.example.org/INBOX")
+            .valid_intake()
+            .unwrap_err();
+        assert!(
+            error.starts_with("--imap-url \"https://mail.example.org/INBOX\": not an imap://"),
+            "{error}"
+        );
+        assert!(
+            imap("imaps://u:p@h/")
+                .valid_intake()
+                .unwrap_err()
+                .starts_with("--imap-url")
+        );
+        let error = Answers {
+            imap_user: Some("u".into()),
+            ..answers("example.org")
+        }
+        .valid_intake()
+        .unwrap_err();
+        assert!(
+            error.contains("--imap-user is for --intake imap"),
+            "{error}"
+        );
+        let error = Answers {
+            intake: Some(IntakeChoice::Maildir),
+            ..answers("example.org")
+        }
+        .valid_intake()
+        .unwrap_err();
+        assert!(error.contains("needs --maildir"), "{error}");
+        let yaml = config_yaml(&imap("imaps://mx.example.org/Help%20desk"), None);
+        assert!(yaml.contains("position: below"), "{yaml}");
+        assert!(yaml.contains("password_file: \"imap.secret\""), "{yaml}");
+        let mta = config_yaml(&answers("example.org"), None);
+        assert!(
+            !mta.contains("sources:") && !mta.contains("Gmail and"),
+            "{mta}"
+        );
     }
 
     #[test]
