@@ -25,6 +25,7 @@ mod fetch;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod mail;
+mod maintenance;
 mod outcome;
 mod pipeline;
 mod reply;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::desk::maintenance::MaintenanceConfig;
 use crate::desk::sources::{self, RawSource, Source};
 use crate::desk::{Desk, Located};
 
@@ -42,6 +43,8 @@ pub(crate) struct Config {
     pub approvals: Vec<ApprovalRule>,
     /// `sources:` the mailboxes `helpdesk fetch` reads.
     pub sources: Vec<Source>,
+    /// `maintenance:` providers whose mail is a maintenance notice.
+    pub maintenance: MaintenanceConfig,
     pub limits: Limits,
     pub delivery: Delivery,
     /// Playbooks running at once, across all deliveries.
@@ -507,6 +510,7 @@ impl Config {
             }]),
             approvals: Vec::new(),
             sources: Vec::new(),
+            maintenance: MaintenanceConfig::default(),
             limits: Limits::default(),
             delivery: Delivery::Inline,
             max_parallel_runs: 2,
@@ -587,6 +591,8 @@ impl Config {
             access: raw.access,
             approvals,
             sources,
+            // Read from `maintenance:` by desk::maintenance (issue 18).
+            maintenance: MaintenanceConfig::default(),
             limits,
             delivery: raw.delivery.unwrap_or_default(),
             max_parallel_runs,

@@ -17,6 +17,7 @@ pub(crate) mod config;
 pub(crate) mod help;
 pub(crate) mod keywords;
 mod located;
+pub(crate) mod maintenance;
 pub(crate) mod phrasebook;
 pub(crate) mod phrases;
 pub(crate) mod sections;
