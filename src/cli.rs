@@ -99,7 +99,7 @@ pub(crate) enum Command {
     /// Keep handling queued and left-over messages (for `delivery: queue`,
     /// e.g. as a systemd service)
     Worker {
-        /// How often to look at the spool
+        /// How often to look at the spool, and at maintenances' start and end times
         #[arg(long, default_value = "5s", value_name = "DURATION")]
         interval: String,
     },

@@ -127,6 +127,10 @@ words! {
         /// Nothing ran: an operator cancelled it while it waited for
         /// approval or in the queue (the control address).
         Cancelled => "cancelled",
+        /// A provider's maintenance notice that no parser could read
+        /// (`maintenance:`): forwarded to `maintenance.unreadable` with
+        /// the reason, which the row keeps.
+        Unreadable => "unreadable",
     }
 }
 
@@ -253,7 +257,8 @@ mod tests {
                 "unknown",
                 "denied",
                 "expired",
-                "cancelled"
+                "cancelled",
+                "unreadable"
             ]
         );
         let states: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();

@@ -14,6 +14,7 @@ use crate::delivery::journal::{Pending, Record, Start};
 use crate::desk::config::Config;
 use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
+use crate::maintenance::Notice;
 use crate::outcome::Outcome;
 use crate::reply::ratelimit;
 use crate::reply::transport;
@@ -27,6 +28,8 @@ pub(crate) struct Decided {
     keywords: Keywords,
     decision: Decision,
     secrets: Secrets,
+    /// A provider's maintenance notice (`maintenance:`): no request.
+    notice: Option<Notice>,
 }
 
 impl Decided {
@@ -47,6 +50,32 @@ impl Decided {
     pub(crate) fn authentication_text(&self) -> String {
         self.decision.authentication.to_string()
     }
+
+    /// The maintenance notice this mail is, if its sender is a provider's.
+    pub(crate) fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref()
+    }
+}
+
+/// The notice a mail is: `None` unless its sender is proven and one of a
+/// provider's (`maintenance.providers[].senders`). A provider's mail is
+/// never a request, whatever its subject says; mail that only claims a
+/// provider's address is no notice (and, unproven, no request either).
+pub(crate) fn notice(
+    config: &Config,
+    mail: &Mail,
+    raw: &[u8],
+    decision: &Decision,
+) -> Option<Notice> {
+    if !decision.authentication.is_yes() {
+        return None;
+    }
+    let provider = config.maintenance.provider_of(mail.sender.as_deref()?)?;
+    Some(crate::maintenance::read(
+        provider,
+        raw,
+        crate::mail::calendar::date(raw),
+    ))
 }
 
 /// Decides `mail` (every mail, even one that will be ignored, so that its
@@ -55,16 +84,18 @@ impl Decided {
 /// secret values it gave replaced by `[redacted]`, and the raw subject is
 /// never written to disk (not even to the journal's WAL). An error means
 /// the helpdesk folder cannot be read: nothing can be handled now.
-pub(crate) fn decide(config: &Config, mail: &mut Mail) -> anyhow::Result<Decided> {
+pub(crate) fn decide(config: &Config, mail: &mut Mail, raw: &[u8]) -> anyhow::Result<Decided> {
     crate::mail::thread::cut_repeats(&config.state_dir, mail);
     let keywords = config.desk.keywords()?;
     let decision = decide::decide(config, &keywords, mail)?;
     let secrets = Secrets::new(&decision.vars, &decision.secret_names);
+    let notice = notice(config, mail, raw, &decision);
     decision.subject().clone_into(&mut mail.subject);
     Ok(Decided {
         keywords,
         decision,
         secrets,
+        notice,
     })
 }
 
@@ -84,13 +115,21 @@ pub(crate) trait Journaling {
     /// Makes the row wait for approval with `pending` frozen, durably,
     /// before any mail about it is sent; nothing runs.
     fn pend(&mut self, record: &Record, pending: &Pending<'_>) -> anyhow::Result<()>;
+    /// Records a provider's maintenance notice in the journal (one
+    /// transaction): what it changed (`delivery::maintenance`).
+    fn note_maintenance(
+        &mut self,
+        _maintenance: &crate::maintenance::Maintenance,
+    ) -> anyhow::Result<crate::delivery::journal::maintenances::Change> {
+        Err(anyhow!("this delivery keeps no maintenances"))
+    }
 }
 
 /// The playbook ran, but its outcome could not be journaled: the row
 /// stays `running`, and `retry` marks its outcome unknown.
 #[derive(Debug, thiserror::Error)]
 #[error("the playbook ran, but its outcome cannot be journaled: {0:#}")]
-pub(crate) struct OutcomeNotKept(anyhow::Error);
+pub(crate) struct OutcomeNotKept(pub(crate) anyhow::Error);
 
 /// Whether `handle`'s error came after its playbook had started (the
 /// outcome is then unknown), rather than before (nothing ran).
@@ -119,6 +158,7 @@ pub(crate) fn handle(
         keywords,
         decision,
         secrets,
+        ..
     } = decided;
     let id = mail
         .message_id
@@ -592,19 +632,32 @@ pub(crate) fn run_frozen(
     config: &Config,
     request_type: &str,
     vars: &serde_json::Map<String, serde_json::Value>,
-    (row, guard, label): (i64, Option<&Path>, &str),
+    job: (i64, Option<&Path>, &str),
     how: &str,
 ) -> anyhow::Result<(Record, ansible::Run)> {
     let playbook = config.desk.playbook(request_type)?;
+    run_playbook(config, &playbook, request_type, vars, job, how)
+}
+
+/// Runs `playbook` (named `what` in the run log and the summary line) with
+/// `vars` as row `row`: the run's part of the record, and the run.
+pub(crate) fn run_playbook(
+    config: &Config,
+    playbook: &crate::desk::Playbook,
+    what: &str,
+    vars: &serde_json::Map<String, serde_json::Value>,
+    (row, guard, label): (i64, Option<&Path>, &str),
+    how: &str,
+) -> anyhow::Result<(Record, ansible::Run)> {
     let slot = take_slot(config)?;
-    let run = dispatch(config, Some(&playbook), vars, (row, guard), request_type)?;
+    let run = dispatch(config, Some(playbook), vars, (row, guard), what)?;
     drop(slot);
     let mut record = Record::default();
     note_run(&run, &Secrets::new(vars, &[]), &mut record, label);
     let outcome = Outcome::of_run(&run.outcome);
     record.outcome = Some(outcome);
     let line = format!(
-        "{outcome} {label}: {request_type}: {how}, {}; log {}",
+        "{outcome} {label}: {what}: {how}, {}; log {}",
         ran(&run),
         run.log.display()
     );
@@ -764,7 +817,7 @@ mod tests {
             ("quota", "increase my storage quota by 2 GB", "quota", None),
         ] {
             let mut mail = mail(subject, body);
-            let decided = decide(&config, &mut mail).unwrap();
+            let decided = decide(&config, &mut mail, b"").unwrap();
             assert_eq!(mail.subject, shown, "{subject}");
             assert_eq!(decided.decision.subject(), shown, "{subject}");
             assert_eq!(decided.decision.vars["subject"], shown, "{subject}");

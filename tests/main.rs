@@ -19,6 +19,7 @@ mod fixtures;
 mod fuzz_regressions;
 mod hostile;
 mod injection;
+mod maintenance;
 mod milters;
 mod mta;
 mod must_show;

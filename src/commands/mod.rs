@@ -212,12 +212,24 @@ fn parse(
     let decision = decide::decide(&config, &keywords, &mail).map_err(|e| config_error(e.into()))?;
     let preview = report::preview(&config, &keywords, &mail, &decision)
         .map_err(|e| config_error(e.into()))?;
+    // A provider's notice: what it reads as (a command parser runs, with
+    // no journal and no playbook).
+    let notice = crate::pipeline::notice(&config, &mail, &raw.bytes, &decision);
     let output = match format {
         Format::Json => {
-            let json = report::json(&config, &mail, &decision, &preview, explain).to_string();
-            terminal::escape_json(&json).into_owned() + "\n"
+            let mut json = report::json(&config, &mail, &decision, &preview, explain);
+            if let (Some(notice), Some(map)) = (&notice, json.as_object_mut()) {
+                map.extend(report::notice_json(&config, notice));
+            }
+            terminal::escape_json(&json.to_string()).into_owned() + "\n"
         }
-        Format::Text => report::text(&config, &mail, &decision, &preview, explain),
+        Format::Text => {
+            let text = report::text(&config, &mail, &decision, &preview, explain);
+            match &notice {
+                Some(notice) => report::notice_text(&config, notice) + &text,
+                None => text,
+            }
+        }
     };
     print_stdout(&output);
     Ok(Status::Ok)
@@ -328,6 +340,10 @@ fn worker(
     loop {
         if let Err(e) = delivery::retry(&config, program, false) {
             tracing::warn!("worker: {e:#}");
+        }
+        // Maintenances' `started` and `ended` playbooks, at their times.
+        if let Err(e) = delivery::maintenance::pass(&config, Some(&program.path)) {
+            tracing::warn!("worker: maintenances: {e:#}");
         }
         std::thread::sleep(interval);
     }

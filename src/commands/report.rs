@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::commands::terminal::{escape, escape_lines};
 use crate::decide::Decision;
@@ -13,6 +13,7 @@ use crate::decide::redact::Secrets;
 use crate::desk::config::Config;
 use crate::desk::keywords::Keywords;
 use crate::mail::Mail;
+use crate::maintenance::{Notice, format_time};
 use crate::outcome::State;
 use crate::reply::{self, Reply, ReplyError};
 use crate::run::ansible::{self, VARS_FILE_PLACEHOLDER};
@@ -88,6 +89,80 @@ pub(crate) fn json(
         map.insert("explain".into(), json!(explanation(config, mail, decision)));
     }
     object
+}
+
+/// What `parse --format json` adds for a provider's maintenance notice:
+/// `maintenance` (the object read) and `maintenance_playbook` (what a
+/// notice newer than the journal's would run), or `unreadable`.
+pub(crate) fn notice_json(config: &Config, notice: &Notice) -> Map<String, Value> {
+    let mut map = Map::new();
+    match notice {
+        Notice::Read(m) => {
+            let (event, playbook) = crate::delivery::maintenance::would_run(config, m);
+            map.insert(
+                "request_type".into(),
+                json!(crate::delivery::maintenance::MAINTENANCE),
+            );
+            map.insert("maintenance".into(), json!(m));
+            map.insert("maintenance_event".into(), json!(event));
+            map.insert("maintenance_playbook".into(), json!(playbook));
+            map.insert(
+                "maintenance_vars".into(),
+                json!(crate::delivery::maintenance::vars(m, event)),
+            );
+        }
+        Notice::Unreadable(reason) => {
+            map.insert(
+                "request_type".into(),
+                json!(crate::delivery::maintenance::MAINTENANCE),
+            );
+            map.insert("unreadable".into(), json!(reason));
+        }
+    }
+    map
+}
+
+/// The lines `parse --format text` starts with for a maintenance notice.
+pub(crate) fn notice_text(config: &Config, notice: &Notice) -> String {
+    let mut out = String::new();
+    match notice {
+        Notice::Read(m) => {
+            let (event, playbook) = crate::delivery::maintenance::would_run(config, m);
+            let _ = writeln!(
+                out,
+                "maintenance   {} {} {} {} to {}{}",
+                escape(&m.provider),
+                escape(&m.maintenance_id),
+                m.status.as_str(),
+                format_time(&m.start),
+                format_time(&m.end),
+                m.sequence
+                    .map_or_else(String::new, |n| format!(" (SEQUENCE {n})"))
+            );
+            let _ = writeln!(out, "  summary     {}", escape(&m.summary));
+            for circuit in &m.circuits {
+                let _ = writeln!(
+                    out,
+                    "  circuit     {} {}",
+                    escape(&circuit.id),
+                    escape(&circuit.impact)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  runs        {event}: {} (when newer than the journal's notice)",
+                playbook.as_deref().map_or("no playbook".into(), escape)
+            );
+        }
+        Notice::Unreadable(reason) => {
+            let _ = writeln!(
+                out,
+                "maintenance   unreadable: {} (forwarded to maintenance.unreadable)",
+                escape(reason)
+            );
+        }
+    }
+    out
 }
 
 /// The text of `parse --format text`.

@@ -19,6 +19,7 @@ use crate::delivery::state;
 pub(crate) use crate::outcome::{Outcome, State};
 
 mod approvals;
+pub(crate) mod maintenances;
 mod sources;
 pub(crate) use approvals::{Approval, Pending, PendingRow, Verdict, Vote, Voted};
 pub(crate) use sources::{Health, Problem};
@@ -101,6 +102,37 @@ CREATE TABLE IF NOT EXISTS sources (
     fetched    INTEGER NOT NULL DEFAULT 0,
     alerted    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS maintenances (
+    provider        TEXT NOT NULL,
+    maintenance_id  TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    sequence        INTEGER,
+    stamp           TEXT,
+    start           TEXT NOT NULL,
+    end             TEXT NOT NULL,
+    account         TEXT,
+    summary         TEXT NOT NULL,
+    organizer       TEXT,
+    circuits        TEXT NOT NULL,
+    row             INTEGER NOT NULL,
+    updated_at      TEXT NOT NULL,
+    started_at      TEXT,
+    started_outcome TEXT,
+    ended_at        TEXT,
+    ended_outcome   TEXT,
+    PRIMARY KEY (provider, maintenance_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS maintenance_notices (
+    id             INTEGER PRIMARY KEY,
+    row            INTEGER NOT NULL,
+    provider       TEXT NOT NULL,
+    maintenance_id TEXT NOT NULL,
+    sequence       INTEGER,
+    stamp          TEXT,
+    change         TEXT NOT NULL,
+    recorded_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notices_by_row ON maintenance_notices(row);
 ";
 
 /// The indexes `start_run` counts with. Separate from `SCHEMA` because a
@@ -125,8 +157,9 @@ CREATE INDEX IF NOT EXISTS by_intake ON messages(intake) WHERE intake IS NOT NUL
 /// which `SCHEMA`'s `CREATE ... IF NOT EXISTS` adds to an older journal.
 /// Version 7 added `intake` (where `fetch` took a message from: source,
 /// UIDVALIDITY and UID, or a Maildir name) and the `sources` table (each
-/// source's health), for `sources:`.
-const SCHEMA_VERSION: i64 = 7;
+/// source's health), for `sources:`. Version 8 added the `maintenances`
+/// and `maintenance_notices` tables (`maintenance:`).
+const SCHEMA_VERSION: i64 = 8;
 
 /// The backoff after a failure to start: the first wait, doubled with
 /// each failed attempt up to `BACKOFF_MAX` (as Postfix's queue manager

@@ -84,6 +84,7 @@
 pub(crate) mod approval;
 pub(crate) mod control;
 pub(crate) mod journal;
+pub(crate) mod maintenance;
 pub(crate) mod metrics;
 pub(crate) mod spool;
 pub(crate) mod state;
@@ -407,7 +408,7 @@ pub(crate) fn deliver_spooled(
     let mut mail = mail::read(&raw, &config.sender_header);
     mail.truncated = path.to_string_lossy().ends_with(TRUNCATED);
     // Before the claim, so the journal only ever gets the redacted subject.
-    let decided = match pipeline::decide(config, &mut mail) {
+    let decided = match pipeline::decide(config, &mut mail, &raw) {
         Ok(decided) => decided,
         Err(e) => {
             if !retry {
@@ -461,7 +462,7 @@ impl Ready<'_> {
             journal,
             id,
             self.spooled,
-            self.mail,
+            (self.mail, self.raw),
             self.decided,
             &self.program.path,
             keep,
@@ -1135,6 +1136,13 @@ impl pipeline::Journaling for Steps<'_> {
         self.pended = true;
         Ok(())
     }
+
+    fn note_maintenance(
+        &mut self,
+        maintenance: &crate::maintenance::Maintenance,
+    ) -> anyhow::Result<journal::maintenances::Change> {
+        Ok(self.journal.note_maintenance(maintenance, self.id)?)
+    }
 }
 
 /// Handles a claimed message and closes its row, the outcome durable
@@ -1151,7 +1159,7 @@ fn process(
     journal: &mut Journal,
     id: i64,
     spooled: spool::Spooled,
-    mail: &Mail,
+    (mail, raw): (&Mail, &[u8]),
     decided: &pipeline::Decided,
     binary: &Path,
     keep: bool,
@@ -1167,6 +1175,14 @@ fn process(
     // Commands to the control address and answers to an approval
     // request are no requests of their own.
     let handled = match crate::reply::approval::token_in(mail) {
+        _ if decided.notice().is_some() => maintenance::handle(
+            config,
+            id,
+            (mail, raw),
+            decided.notice(),
+            Some(binary),
+            &mut steps,
+        ),
         _ if control::addressed(config, mail) => {
             control::handle(config, steps.journal, id, mail, decided)
         }

@@ -13,6 +13,7 @@
 //! text and the signature removed, so that an old message quoted in a reply
 //! can never trigger an action.
 
+pub(crate) mod calendar;
 pub(crate) mod html;
 pub(crate) mod quotes;
 pub(crate) mod thread;

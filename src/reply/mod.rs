@@ -12,6 +12,7 @@
 //! secret values are scrubbed from the finished text.
 
 pub(crate) mod approval;
+pub(crate) mod forward;
 pub(crate) mod ratelimit;
 pub(crate) mod report;
 pub(crate) mod transport;
@@ -538,7 +539,7 @@ pub(crate) fn to_message(reply: &Reply, from: &str) -> Result<Message, ReplyErro
         .map_err(|e| build(&e))
 }
 
-fn raw_header(name: &'static str, value: &str) -> Result<HeaderValue, String> {
+pub(crate) fn raw_header(name: &'static str, value: &str) -> Result<HeaderValue, String> {
     let name = HeaderName::new_from_ascii(name.to_owned()).map_err(|e| e.to_string())?;
     // Header values never carry line breaks from anywhere.
     let value: String = value.chars().filter(|c| !c.is_control()).collect();
