@@ -112,6 +112,15 @@ pub(crate) enum Command {
     },
     /// The requests that wait for approval (approvals:), oldest first
     Pending,
+    /// Provider maintenances (maintenance:): upcoming and ongoing, with
+    /// their circuits and whether started/ended ran
+    Maintenances {
+        /// Every maintenance the journal has, cancelled and ended ones too
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Approve a waiting request as the local user; it runs once it has
     /// the approvals its rule requires
     Approve {

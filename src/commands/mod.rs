@@ -9,6 +9,7 @@
 pub(crate) mod account;
 pub(crate) mod check;
 mod logging;
+mod maintenances;
 pub(crate) mod replay;
 pub(crate) mod report;
 pub(crate) mod setup;
@@ -147,6 +148,9 @@ pub(crate) fn execute(cli: Cli) -> Result<Status, Failure> {
         Command::Log(args) => log(cli.config.as_deref(), args),
         Command::Show { id } => show(cli.config.as_deref(), id),
         Command::Pending => pending(cli.config.as_deref()),
+        Command::Maintenances { all, format } => {
+            maintenances::list(cli.config.as_deref(), all, format)
+        }
         Command::Approve { id } => approve(cli.config.as_deref(), id, None, &program),
         Command::Deny { id, reason } => {
             approve(cli.config.as_deref(), id, Some(reason.as_deref()), &program)

@@ -56,6 +56,18 @@ pub(crate) fn render(journal: &Journal) -> Result<String, JournalError> {
     );
     let _ = writeln!(out, "helpdesk_run_duration_seconds_count {runs}");
     render_sources(&mut out, &journal.sources()?);
+    let _ = writeln!(
+        out,
+        "# HELP helpdesk_maintenances Provider maintenances that have not ended, by status."
+    );
+    let _ = writeln!(out, "# TYPE helpdesk_maintenances gauge");
+    for (status, count) in journal.maintenance_counts(chrono::Utc::now())? {
+        let _ = writeln!(
+            out,
+            "helpdesk_maintenances{{status=\"{}\"}} {count}",
+            status.as_str()
+        );
+    }
     Ok(out)
 }
 
