@@ -12,7 +12,11 @@ use crate::delivery::journal::maintenances::Stored;
 use crate::exit::{Failure, Status};
 use crate::maintenance::format_time;
 
-pub(super) fn list(config_path: Option<&Path>, all: bool, format: Format) -> Result<Status, Failure> {
+pub(super) fn list(
+    config_path: Option<&Path>,
+    all: bool,
+    format: Format,
+) -> Result<Status, Failure> {
     let (_, journal) = super::journal_for_reading(config_path)?;
     let listed = journal
         .maintenances(all, chrono::Utc::now())
@@ -47,13 +51,19 @@ fn text(listed: &[Stored], all: bool) -> String {
             m.status.as_str(),
             format_time(&m.start),
             format_time(&m.end),
-            m.sequence.map_or_else(String::new, |n| format!("  seq {n}"))
+            m.sequence
+                .map_or_else(String::new, |n| format!("  seq {n}"))
         );
         if !m.summary.is_empty() {
             let _ = writeln!(out, "  {}", escape(&m.summary));
         }
         for circuit in &m.circuits {
-            let _ = writeln!(out, "  circuit {} {}", escape(&circuit.id), escape(&circuit.impact));
+            let _ = writeln!(
+                out,
+                "  circuit {} {}",
+                escape(&circuit.id),
+                escape(&circuit.impact)
+            );
         }
         for (phase, at, outcome) in [
             ("started", &stored.started_at, &stored.started_outcome),
@@ -63,7 +73,9 @@ fn text(listed: &[Stored], all: bool) -> String {
                 let _ = writeln!(
                     out,
                     "  {phase} {at} {}",
-                    outcome.as_deref().map_or("(running, or its outcome was lost)".into(), escape)
+                    outcome
+                        .as_deref()
+                        .map_or("(running, or its outcome was lost)".into(), escape)
                 );
             }
         }

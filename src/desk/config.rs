@@ -361,6 +361,7 @@ struct RawConfig {
     approvals: Vec<RawApprovalRule>,
     #[serde(default)]
     sources: Vec<RawSource>,
+    maintenance: Option<crate::desk::maintenance::RawMaintenance>,
     #[serde(default)]
     limits: RawLimits,
     delivery: Option<Delivery>,
@@ -570,6 +571,8 @@ impl Config {
         }
         let approvals = approval_rules(raw.approvals)?;
         let sources = sources::sources(raw.sources, base)?;
+        let maintenance =
+            crate::desk::maintenance::maintenance(raw.maintenance, base, &helpdesk_dir)?;
         let limits = limits(raw.limits)?;
         let max_parallel_runs = raw.max_parallel_runs.unwrap_or(2);
         if max_parallel_runs == 0 {
@@ -591,8 +594,7 @@ impl Config {
             access: raw.access,
             approvals,
             sources,
-            // Read from `maintenance:` by desk::maintenance (issue 18).
-            maintenance: MaintenanceConfig::default(),
+            maintenance,
             limits,
             delivery: raw.delivery.unwrap_or_default(),
             max_parallel_runs,
