@@ -1,11 +1,451 @@
-//! The BCOP iCalendar format: a `VEVENT` with `X-MAINTNOTE-*` properties,
-//! in a `text/calendar` part or an `.ics` attachment.
+//! The BCOP iCalendar format (jda/maintnote-std): a `VEVENT` with
+//! `X-MAINTNOTE-*` properties, in a `text/calendar` part or an `.ics`
+//! attachment (`mail::calendar` finds and decodes them), read with the
+//! `icalendar` crate. Times become UTC: `Z`, a `TZID` (IANA, through
+//! chrono-tz), or for a floating time the provider's `timezone`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use icalendar::parser::{Component, Property, read_components, unfold};
 
 use crate::desk::maintenance::Provider;
-use crate::maintenance::Notice;
+use crate::maintenance::{
+    Circuit, MAX_CIRCUITS, Maintenance, Notice, Status, clean_id, clean_text,
+};
 
-pub(crate) fn read(_provider: &Provider, _raw: &[u8], _date: Option<DateTime<Utc>>) -> Notice {
-    Notice::Unreadable("not yet written".into())
+pub(crate) fn read(provider: &Provider, raw: &[u8], date: Option<DateTime<Utc>>) -> Notice {
+    let found = crate::mail::calendar::calendars(raw);
+    if found.texts.is_empty() {
+        let mut reason = "no text/calendar part or .ics attachment".to_owned();
+        if !found.skipped.is_empty() {
+            reason.push_str(&format!(" (skipped {})", found.skipped.join(", ")));
+        }
+        return Notice::Unreadable(reason);
+    }
+    let mut first_error = None;
+    for text in &found.texts {
+        match read_calendar(provider, text, date) {
+            Ok(Some(m)) => return Notice::Read(m),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Notice::Unreadable(first_error.unwrap_or_else(|| {
+        "its calendar has no VEVENT with X-MAINTNOTE-MAINTENANCE-ID (not the BCOP format)".into()
+    }))
+}
+
+/// The maintenance in one calendar's text; `None` when it has no BCOP
+/// event.
+fn read_calendar(
+    provider: &Provider,
+    text: &str,
+    date: Option<DateTime<Utc>>,
+) -> Result<Option<Maintenance>, String> {
+    let unfolded = unfold(text);
+    let components = read_components(&unfolded)
+        .map_err(|e| format!("the calendar cannot be read: {}", first_line(&e)))?;
+    let mut events = Vec::new();
+    for component in &components {
+        events_in(component, 0, &mut events);
+    }
+    let Some(event) = events
+        .into_iter()
+        .find(|e| prop(e, "X-MAINTNOTE-MAINTENANCE-ID").is_some())
+    else {
+        return Ok(None);
+    };
+    event_maintenance(provider, event, date).map(Some)
+}
+
+fn first_line(text: &str) -> String {
+    clean_text(text.lines().next().unwrap_or(""), 200)
+}
+
+fn events_in<'a>(component: &'a Component<'a>, depth: usize, out: &mut Vec<&'a Component<'a>>) {
+    if component.name.as_str().eq_ignore_ascii_case("VEVENT") {
+        out.push(component);
+    }
+    if depth < 4 {
+        for inner in &component.components {
+            events_in(inner, depth + 1, out);
+        }
+    }
+}
+
+fn prop<'a>(event: &'a Component<'a>, name: &str) -> Option<&'a Property<'a>> {
+    event
+        .properties
+        .iter()
+        .find(|p| p.name.as_str().eq_ignore_ascii_case(name))
+}
+
+fn param<'a>(property: &'a Property<'a>, name: &str) -> Option<&'a str> {
+    property
+        .params
+        .iter()
+        .find(|p| p.key.as_str().eq_ignore_ascii_case(name))
+        .and_then(|p| p.val.as_ref())
+        .map(|v| v.as_str())
+}
+
+/// A TEXT value, unescaped (`\,` `\;` `\n` `\\`).
+fn text_of(property: &Property<'_>) -> String {
+    let raw = property.val.as_str();
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n' | 'N') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn event_maintenance(
+    provider: &Provider,
+    event: &Component<'_>,
+    date: Option<DateTime<Utc>>,
+) -> Result<Maintenance, String> {
+    let text = |name: &str| prop(event, name).map(text_of);
+    let maintenance_id = text("X-MAINTNOTE-MAINTENANCE-ID")
+        .map(|id| clean_id("X-MAINTNOTE-MAINTENANCE-ID", &id))
+        .transpose()?
+        .flatten()
+        .ok_or("it has no X-MAINTNOTE-MAINTENANCE-ID")?;
+    let status = match text("X-MAINTNOTE-STATUS") {
+        Some(word) => Status::parse(&word).ok_or_else(|| {
+            format!(
+                "X-MAINTNOTE-STATUS {:?} is none of BCOP's statuses",
+                clean_text(&word, 40)
+            )
+        })?,
+        None => match text("STATUS")
+            .map(|s| s.trim().to_ascii_uppercase())
+            .as_deref()
+        {
+            Some("CANCELLED") => Status::Cancelled,
+            Some("TENTATIVE") => Status::Tentative,
+            Some("CONFIRMED") => Status::Confirmed,
+            _ => return Err("it has no X-MAINTNOTE-STATUS".into()),
+        },
+    };
+    let start = time(
+        provider,
+        prop(event, "DTSTART").ok_or("it has no DTSTART")?,
+        "DTSTART",
+    )?;
+    let end = time(
+        provider,
+        prop(event, "DTEND").ok_or("it has no DTEND")?,
+        "DTEND",
+    )?;
+    if end < start {
+        return Err("its DTEND is before its DTSTART".into());
+    }
+    let sequence = text("SEQUENCE")
+        .map(|s| {
+            s.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("SEQUENCE {:?} is not a whole number", clean_text(&s, 40)))
+        })
+        .transpose()?;
+    let stamp = match prop(event, "DTSTAMP") {
+        Some(p) => Some(time(provider, p, "DTSTAMP")?),
+        None => date,
+    };
+    let impact = text("X-MAINTNOTE-IMPACT")
+        .map(|i| clean_text(&i, 40))
+        .filter(|i| !i.is_empty());
+    let mut circuits = Vec::new();
+    for object in event.properties.iter().filter(|p| {
+        p.name
+            .as_str()
+            .eq_ignore_ascii_case("X-MAINTNOTE-OBJECT-ID")
+    }) {
+        let Some(id) = clean_id("X-MAINTNOTE-OBJECT-ID", &text_of(object))? else {
+            continue;
+        };
+        if circuits.len() == MAX_CIRCUITS {
+            return Err(format!("it names more than {MAX_CIRCUITS} objects"));
+        }
+        let impact = param(object, "X-MAINTNOTE-OBJECT-IMPACT")
+            .map(|i| clean_text(i, 40))
+            .filter(|i| !i.is_empty())
+            .or_else(|| impact.clone())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        circuits.push(Circuit { id, impact });
+    }
+    let optional = |name: &str| -> Result<Option<String>, String> {
+        Ok(text(name)
+            .map(|t| clean_id(name, &t))
+            .transpose()?
+            .flatten())
+    };
+    let organizer = text("ORGANIZER").map(|o| {
+        let o = o.trim();
+        let o = o
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("mailto:"))
+            .map_or(o, |_| &o[7..]);
+        clean_text(o, 200)
+    });
+    Ok(Maintenance {
+        provider: provider.name.clone(),
+        maintenance_id,
+        account: optional("X-MAINTNOTE-ACCOUNT")?,
+        status,
+        sequence,
+        stamp,
+        start,
+        end,
+        summary: clean_text(
+            &text("SUMMARY").unwrap_or_default(),
+            crate::maintenance::MAX_SUMMARY,
+        ),
+        organizer: organizer.filter(|o| !o.is_empty()),
+        circuits,
+    })
+}
+
+/// A DATE-TIME (or DATE) property in UTC.
+fn time(provider: &Provider, property: &Property<'_>, name: &str) -> Result<DateTime<Utc>, String> {
+    let value = property.val.as_str().trim();
+    let shown = clean_text(value, 40);
+    let bad = || format!("{name} {shown:?} is not a date and time");
+    let is_date = param(property, "VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
+        || value.len() == 8;
+    let (local, utc) = if is_date {
+        let day = NaiveDate::parse_from_str(value, "%Y%m%d").map_err(|_| bad())?;
+        (day.and_hms_opt(0, 0, 0).ok_or_else(bad)?, false)
+    } else if let Some(v) = value.strip_suffix(['Z', 'z']) {
+        (
+            NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").map_err(|_| bad())?,
+            true,
+        )
+    } else {
+        (
+            NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%S").map_err(|_| bad())?,
+            false,
+        )
+    };
+    // A whole day with no zone anywhere: the day in UTC.
+    if utc || (is_date && param(property, "TZID").is_none() && provider.timezone.is_none()) {
+        return Ok(Utc.from_utc_datetime(&local));
+    }
+    let zone = match param(property, "TZID") {
+        Some(tzid) => {
+            let name_only = tzid.trim().trim_matches('"').trim_start_matches('/');
+            name_only.parse::<chrono_tz::Tz>().map_err(|_| {
+                format!(
+                    "{name} names time zone {:?}, which is no IANA zone",
+                    clean_text(tzid, 60)
+                )
+            })?
+        }
+        None => provider.timezone.ok_or_else(|| {
+            format!(
+                "{name} {shown} has no time zone: set timezone: for provider {}",
+                provider.name
+            )
+        })?,
+    };
+    local_to_utc(&zone, &local).ok_or_else(|| format!("{name} {shown:?} does not exist in {zone}"))
+}
+
+/// A wall-clock time in `zone` as UTC: the earlier of two in a repeated
+/// hour, and in a skipped hour the first valid time after it.
+fn local_to_utc(zone: &chrono_tz::Tz, local: &NaiveDateTime) -> Option<DateTime<Utc>> {
+    for minutes in [0, 30, 60, 90, 120] {
+        let shifted = *local + chrono::Duration::minutes(minutes);
+        if let Some(t) = zone.from_local_datetime(&shifted).earliest() {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desk::maintenance::Parser;
+
+    fn provider(timezone: Option<chrono_tz::Tz>) -> Provider {
+        Provider {
+            name: "zayo".into(),
+            senders: vec!["*@zayo.com".into()],
+            parser: Parser::Ical,
+            timezone,
+        }
+    }
+
+    fn mail(event: &str) -> Vec<u8> {
+        format!("From: mr@zayo.com\r\nDate: Thu, 3 Dec 2026 06:00:00 +0000\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\n{event}END:VEVENT\r\nEND:VCALENDAR\r\n").into_bytes()
+    }
+
+    fn read_event(event: &str, tz: Option<chrono_tz::Tz>) -> Notice {
+        let raw = mail(event);
+        read(&provider(tz), &raw, crate::mail::calendar::date(&raw))
+    }
+
+    const BASE: &str = "X-MAINTNOTE-MAINTENANCE-ID:M1\r\nX-MAINTNOTE-STATUS:CONFIRMED\r\nDTEND:20270110T040000Z\r\n";
+
+    #[test]
+    fn times_in_utc_tzid_floating_and_across_dst() {
+        let base = BASE.replace("20270110T040000Z", "20280101T000000Z");
+        let start = |dtstart: &str, tz| match read_event(&format!("{base}{dtstart}\r\n"), tz) {
+            Notice::Read(m) => Ok(crate::maintenance::format_time(&m.start)),
+            Notice::Unreadable(r) => Err(r),
+        };
+        assert_eq!(
+            start("DTSTART:20270110T020000Z", None).unwrap(),
+            "2027-01-10T02:00:00Z"
+        );
+        assert_eq!(
+            start("DTSTART;TZID=America/New_York:20270109T210000", None).unwrap(),
+            "2027-01-10T02:00:00Z"
+        );
+        assert_eq!(
+            start("DTSTART;TZID=\"/Europe/Berlin\":20270110T030000", None).unwrap(),
+            "2027-01-10T02:00:00Z"
+        );
+        assert!(
+            start("DTSTART;TZID=Eastern Standard Time:20270110T020000", None)
+                .unwrap_err()
+                .contains("no IANA zone")
+        );
+        let floating = start("DTSTART:20270110T020000", None).unwrap_err();
+        assert!(
+            floating.contains("set timezone: for provider zayo"),
+            "{floating}"
+        );
+        assert_eq!(
+            start("DTSTART:20270110T020000", Some(chrono_tz::Asia::Tokyo)).unwrap(),
+            "2027-01-09T17:00:00Z"
+        );
+        // 2027-03-14 02:30 does not exist in New York; 2027-11-07 01:30 twice.
+        assert_eq!(
+            start("DTSTART;TZID=America/New_York:20270314T023000", None).unwrap(),
+            "2027-03-14T07:00:00Z"
+        );
+        assert_eq!(
+            start("DTSTART;TZID=America/New_York:20271107T013000", None).unwrap(),
+            "2027-11-07T05:30:00Z"
+        );
+        assert_eq!(
+            start("DTSTART;VALUE=DATE:20270110", None).unwrap(),
+            "2027-01-10T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn required_properties_and_bounds_are_named() {
+        for (event, said) in [
+            (
+                "X-MAINTNOTE-STATUS:CONFIRMED\r\nDTSTART:20270110T020000Z\r\nDTEND:20270110T040000Z\r\nSUMMARY:x\r\n",
+                "not the BCOP format",
+            ),
+            (
+                "X-MAINTNOTE-MAINTENANCE-ID:M\r\nDTSTART:20270110T020000Z\r\nDTEND:20270110T040000Z\r\n",
+                "X-MAINTNOTE-STATUS",
+            ),
+            (
+                "X-MAINTNOTE-MAINTENANCE-ID:M\r\nX-MAINTNOTE-STATUS:DONE\r\nDTSTART:20270110T020000Z\r\nDTEND:20270110T040000Z\r\n",
+                "none of BCOP",
+            ),
+            (
+                "X-MAINTNOTE-MAINTENANCE-ID:M\r\nX-MAINTNOTE-STATUS:CONFIRMED\r\nDTEND:20270110T040000Z\r\n",
+                "no DTSTART",
+            ),
+            (
+                "X-MAINTNOTE-MAINTENANCE-ID:M\r\nX-MAINTNOTE-STATUS:CONFIRMED\r\nDTSTART:20270110T050000Z\r\nDTEND:20270110T040000Z\r\n",
+                "before its DTSTART",
+            ),
+            (
+                "X-MAINTNOTE-MAINTENANCE-ID:M\r\nX-MAINTNOTE-STATUS:CONFIRMED\r\nSEQUENCE:-1\r\nDTSTART:20270110T020000Z\r\nDTEND:20270110T040000Z\r\n",
+                "SEQUENCE",
+            ),
+        ] {
+            match read_event(event, None) {
+                Notice::Unreadable(reason) => assert!(reason.contains(said), "{event}: {reason}"),
+                Notice::Read(m) => panic!("{event}: read {m:?}"),
+            }
+        }
+        let long = format!(
+            "X-MAINTNOTE-MAINTENANCE-ID:{}\r\nX-MAINTNOTE-STATUS:CONFIRMED\r\nDTSTART:20270110T020000Z\r\nDTEND:20270110T040000Z\r\n",
+            "A".repeat(201)
+        );
+        assert!(
+            matches!(read_event(&long, None), Notice::Unreadable(r) if r.contains("longer than"))
+        );
+        let many: String = (0..=MAX_CIRCUITS)
+            .map(|n| format!("X-MAINTNOTE-OBJECT-ID:C{n}\r\n"))
+            .collect();
+        assert!(
+            matches!(read_event(&format!("{BASE}DTSTART:20270110T020000Z\r\n{many}"), None), Notice::Unreadable(r) if r.contains("objects"))
+        );
+    }
+
+    #[test]
+    fn objects_escapes_organizer_and_the_status_fallback() {
+        let event = format!(
+            "{BASE}DTSTART:20270110T020000Z\r\nSUMMARY:Fibre splice\\, Paris\\; night\\nwork\r\nORGANIZER:mailto:noc@zayo.com\r\nX-MAINTNOTE-IMPACT:DEGRADED\r\nX-MAINTNOTE-OBJECT-ID;X-MAINTNOTE-OBJECT-IMPACT=OUTAGE:CID-1\r\nX-MAINTNOTE-OBJECT-ID:CID-2\r\n"
+        );
+        let Notice::Read(m) = read_event(&event, None) else {
+            panic!()
+        };
+        assert_eq!(m.summary, "Fibre splice, Paris; night work");
+        assert_eq!(m.organizer.as_deref(), Some("noc@zayo.com"));
+        assert_eq!(
+            m.circuits,
+            vec![
+                Circuit {
+                    id: "CID-1".into(),
+                    impact: "OUTAGE".into()
+                },
+                Circuit {
+                    id: "CID-2".into(),
+                    impact: "DEGRADED".into()
+                },
+            ]
+        );
+        assert_eq!(
+            m.stamp
+                .map(|s| crate::maintenance::format_time(&s))
+                .as_deref(),
+            Some("2026-12-03T06:00:00Z"),
+            "no DTSTAMP: the mail's date"
+        );
+        let cancelled = "X-MAINTNOTE-MAINTENANCE-ID:M1\r\nSTATUS:CANCELLED\r\nDTSTART:20270110T020000Z\r\nDTEND:20270110T040000Z\r\n";
+        let Notice::Read(m) = read_event(cancelled, None) else {
+            panic!()
+        };
+        assert_eq!(m.status, Status::Cancelled);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let base = mail(&format!("{BASE}DTSTART:20270110T020000Z\r\n"));
+        for _ in 0..3000 {
+            let mut raw = base.clone();
+            for _ in 0..8 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed as usize) % raw.len();
+                raw[at] = (seed >> 32) as u8;
+            }
+            let _ = read(&provider(None), &raw, None);
+        }
+    }
 }

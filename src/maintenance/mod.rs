@@ -101,6 +101,68 @@ pub(crate) enum Notice {
     Unreadable(String),
 }
 
+/// An id (maintenance, account, circuit) longer than this makes a notice
+/// unreadable: cutting it would key the wrong maintenance.
+pub(crate) const MAX_ID: usize = 200;
+/// Objects one notice may name.
+pub(crate) const MAX_CIRCUITS: usize = 500;
+/// A longer summary is cut, with `…`.
+pub(crate) const MAX_SUMMARY: usize = 1000;
+
+/// Whether `c` may stay in a text from a notice: an allow-list of
+/// printable characters. Control characters, and the format characters
+/// that reorder or hide text (bidi overrides and isolates, zero-width
+/// characters, the byte-order mark), are none.
+fn printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}')
+        && !matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// `text` with white space (tabs, line breaks) as single spaces and every
+/// character that is not `printable` dropped, trimmed, at most `max`
+/// characters (cut with `…`).
+pub(crate) fn clean_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max.saturating_mul(4)));
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if !printable(c) {
+            continue;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+    }
+    if out.chars().count() > max {
+        let mut cut: String = out.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        return cut;
+    }
+    out
+}
+
+/// An id from a notice, cleaned: `None` when nothing is left, an error
+/// naming `what` when it is longer than `MAX_ID`.
+pub(crate) fn clean_id(what: &str, text: &str) -> Result<Option<String>, String> {
+    let id = clean_text(text, usize::MAX);
+    if id.chars().count() > MAX_ID {
+        return Err(format!("its {what} is longer than {MAX_ID} characters"));
+    }
+    Ok((!id.is_empty()).then_some(id))
+}
+
 /// `2026-12-10T02:00:00Z`.
 pub(crate) fn format_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -130,5 +192,35 @@ pub(crate) fn read(
     match &provider.parser {
         crate::desk::maintenance::Parser::Ical => ical::read(provider, raw, date),
         crate::desk::maintenance::Parser::Command(argv) => command::read(provider, argv, raw, date),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_printable_characters_stay_in_a_notices_text() {
+        let hidden: Vec<char> = (0u32..0x20)
+            .chain(0x7f..0xa0)
+            .chain(0x200b..0x2010)
+            .chain(0x202a..0x202f)
+            .chain(0x2060..0x206a)
+            .chain([0xfeff, 0x2028, 0x2029, 0xe0001])
+            .filter_map(char::from_u32)
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for c in hidden {
+            assert_eq!(
+                clean_text(&format!("a{c}b"), 100),
+                "ab",
+                "U+{:04X} stayed",
+                c as u32
+            );
+        }
+        assert_eq!(clean_text("  Zürich\t–\r\n東京  ", 100), "Zürich – 東京");
+        assert_eq!(clean_text("abcdef", 4), "abc…");
+        assert_eq!(clean_id("id", "\u{202E}\u{200B}"), Ok(None));
+        assert!(clean_id("id", &"x".repeat(MAX_ID + 1)).is_err());
     }
 }
