@@ -448,4 +448,54 @@ mod tests {
             let _ = read(&provider(None), &raw, None);
         }
     }
+
+    /// tests/fixtures/maintenance/: every notice, in LF and CRLF, reads
+    /// as the object written by hand beside it.
+    #[test]
+    fn the_fixture_corpus_reads_as_written_by_hand() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/maintenance");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "eml") {
+                continue;
+            }
+            let expected: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(path.with_extension("json")).unwrap(),
+            )
+            .unwrap();
+            let timezone = expected["timezone"]
+                .as_str()
+                .map(|z| z.parse::<chrono_tz::Tz>().unwrap());
+            let mut provider = provider(timezone);
+            expected["provider"]
+                .as_str()
+                .unwrap()
+                .clone_into(&mut provider.name);
+            let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+            let lf = raw.replace("\r\n", "\n");
+            for form in [lf.clone(), lf.replace('\n', "\r\n")] {
+                let notice = crate::maintenance::read(
+                    &provider,
+                    form.as_bytes(),
+                    crate::mail::calendar::date(form.as_bytes()),
+                );
+                match (notice, expected["unreadable"].as_str()) {
+                    (Notice::Read(m), None) => assert_eq!(
+                        serde_json::to_value(&m).unwrap(),
+                        expected["maintenance"],
+                        "{}",
+                        path.display()
+                    ),
+                    (Notice::Unreadable(r), Some(said)) => {
+                        assert!(r.contains(said), "{}: {r}", path.display())
+                    }
+                    (other, _) => panic!("{}: {other:?}", path.display()),
+                }
+            }
+            seen += 1;
+        }
+        assert!(seen >= 12, "only {seen} fixtures");
+    }
 }
