@@ -322,9 +322,15 @@ fn issue_18_worker_runs_started_and_ended_at_their_times_once_each_across_a_rest
     let ended_at = began + Duration::from_secs(8);
 
     let mut first = worker(&desk);
-    wait_for("started to run", Duration::from_secs(20), || {
-        event_names(&events_dir).contains(&"started".to_owned())
-    });
+    wait_for(
+        "started to run and be journaled",
+        Duration::from_secs(20),
+        || {
+            maintenances(&desk, false)
+                .iter()
+                .any(|m| m["maintenance_id"] == "GEN-1" && m["started_outcome"].is_string())
+        },
+    );
     // Killed, as a crash or a reboot would: the next worker must not run
     // `started` again.
     first.kill().unwrap();

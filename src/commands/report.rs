@@ -96,6 +96,8 @@ pub(crate) fn json(
 /// notice newer than the journal's would run), or `unreadable`.
 pub(crate) fn notice_json(config: &Config, notice: &Notice) -> Map<String, Value> {
     let mut map = Map::new();
+    // A notice is never answered.
+    map.insert("reply".into(), Value::Null);
     match notice {
         Notice::Read(m) => {
             let (event, playbook) = crate::delivery::maintenance::would_run(config, m);
@@ -106,6 +108,7 @@ pub(crate) fn notice_json(config: &Config, notice: &Notice) -> Map<String, Value
             map.insert("maintenance".into(), json!(m));
             map.insert("maintenance_event".into(), json!(event));
             map.insert("maintenance_playbook".into(), json!(playbook));
+            map.insert("playbook".into(), json!(playbook));
             map.insert(
                 "maintenance_vars".into(),
                 json!(crate::delivery::maintenance::vars(m, event)),

@@ -193,6 +193,7 @@ fn provider(raw: RawProvider, base: &Path) -> Result<Provider, String> {
         senders,
         parser,
         timezone,
+        dir: Some(base.to_path_buf()),
     })
 }
 
@@ -221,6 +222,9 @@ pub(crate) struct Provider {
     pub parser: Parser,
     /// For notices that write local times without a zone.
     pub timezone: Option<chrono_tz::Tz>,
+    /// Where a command parser runs: the config file's folder, so that
+    /// `[python3, parsers/acme.py]` means the file beside config.yaml.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

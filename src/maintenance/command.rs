@@ -129,6 +129,9 @@ fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some(dir) = &provider.dir {
+        command.current_dir(dir);
+    }
     for name in ["PATH", "LANG", "LC_ALL", "HOME"] {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
@@ -284,6 +287,7 @@ mod tests {
             senders: vec!["noc@acme.example".into()],
             parser: Parser::Ical,
             timezone: None,
+            dir: None,
         }
     }
 

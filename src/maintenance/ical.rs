@@ -285,6 +285,7 @@ mod tests {
             senders: vec!["*@zayo.com".into()],
             parser: Parser::Ical,
             timezone,
+            dir: None,
         }
     }
 
