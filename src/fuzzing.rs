@@ -59,6 +59,27 @@ pub fn authres(data: &[u8]) {
     let _ = crate::decide::authres::parse(&String::from_utf8_lossy(data));
 }
 
+/// A provider's mail through the BCOP iCalendar reader (MIME, the
+/// calendar parser, times and zones), with the promise its values keep:
+/// bounded, and no character outside the allow-list.
+pub fn maintenance_ical(data: &[u8]) {
+    let provider = crate::desk::maintenance::Provider {
+        name: "fuzz".into(),
+        senders: vec!["*@fuzz.example".into()],
+        parser: crate::desk::maintenance::Parser::Ical,
+        timezone: Some(chrono_tz::Europe::Berlin),
+        dir: None,
+    };
+    if let crate::maintenance::Notice::Read(m) = crate::maintenance::read(&provider, data, None) {
+        assert!(m.maintenance_id.chars().count() <= crate::maintenance::MAX_ID);
+        assert!(m.circuits.len() <= crate::maintenance::MAX_CIRCUITS);
+        assert!(m.end >= m.start);
+        for text in std::iter::once(&m.summary).chain(m.circuits.iter().map(|c| &c.id)) {
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+    }
+}
+
 /// An HTML part converted to text, and that text stripped of quotes, with
 /// the invariants each promises: bounded output, a quote line inside the
 /// text, cuts in order and inside the input.

@@ -43,13 +43,14 @@ fn poison_files() -> Vec<PathBuf> {
 
 #[test]
 fn every_saved_fuzz_case_runs_without_panicking() {
-    let targets: [Target; 6] = [
+    let targets: [Target; 7] = [
         ("mail_read", helpdesk::fuzzing::mail_read),
         ("keywords", helpdesk::fuzzing::keywords),
         ("phrasebook", helpdesk::fuzzing::phrasebook),
         ("authres", helpdesk::fuzzing::authres),
         ("vars_round_trip", helpdesk::fuzzing::vars_round_trip),
         ("html_quotes", helpdesk::fuzzing::html_and_quotes),
+        ("maintenance_ical", helpdesk::fuzzing::maintenance_ical),
     ];
     for (target, run) in targets {
         let dir = repo().join("fuzz/regressions").join(target);
