@@ -232,7 +232,8 @@ fn the_example_config_is_valid_and_documents_every_key() {
         received_by require access requests senders scope limits message_size value_length variables \
         delivery max_parallel_runs journal_timeout archive max_size keep environment metrics_file runs_per_sender_per_hour \
         decision_cpu decision_memory decision_wall sources imap url maildir done failed alert_after \
-        starttls poll_interval";
+        starttls poll_interval maintenance providers name parser timezone playbooks scheduled cancelled \
+        started ended lead unreadable";
     for key in keys.split_whitespace() {
         assert!(
             example.contains(&format!("{key}:")),

@@ -310,21 +310,30 @@ fn worker(desk: &Helpdesk) -> Child {
 fn issue_18_worker_runs_started_and_ended_at_their_times_once_each_across_a_restart() {
     let server = SmtpServer::plain();
     let (desk, events_dir) = desk(&server, "0s", GEN_PROVIDER);
+    // The cancelled one first: its runs take time, and GEN-1's times are
+    // counted from just before its own delivery.
+    run_ok(&desk, &generated("GEN-2", 1, "CONFIRMED", 15, 30));
+    run_ok(&desk, &generated("GEN-2", 2, "CANCELLED", 15, 30));
     let began = SystemTime::now();
-    run_ok(&desk, &generated("GEN-1", 1, "CONFIRMED", 4, 9));
-    run_ok(&desk, &generated("GEN-2", 1, "CONFIRMED", 4, 9));
-    run_ok(&desk, &generated("GEN-2", 2, "CANCELLED", 4, 9));
+    // Offsets leave room for a loaded machine: GEN-1's own `scheduled`
+    // run must be over before its start comes.
+    run_ok(&desk, &generated("GEN-1", 1, "CONFIRMED", 15, 30));
     assert_eq!(
         event_names(&events_dir),
-        ["scheduled", "scheduled", "cancelled"]
+        ["scheduled", "cancelled", "scheduled"]
     );
-    let started_at = began + Duration::from_secs(3);
-    let ended_at = began + Duration::from_secs(8);
+    // Whole seconds: the notice's times are.
+    let started_at = began + Duration::from_secs(14);
+    let ended_at = began + Duration::from_secs(29);
+    assert!(
+        SystemTime::now() < started_at,
+        "GEN-1's scheduled run took longer than its start offset; the timing checks below would mean nothing"
+    );
 
     let mut first = worker(&desk);
     wait_for(
         "started to run and be journaled",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || {
             maintenances(&desk, false)
                 .iter()
@@ -336,7 +345,7 @@ fn issue_18_worker_runs_started_and_ended_at_their_times_once_each_across_a_rest
     first.kill().unwrap();
     first.wait().unwrap();
     let mut second = worker(&desk);
-    wait_for("ended to run", Duration::from_secs(30), || {
+    wait_for("ended to run", Duration::from_secs(60), || {
         event_names(&events_dir).contains(&"ended".to_owned())
     });
     std::thread::sleep(Duration::from_secs(2));
@@ -347,7 +356,7 @@ fn issue_18_worker_runs_started_and_ended_at_their_times_once_each_across_a_rest
     let names: Vec<&str> = seen.iter().map(|(e, _, _)| e.as_str()).collect();
     assert_eq!(
         names,
-        ["scheduled", "scheduled", "cancelled", "started", "ended"]
+        ["scheduled", "cancelled", "scheduled", "started", "ended"]
     );
     for (event, value, at) in &seen[3..] {
         assert_eq!(value["id"], "GEN-1", "{event} ran for {value}");

@@ -10,7 +10,6 @@ use crate::cli::Format;
 use crate::commands::terminal::{escape, escape_json};
 use crate::delivery::journal::maintenances::Stored;
 use crate::exit::{Failure, Status};
-use crate::maintenance::format_time;
 
 pub(super) fn list(
     config_path: Option<&Path>,
@@ -42,29 +41,9 @@ fn text(listed: &[Stored], all: bool) -> String {
     }
     let mut out = String::new();
     for stored in listed {
-        let m = &stored.maintenance;
-        let _ = writeln!(
-            out,
-            "{} {}  {}  {} → {}{}",
-            escape(&m.provider),
-            escape(&m.maintenance_id),
-            m.status.as_str(),
-            format_time(&m.start),
-            format_time(&m.end),
-            m.sequence
-                .map_or_else(String::new, |n| format!("  seq {n}"))
-        );
-        if !m.summary.is_empty() {
-            let _ = writeln!(out, "  {}", escape(&m.summary));
-        }
-        for circuit in &m.circuits {
-            let _ = writeln!(
-                out,
-                "  circuit {} {}",
-                escape(&circuit.id),
-                escape(&circuit.impact)
-            );
-        }
+        out.push_str(&crate::commands::report::maintenance_block(
+            &stored.maintenance,
+        ));
         for (phase, at, outcome) in [
             ("started", &stored.started_at, &stored.started_outcome),
             ("ended", &stored.ended_at, &stored.ended_outcome),

@@ -125,47 +125,49 @@ pub(crate) fn notice_json(config: &Config, notice: &Notice) -> Map<String, Value
     map
 }
 
+/// A maintenance as `maintenances` and `parse` print it: a line with the
+/// provider, id, status and times, then its summary and circuits.
+pub(crate) fn maintenance_block(m: &crate::maintenance::Maintenance) -> String {
+    let mut out = format!(
+        "{} {}  {}  {} → {}{}\n",
+        escape(&m.provider),
+        escape(&m.maintenance_id),
+        m.status.as_str(),
+        format_time(&m.start),
+        format_time(&m.end),
+        m.sequence
+            .map_or_else(String::new, |n| format!("  seq {n}"))
+    );
+    if !m.summary.is_empty() {
+        let _ = writeln!(out, "  {}", escape(&m.summary));
+    }
+    for circuit in &m.circuits {
+        let _ = writeln!(
+            out,
+            "  circuit {} {}",
+            escape(&circuit.id),
+            escape(&circuit.impact)
+        );
+    }
+    out
+}
+
 /// The lines `parse --format text` starts with for a maintenance notice.
 pub(crate) fn notice_text(config: &Config, notice: &Notice) -> String {
-    let mut out = String::new();
     match notice {
         Notice::Read(m) => {
             let (event, playbook) = crate::delivery::maintenance::would_run(config, m);
-            let _ = writeln!(
-                out,
-                "maintenance   {} {} {} {} to {}{}",
-                escape(&m.provider),
-                escape(&m.maintenance_id),
-                m.status.as_str(),
-                format_time(&m.start),
-                format_time(&m.end),
-                m.sequence
-                    .map_or_else(String::new, |n| format!(" (SEQUENCE {n})"))
-            );
-            let _ = writeln!(out, "  summary     {}", escape(&m.summary));
-            for circuit in &m.circuits {
-                let _ = writeln!(
-                    out,
-                    "  circuit     {} {}",
-                    escape(&circuit.id),
-                    escape(&circuit.impact)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "  runs        {event}: {} (when newer than the journal's notice)",
+            format!(
+                "maintenance notice\n{}  runs {event}: {} (when newer than the journal's notice)\n",
+                maintenance_block(m),
                 playbook.as_deref().map_or("no playbook".into(), escape)
-            );
+            )
         }
-        Notice::Unreadable(reason) => {
-            let _ = writeln!(
-                out,
-                "maintenance   unreadable: {} (forwarded to maintenance.unreadable)",
-                escape(reason)
-            );
-        }
+        Notice::Unreadable(reason) => format!(
+            "maintenance notice, unreadable: {} (forwarded to maintenance.unreadable)\n",
+            escape(reason)
+        ),
     }
-    out
 }
 
 /// The text of `parse --format text`.

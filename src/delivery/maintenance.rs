@@ -104,23 +104,7 @@ pub(crate) fn handle(
         Some(Notice::Read(m)) => m,
         None => return Err(anyhow::anyhow!("row {id}: not a maintenance notice")),
         Some(Notice::Unreadable(reason)) => {
-            let what = forward::Unreadable {
-                provider,
-                reason,
-                row: id,
-            };
-            let record = Record {
-                request_type: Some(MAINTENANCE.into()),
-                outcome: Some(Outcome::Unreadable),
-                reason: Some(format!("unreadable notice from {provider}: {reason}")),
-                reply: Some(forward::unreadable(config, mail, raw, &what)),
-                ..Record::default()
-            };
-            tracing::warn!(
-                target: pipeline::SUMMARY,
-                "unreadable row {id}: maintenance notice from {provider}: {reason}; forwarded to maintenance.unreadable"
-            );
-            return Ok(record);
+            return Ok(unreadable(config, id, (mail, raw), provider, reason));
         }
     };
     let change = journaling.note_maintenance(m)?;
@@ -178,6 +162,33 @@ pub(crate) fn handle(
         .finished(&record)
         .map_err(|e| anyhow::Error::new(OutcomeNotKept(e)))?;
     Ok(record)
+}
+
+/// Row `id`, a notice no parser could read: forwarded to
+/// `maintenance.unreadable` with the reason; the record to journal.
+fn unreadable(
+    config: &Config,
+    id: i64,
+    (mail, raw): (&Mail, &[u8]),
+    provider: &str,
+    reason: &str,
+) -> Record {
+    let what = forward::Unreadable {
+        provider,
+        reason,
+        row: id,
+    };
+    tracing::warn!(
+        target: pipeline::SUMMARY,
+        "unreadable row {id}: maintenance notice from {provider}: {reason}; forwarded to maintenance.unreadable"
+    );
+    Record {
+        request_type: Some(MAINTENANCE.into()),
+        outcome: Some(Outcome::Unreadable),
+        reason: Some(format!("unreadable notice from {provider}: {reason}")),
+        reply: Some(forward::unreadable(config, mail, raw, &what)),
+        ..Record::default()
+    }
 }
 
 /// `SEQUENCE 2`, or the stamp a notice without one is ordered by.

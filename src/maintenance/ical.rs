@@ -44,7 +44,16 @@ fn read_calendar(
     date: Option<DateTime<Utc>>,
 ) -> Result<Option<Maintenance>, String> {
     let unfolded = unfold(text);
-    let components = read_components(&unfolded)
+    let depth = nesting(&unfolded);
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "the calendar nests components {depth} deep (a notice needs at most {MAX_NESTING})"
+        ));
+    }
+    // The parser is a recursive descent; the depth check bounds its stack,
+    // and a panic in it is this calendar's error, not the process's.
+    let components = std::panic::catch_unwind(|| read_components(&unfolded))
+        .map_err(|_| "the calendar cannot be read (the iCalendar parser failed on it)".to_owned())?
         .map_err(|e| format!("the calendar cannot be read: {}", first_line(&e)))?;
     let mut events = Vec::new();
     for component in &components {
@@ -57,6 +66,29 @@ fn read_calendar(
         return Ok(None);
     };
     event_maintenance(provider, event, date).map(Some)
+}
+
+/// VCALENDAR > VTIMEZONE > DAYLIGHT is 3, VCALENDAR > VEVENT > VALARM too;
+/// room for one more level a client may add.
+const MAX_NESTING: usize = 4;
+
+/// How deep `BEGIN:` lines nest, counted before the parser sees them.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for line in text.lines() {
+        let line = line.trim_start();
+        let starts = |word: &str| {
+            line.get(..word.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(word))
+        };
+        if starts("BEGIN:") {
+            depth += 1;
+            deepest = deepest.max(depth);
+        } else if starts("END:") {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    deepest
 }
 
 fn first_line(text: &str) -> String {
@@ -120,23 +152,7 @@ fn event_maintenance(
         .transpose()?
         .flatten()
         .ok_or("it has no X-MAINTNOTE-MAINTENANCE-ID")?;
-    let status = match text("X-MAINTNOTE-STATUS") {
-        Some(word) => Status::parse(&word).ok_or_else(|| {
-            format!(
-                "X-MAINTNOTE-STATUS {:?} is none of BCOP's statuses",
-                clean_text(&word, 40)
-            )
-        })?,
-        None => match text("STATUS")
-            .map(|s| s.trim().to_ascii_uppercase())
-            .as_deref()
-        {
-            Some("CANCELLED") => Status::Cancelled,
-            Some("TENTATIVE") => Status::Tentative,
-            Some("CONFIRMED") => Status::Confirmed,
-            _ => return Err("it has no X-MAINTNOTE-STATUS".into()),
-        },
-    };
+    let status = status(event)?;
     let start = time(
         provider,
         prop(event, "DTSTART").ok_or("it has no DTSTART")?,
@@ -163,28 +179,7 @@ fn event_maintenance(
         Some(p) => Some(time(provider, p, "DTSTAMP")?),
         None => date,
     };
-    let impact = text("X-MAINTNOTE-IMPACT")
-        .map(|i| clean_text(&i, 40))
-        .filter(|i| !i.is_empty());
-    let mut circuits = Vec::new();
-    for object in event.properties.iter().filter(|p| {
-        p.name
-            .as_str()
-            .eq_ignore_ascii_case("X-MAINTNOTE-OBJECT-ID")
-    }) {
-        let Some(id) = clean_id("X-MAINTNOTE-OBJECT-ID", &text_of(object))? else {
-            continue;
-        };
-        if circuits.len() == MAX_CIRCUITS {
-            return Err(format!("it names more than {MAX_CIRCUITS} objects"));
-        }
-        let impact = param(object, "X-MAINTNOTE-OBJECT-IMPACT")
-            .map(|i| clean_text(i, 40))
-            .filter(|i| !i.is_empty())
-            .or_else(|| impact.clone())
-            .unwrap_or_else(|| "UNKNOWN".into());
-        circuits.push(Circuit { id, impact });
-    }
+    let circuits = circuits(event)?;
     let optional = |name: &str| -> Result<Option<String>, String> {
         Ok(text(name)
             .map(|t| clean_id(name, &t))
@@ -215,6 +210,55 @@ fn event_maintenance(
         organizer: organizer.filter(|o| !o.is_empty()),
         circuits,
     })
+}
+
+/// `X-MAINTNOTE-STATUS`, or BCOP's fallback to `STATUS`.
+fn status(event: &Component<'_>) -> Result<Status, String> {
+    match prop(event, "X-MAINTNOTE-STATUS").map(text_of) {
+        Some(word) => Status::parse(&word).ok_or_else(|| {
+            format!(
+                "X-MAINTNOTE-STATUS {:?} is none of BCOP's statuses",
+                clean_text(&word, 40)
+            )
+        }),
+        None => match prop(event, "STATUS")
+            .map(|p| text_of(p).trim().to_ascii_uppercase())
+            .as_deref()
+        {
+            Some("CANCELLED") => Ok(Status::Cancelled),
+            Some("TENTATIVE") => Ok(Status::Tentative),
+            Some("CONFIRMED") => Ok(Status::Confirmed),
+            _ => Err("it has no X-MAINTNOTE-STATUS".into()),
+        },
+    }
+}
+
+/// Each `X-MAINTNOTE-OBJECT-ID` with its impact: its own parameter, else
+/// the event's `X-MAINTNOTE-IMPACT`, else UNKNOWN.
+fn circuits(event: &Component<'_>) -> Result<Vec<Circuit>, String> {
+    let impact = prop(event, "X-MAINTNOTE-IMPACT")
+        .map(|p| clean_text(&text_of(p), 40))
+        .filter(|i| !i.is_empty());
+    let mut circuits = Vec::new();
+    for object in event.properties.iter().filter(|p| {
+        p.name
+            .as_str()
+            .eq_ignore_ascii_case("X-MAINTNOTE-OBJECT-ID")
+    }) {
+        let Some(id) = clean_id("X-MAINTNOTE-OBJECT-ID", &text_of(object))? else {
+            continue;
+        };
+        if circuits.len() == MAX_CIRCUITS {
+            return Err(format!("it names more than {MAX_CIRCUITS} objects"));
+        }
+        let impact = param(object, "X-MAINTNOTE-OBJECT-IMPACT")
+            .map(|i| clean_text(i, 40))
+            .filter(|i| !i.is_empty())
+            .or_else(|| impact.clone())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        circuits.push(Circuit { id, impact });
+    }
+    Ok(circuits)
 }
 
 /// A DATE-TIME (or DATE) property in UTC.
@@ -498,5 +542,27 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 12, "only {seen} fixtures");
+    }
+
+    /// Hostile nesting (tens of thousands of BEGIN lines within the size
+    /// cap) is refused before the recursive parser could exhaust the stack.
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let n = 50_000;
+        let raw = format!(
+            "From: mr@zayo.com\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\n{}{}END:VCALENDAR\r\n",
+            "BEGIN:X\r\n".repeat(n),
+            "end:x\r\n".repeat(n)
+        );
+        let Notice::Unreadable(reason) = read(&provider(None), raw.as_bytes(), None) else {
+            panic!("a 50,000-deep calendar was read");
+        };
+        assert!(reason.contains("50001 deep"), "{reason}");
+        assert_eq!(
+            nesting(
+                "BEGIN:VCALENDAR\nBEGIN:VTIMEZONE\nbegin:DAYLIGHT\nEND:DAYLIGHT\nEND:VTIMEZONE\nBEGIN:VEVENT\nEND:VEVENT\nEND:VCALENDAR\n"
+            ),
+            3
+        );
     }
 }
