@@ -10,6 +10,7 @@
 //! Passing means: no marker exists (0 executed), and every value arrives
 //! byte-identical and as a string (0 altered). A control run hands the
 //! same corpus over as plain JSON and shows that the payloads are live.
+//! Issue 18: the same corpus in every text a maintenance notice carries.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -450,6 +451,207 @@ fn issue_11_hostile_mail_values_subjects_and_message_ids_reach_the_playbook_verb
         exact * 10 >= corpus.len() * 9,
         "only {exact} of {} captured as sent",
         corpus.len()
+    );
+    assert_eq!(executed, Vec::<&str>::new(), "payloads ran");
+    assert!(altered.is_empty(), "{altered:#?}");
+}
+
+/// Corpus strings per maintenance notice: one in the maintenance id, one
+/// in the account, one in the summary and the rest as circuit ids.
+const PER_NOTICE: usize = 40;
+
+/// An iCalendar TEXT value: `\` `;` `,` escaped.
+fn ics_text(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if matches!(c, '\\' | ';' | ',') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A content line folded at 75 octets (RFC 5545 3.1), never inside a
+/// character.
+fn ics_line(line: &str) -> String {
+    let mut out = String::new();
+    let mut width = 0;
+    for c in line.chars() {
+        if width + c.len_utf8() > 75 {
+            out.push_str("\r\n ");
+            width = 1;
+        }
+        out.push(c);
+        width += c.len_utf8();
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// A BCOP notice from the `gen` provider carrying `values` (at least
+/// three), its calendar base64-encoded as providers send it.
+fn hostile_notice(index: usize, values: &[Hostile]) -> Vec<u8> {
+    let mut lines = vec![
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//gen//maint//EN".to_owned(),
+        "BEGIN:VEVENT".to_owned(),
+        format!("UID:hostile-{index}@gen.example"),
+        "DTSTAMP:20261203T060000Z".to_owned(),
+        "DTSTART:20261210T020000Z".to_owned(),
+        "DTEND:20261210T040000Z".to_owned(),
+        "SEQUENCE:1".to_owned(),
+        "X-MAINTNOTE-STATUS:CONFIRMED".to_owned(),
+        "X-MAINTNOTE-IMPACT:OUTAGE".to_owned(),
+        format!(
+            "X-MAINTNOTE-MAINTENANCE-ID:M{index} {}",
+            ics_text(&values[0].text)
+        ),
+        format!("X-MAINTNOTE-ACCOUNT:{}", ics_text(&values[1].text)),
+        format!("SUMMARY:{}", ics_text(&values[2].text)),
+    ];
+    for circuit in &values[3..] {
+        lines.push(format!(
+            "X-MAINTNOTE-OBJECT-ID;X-MAINTNOTE-OBJECT-IMPACT=DEGRADED:{}",
+            ics_text(&circuit.text)
+        ));
+    }
+    lines.extend(["END:VEVENT".to_owned(), "END:VCALENDAR".to_owned()]);
+    let calendar: String = lines.iter().map(|l| ics_line(l)).collect();
+    let encoded = base64(&calendar);
+    let wrapped: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "From: NOC <noc@gen.example>\r\nTo: helpdesk@example.com\r\nSubject: Planned work {index}\r\nMessage-ID: <hostile-{index}.{}@gen.example>\r\nDate: Thu, 3 Dec 2026 06:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nPlanned work, see the calendar.\r\n--b\r\nContent-Type: text/calendar; charset=utf-8; method=PUBLISH\r\nContent-Disposition: attachment; filename=\"maintenance.ics\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        unique_id(),
+        wrapped.join("\r\n")
+    )
+    .into_bytes()
+}
+
+/// Issue 18 under issue 11's rule: the corpus placed in every text a
+/// maintenance notice carries (maintenance id, account, summary, circuit
+/// ids) reaches the careless `scheduled` playbook as `parse` decided it,
+/// mostly exactly as sent, and never runs.
+#[test]
+fn issue_18_hostile_notice_values_reach_the_playbook_as_decided_and_never_run() {
+    let scratch = tempfile::tempdir().unwrap();
+    let markers = scratch.path().join("markers");
+    fs::create_dir_all(&markers).unwrap();
+    let mut corpus = corpus(&markers, true);
+    // An id is at most 200 characters; the long strings go in summaries.
+    corpus.retain(|h| !h.text.trim().is_empty());
+    let (long, short): (Vec<Hostile>, Vec<Hostile>) = corpus
+        .iter()
+        .cloned()
+        .partition(|h| h.text.chars().count() > 150);
+    let mut notices: Vec<Vec<Hostile>> = short.chunks(PER_NOTICE).map(<[_]>::to_vec).collect();
+    for (notice, text) in notices.iter_mut().zip(long) {
+        notice.insert(2, text);
+    }
+    notices.retain(|n| n.len() >= 4);
+
+    let names: Vec<String> = [
+        "maintenance_id",
+        "maintenance_account",
+        "maintenance_summary",
+        "maintenance_circuit_ids",
+        "maintenance_circuits",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let desk = Helpdesk::from_defaults();
+    let out = desk.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let playbook = careless_playbook(desk.path(), &names, &out, false);
+    let desk = desk
+        .file(
+            "playbooks/careless.yaml",
+            &fs::read_to_string(playbook).unwrap(),
+        )
+        .adding(
+            "maintenance:\n  providers:\n    - name: gen\n      senders: [noc@gen.example]\n  playbooks:\n    scheduled: playbooks/careless.yaml\n  unreadable: [noc-team@example.com]\n",
+        );
+
+    let (mut placed, mut exact, mut altered) = (0, 0, Vec::new());
+    for (index, values) in notices.iter().enumerate() {
+        let raw = hostile_notice(index, values);
+        let decided = desk.parse(&raw);
+        let m = &decided["maintenance"];
+        assert!(m.is_object(), "notice {index} was not read: {decided}");
+        let circuits = m["circuits"].as_array().unwrap();
+        let ids: Vec<&str> = circuits.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        let sent = |h: &Hostile| h.text.clone();
+        let decided_texts = [
+            m["maintenance_id"]
+                .as_str()
+                .unwrap()
+                .strip_prefix(&format!("M{index} "))
+                .unwrap_or("")
+                .to_owned(),
+            m["account"].as_str().unwrap_or("").to_owned(),
+            m["summary"].as_str().unwrap_or("").to_owned(),
+        ];
+        placed += values.len();
+        exact += values[..3]
+            .iter()
+            .zip(&decided_texts)
+            .filter(|(h, d)| &sent(h) == *d)
+            .count();
+        exact += values[3..]
+            .iter()
+            .filter(|h| ids.contains(&h.text.as_str()))
+            .count();
+
+        for file in ["argument.txt", "template.txt", "values.json"] {
+            let _ = fs::remove_file(out.join(file));
+        }
+        let result = exec(desk.command(&["run"]), &raw);
+        assert_eq!(result.code, 0, "{}", result.stderr);
+        let Some(got) = arrived(&out, names.len()) else {
+            panic!(
+                "scheduled did not run for notice {index}: {}",
+                result.stderr
+            );
+        };
+        let want = [
+            m["maintenance_id"].clone(),
+            json!(m["account"].as_str().unwrap_or("")),
+            m["summary"].clone(),
+            json!(ids.join(",")),
+            json!(serde_json::to_string(&m["circuits"]).unwrap()),
+        ];
+        for (how, values) in ["module argument", "template", "JSON"].iter().zip(&got) {
+            for (name, (w, g)) in names.iter().zip(want.iter().zip(values)) {
+                // The circuits are JSON text: compared as JSON.
+                let same = if name == "maintenance_circuits" {
+                    serde_json::from_str::<Value>(w.as_str().unwrap()).ok()
+                        == g.as_str()
+                            .and_then(|g| serde_json::from_str::<Value>(g).ok())
+                } else {
+                    w == g
+                };
+                if !same {
+                    altered.push(format!("{how}: {name} {w} arrived as {g}"));
+                }
+            }
+        }
+    }
+    let executed = fired(&corpus);
+    eprintln!(
+        "injection corpus through maintenance notices: {} strings in {} notices, {exact} read exactly as sent, {} executed, {} altered",
+        placed,
+        notices.len(),
+        executed.len(),
+        altered.len()
+    );
+    assert!(
+        exact * 10 >= placed * 9,
+        "only {exact} of {placed} read as sent"
     );
     assert_eq!(executed, Vec::<&str>::new(), "payloads ran");
     assert!(altered.is_empty(), "{altered:#?}");
