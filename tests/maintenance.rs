@@ -512,3 +512,38 @@ fn issue_18_an_unproven_providers_address_makes_no_notice() {
     assert!(maintenances(&desk, true).is_empty());
     assert_eq!(desk.log_rows()[0]["outcome"], "unauthenticated");
 }
+
+/// `parse --format text` on a notice shows the notice, what would run and
+/// that no reply goes out, never a request's reply to the provider; an
+/// unreadable one says why and who gets it.
+#[test]
+fn issue_18_parse_text_shows_a_notice_not_a_request() {
+    let server = SmtpServer::plain();
+    let (desk, _) = desk(&server, "15m", "");
+    let text = |name: &str| {
+        let out = exec(desk.command(&["parse", "--format", "text"]), &fixture(name));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let read = text("zayo_scheduled.eml");
+    assert!(read.starts_with("maintenance notice\n"), "{read}");
+    assert!(
+        read.contains("  runs scheduled when newer than the journal's notice:\n")
+            && read.contains("playbooks/maintenance_scheduled.yaml\n"),
+        "{read}"
+    );
+    assert!(
+        read.contains("reply         none: a provider's notice gets no reply"),
+        "{read}"
+    );
+    for request_line in ["request type", "We could not tell", "vars\n"] {
+        assert!(!read.contains(request_line), "{request_line:?} in {read}");
+    }
+    let unreadable = text("zayo_broken_calendar.eml");
+    assert!(
+        unreadable.starts_with("maintenance notice, unreadable: ")
+            && unreadable.contains("DTSTART")
+            && unreadable.contains("forwarded to noc-team@example.com with the reason"),
+        "{unreadable}"
+    );
+}

@@ -227,13 +227,10 @@ fn parse(
             }
             terminal::escape_json(&json.to_string()).into_owned() + "\n"
         }
-        Format::Text => {
-            let text = report::text(&config, &mail, &decision, &preview, explain);
-            match &notice {
-                Some(notice) => report::notice_text(&config, notice) + &text,
-                None => text,
-            }
-        }
+        Format::Text => match &notice {
+            Some(notice) => report::notice_text(&config, &decision, notice),
+            None => report::text(&config, &mail, &decision, &preview, explain),
+        },
     };
     print_stdout(&output);
     Ok(Status::Ok)

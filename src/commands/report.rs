@@ -152,22 +152,35 @@ pub(crate) fn maintenance_block(m: &crate::maintenance::Maintenance) -> String {
     out
 }
 
-/// The lines `parse --format text` starts with for a maintenance notice.
-pub(crate) fn notice_text(config: &Config, notice: &Notice) -> String {
-    match notice {
+/// `parse --format text` for a maintenance notice: what it reads as,
+/// what would run, the trust line, and that no reply goes out. The
+/// request lines are left out: a notice is never a request.
+pub(crate) fn notice_text(config: &Config, decision: &Decision, notice: &Notice) -> String {
+    let mut out = match notice {
         Notice::Read(m) => {
             let (event, playbook) = crate::delivery::maintenance::would_run(config, m);
             format!(
-                "maintenance notice\n{}  runs {event}: {} (when newer than the journal's notice)\n",
+                "maintenance notice\n{}  runs {event} when newer than the journal's notice:\n    {}\n",
                 maintenance_block(m),
-                playbook.as_deref().map_or("no playbook".into(), escape)
+                playbook.as_deref().map_or(
+                    "no playbook (maintenance.playbooks names none)".into(),
+                    escape
+                )
             )
         }
         Notice::Unreadable(reason) => format!(
-            "maintenance notice, unreadable: {} (forwarded to maintenance.unreadable)\n",
-            escape(reason)
+            "maintenance notice, unreadable: {}\n  forwarded to {} with the reason\n",
+            escape(reason),
+            escape(&config.maintenance.unreadable.join(", "))
         ),
-    }
+    };
+    let _ = writeln!(
+        out,
+        "trust         {}",
+        escape(&decision.authentication.to_string())
+    );
+    let _ = writeln!(out, "reply         none: a provider's notice gets no reply");
+    out
 }
 
 /// The text of `parse --format text`.
