@@ -585,7 +585,6 @@ fn issue_18_hostile_notice_values_reach_the_playbook_as_decided_and_never_run() 
         assert!(m.is_object(), "notice {index} was not read: {decided}");
         let circuits = m["circuits"].as_array().unwrap();
         let ids: Vec<&str> = circuits.iter().map(|c| c["id"].as_str().unwrap()).collect();
-        let sent = |h: &Hostile| h.text.clone();
         let decided_texts = [
             m["maintenance_id"]
                 .as_str()
@@ -600,7 +599,7 @@ fn issue_18_hostile_notice_values_reach_the_playbook_as_decided_and_never_run() 
         exact += values[..3]
             .iter()
             .zip(&decided_texts)
-            .filter(|(h, d)| &sent(h) == *d)
+            .filter(|(h, d)| h.text == **d)
             .count();
         exact += values[3..]
             .iter()
