@@ -16,6 +16,9 @@ use rexpect::session::PtySession;
 use crate::support::{Helpdesk, ansible_playbook, exec, helpdesk, need, repo, setup_for};
 
 const DOWN: &str = "\x1b[B";
+/// In a wizard walk's keys: the line is a secret, typed once the password
+/// prompt has turned echo off (see `await_secret_prompt`).
+const SECRET: &str = "<secret>";
 
 fn wizard(args: &[&str]) -> PtySession {
     let mut command = Command::new(env!("CARGO_BIN_EXE_helpdesk"));
@@ -45,6 +48,28 @@ fn answer(p: &mut PtySession, keys: &str, line: &str, next: &str) {
     }
     p.send_line(line).unwrap();
     p.exp_string(next).unwrap();
+}
+
+/// Waits until the program has turned the terminal's echo off: a password
+/// prompt switches it off with TCSAFLUSH, which throws away whatever was
+/// typed before, so a secret typed as soon as the prompt is drawn may be
+/// lost (the prompt then asks again). A person sees the prompt first; the
+/// test waits for the terminal to say the same.
+fn await_secret_prompt(p: &PtySession) {
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    let pty = p.process().get_file_handle().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tcgetattr(&pty)
+        .unwrap()
+        .local_flags
+        .contains(LocalFlags::ECHO)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the password prompt never turned echo off"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -482,7 +507,7 @@ fn the_wizard_asks_for_an_smtp_login_and_refuses_a_port_in_the_host() {
         ("", "2525", "need a login?"),
         (DOWN, "", "SMTP user"),
         ("", "", "SMTP password"),
-        ("", "s3cret", "Senders"),
+        (SECRET, "s3cret", "Senders"),
         ("", "", "scope: self"),
         ("", "", "Administrators"),
         ("", "", "authserv-id"),
@@ -495,7 +520,12 @@ fn the_wizard_asks_for_an_smtp_login_and_refuses_a_port_in_the_host() {
         ("", "", "now?"),
         ("", "y", "Postfix"),
     ] {
-        answer(&mut p, keys, line, next);
+        if keys == SECRET {
+            await_secret_prompt(&p);
+            answer(&mut p, "", line, next);
+        } else {
+            answer(&mut p, keys, line, next);
+        }
     }
     p.exp_eof().unwrap();
     // The secret is the helpdesk user's own, the config its group's.
@@ -1119,7 +1149,7 @@ fn issue_17_the_wizard_choosing_imap_keeps_the_password_in_imap_secret() {
         ),
         ("", "imaps://127.0.0.1:9993/INBOX", "IMAP user"),
         ("", "", "IMAP password"),
-        ("", PASSWORD, "How do replies leave?"),
+        (SECRET, PASSWORD, "How do replies leave?"),
         (down2.as_str(), "", "Senders"),
         ("", "", "scope: self"),
         ("", "", "Administrators"),
@@ -1132,7 +1162,9 @@ fn issue_17_the_wizard_choosing_imap_keeps_the_password_in_imap_secret() {
         ("", "n", "now?"),
         ("", "y", "helpdesk reads the mailbox itself"),
     ] {
-        if !keys.is_empty() {
+        if keys == SECRET {
+            await_secret_prompt(&p);
+        } else if !keys.is_empty() {
             p.send(keys).unwrap();
         }
         p.send_line(line).unwrap();
