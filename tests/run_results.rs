@@ -135,6 +135,24 @@ fn at_a_new_second() {
 
 #[test]
 fn issue_14_one_retry_runs_two_requests_of_a_type_within_a_second_each_with_its_log() {
+    // The case is two runs that start within one second. On a loaded
+    // machine `retry` may straddle a second; each try still has to give
+    // each run its own log, and one of them has to be the case.
+    let mut seconds = Vec::new();
+    for _ in 0..5 {
+        let started = two_runs_of_a_type_in_one_retry();
+        let same = started[0] == started[1];
+        seconds.push(started);
+        if same {
+            return;
+        }
+    }
+    panic!("no try started both runs within one second: {seconds:?}");
+}
+
+/// One `retry` of two spooled requests of one type; each run's log is its
+/// own and holds its own vars. Returns each run's "# started" line.
+fn two_runs_of_a_type_in_one_retry() -> Vec<String> {
     // A quick stand-in for ansible-playbook, so that both runs start
     // within one second: it prints the vars file it was given (`@file`).
     let desk = Helpdesk::from_defaults()
@@ -194,10 +212,7 @@ fn issue_14_one_retry_runs_two_requests_of_a_type_within_a_second_each_with_its_
         );
     }
     assert_eq!(started.len(), 2);
-    assert_eq!(
-        started[0], started[1],
-        "both within one second: {started:?}"
-    );
+    started
 }
 
 /// A request that gives a secret (`password`), for a playbook `playbook`
