@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::smtp::SmtpServer;
 use crate::support::{Helpdesk, exec, repo, wait_for};
@@ -155,6 +155,19 @@ fn issue_18_every_fixture_parses_to_its_expected_maintenance_object() {
                         parsed["maintenance_playbook"].is_string(),
                         "{shown}: {parsed}"
                     );
+                    // The request's fields say what the notice does, not
+                    // what a request without keywords would.
+                    assert_eq!(parsed["vars"], parsed["maintenance_vars"], "{shown}");
+                    assert_eq!(
+                        parsed["vars"]["maintenance_id"], expected["maintenance"]["maintenance_id"],
+                        "{shown}"
+                    );
+                    assert_eq!(parsed["playbook"], parsed["maintenance_playbook"]);
+                    let reason = parsed["reason"].as_str().unwrap();
+                    assert!(
+                        reason.starts_with("a maintenance notice from provider "),
+                        "{shown}: {reason}"
+                    );
                 }
                 (_, Value::String(reason)) => {
                     let said = parsed["unreadable"]
@@ -164,6 +177,13 @@ fn issue_18_every_fixture_parses_to_its_expected_maintenance_object() {
                         said.contains(reason.as_str()),
                         "{shown}: {said:?} lacks {reason:?}"
                     );
+                    assert!(
+                        parsed["reason"].as_str().unwrap().ends_with(said),
+                        "{shown}: {parsed}"
+                    );
+                    assert_eq!(parsed["forward_to"], json!(["noc-team@example.com"]));
+                    assert_eq!(parsed["vars"], json!({}), "{shown}");
+                    assert!(parsed["playbook"].is_null(), "{shown}");
                 }
                 _ => panic!("{}: neither maintenance nor unreadable", path.display()),
             }
@@ -171,7 +191,7 @@ fn issue_18_every_fixture_parses_to_its_expected_maintenance_object() {
         seen += 1;
     }
     assert!(
-        seen >= 12,
+        seen >= 14,
         "only {seen} fixtures in {}",
         fixtures().display()
     );

@@ -91,35 +91,52 @@ pub(crate) fn json(
     object
 }
 
-/// What `parse --format json` adds for a provider's maintenance notice:
-/// `maintenance` (the object read) and `maintenance_playbook` (what a
-/// notice newer than the journal's would run), or `unreadable`.
+/// What `parse --format json` puts over a request's fields for a
+/// provider's maintenance notice: `maintenance` (the object read),
+/// `maintenance_event` and `maintenance_playbook` (what a notice newer than
+/// the journal's would run) with its `vars`; or `unreadable` and who it is
+/// forwarded to. A notice has no keywords, phrasebook or reply, so the
+/// request's `reason`, `vars`, `missing` and `invalid` would mislead.
 pub(crate) fn notice_json(config: &Config, notice: &Notice) -> Map<String, Value> {
     let mut map = Map::new();
+    map.insert(
+        "request_type".into(),
+        json!(crate::delivery::maintenance::MAINTENANCE),
+    );
+    map.insert("command".into(), Value::Null);
+    map.insert("missing".into(), json!([]));
+    map.insert("invalid".into(), json!([]));
     // A notice is never answered.
     map.insert("reply".into(), Value::Null);
     match notice {
         Notice::Read(m) => {
             let (event, playbook) = crate::delivery::maintenance::would_run(config, m);
+            let vars = json!(crate::delivery::maintenance::vars(m, event));
             map.insert(
-                "request_type".into(),
-                json!(crate::delivery::maintenance::MAINTENANCE),
+                "reason".into(),
+                json!(format!(
+                    "a maintenance notice from provider {}: runs {event} when newer than the journal's notice",
+                    m.provider
+                )),
             );
             map.insert("maintenance".into(), json!(m));
             map.insert("maintenance_event".into(), json!(event));
             map.insert("maintenance_playbook".into(), json!(playbook));
             map.insert("playbook".into(), json!(playbook));
-            map.insert(
-                "maintenance_vars".into(),
-                json!(crate::delivery::maintenance::vars(m, event)),
-            );
+            map.insert("maintenance_vars".into(), vars.clone());
+            map.insert("vars".into(), vars);
         }
         Notice::Unreadable(reason) => {
             map.insert(
-                "request_type".into(),
-                json!(crate::delivery::maintenance::MAINTENANCE),
+                "reason".into(),
+                json!(format!(
+                    "a maintenance notice no parser could read: {reason}"
+                )),
             );
             map.insert("unreadable".into(), json!(reason));
+            map.insert("forward_to".into(), json!(config.maintenance.unreadable));
+            map.insert("playbook".into(), Value::Null);
+            map.insert("vars".into(), json!({}));
         }
     }
     map

@@ -43,52 +43,133 @@ fn read_calendar(
     text: &str,
     date: Option<DateTime<Utc>>,
 ) -> Result<Option<Maintenance>, String> {
-    let unfolded = unfold(text);
-    let depth = nesting(&unfolded);
-    if depth > MAX_NESTING {
-        return Err(format!(
-            "the calendar nests components {depth} deep (a notice needs at most {MAX_NESTING})"
-        ));
+    for object in objects(text)? {
+        let unfolded = unfold(&object);
+        // The parser is a recursive descent; `objects` bounded its depth,
+        // and a panic in it is this calendar's error, not the process's.
+        let components = std::panic::catch_unwind(|| read_components(&unfolded))
+            .map_err(|_| {
+                "the calendar cannot be read (the iCalendar parser failed on it)".to_owned()
+            })?
+            .map_err(|e| format!("the calendar cannot be read: {}", first_line(&e)))?;
+        let mut events = Vec::new();
+        let mut method_cancel = false;
+        for component in &components {
+            events_in(component, 0, &mut events);
+            method_cancel |= prop(component, "METHOD")
+                .is_some_and(|m| text_of(m).trim().eq_ignore_ascii_case("CANCEL"));
+        }
+        if let Some(event) = events
+            .into_iter()
+            .find(|e| prop(e, "X-MAINTNOTE-MAINTENANCE-ID").is_some())
+        {
+            return event_maintenance(provider, event, method_cancel, date).map(Some);
+        }
     }
-    // The parser is a recursive descent; the depth check bounds its stack,
-    // and a panic in it is this calendar's error, not the process's.
-    let components = std::panic::catch_unwind(|| read_components(&unfolded))
-        .map_err(|_| "the calendar cannot be read (the iCalendar parser failed on it)".to_owned())?
-        .map_err(|e| format!("the calendar cannot be read: {}", first_line(&e)))?;
-    let mut events = Vec::new();
-    for component in &components {
-        events_in(component, 0, &mut events);
-    }
-    let Some(event) = events
-        .into_iter()
-        .find(|e| prop(e, "X-MAINTNOTE-MAINTENANCE-ID").is_some())
-    else {
-        return Ok(None);
-    };
-    event_maintenance(provider, event, date).map(Some)
+    Ok(None)
 }
 
 /// VCALENDAR > VTIMEZONE > DAYLIGHT is 3, VCALENDAR > VEVENT > VALARM too;
 /// room for one more level a client may add.
 const MAX_NESTING: usize = 4;
 
-/// How deep `BEGIN:` lines nest, counted before the parser sees them.
-fn nesting(text: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    for line in text.lines() {
-        let line = line.trim_start();
-        let starts = |word: &str| {
-            line.get(..word.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(word))
+/// The calendar's top-level objects (RFC 5545 lets one stream carry
+/// several `VCALENDAR`s), each as its own folded text, after checking every
+/// content line the way a person can act on: `line N is not an iCalendar
+/// line`, an `END` that closes the wrong component, one never ended, or
+/// nesting deeper than `MAX_NESTING` (refused before the recursive parser
+/// could spend its stack on it). Blank lines, and lines outside any
+/// component, are left out.
+fn objects(text: &str) -> Result<Vec<String>, String> {
+    let mut objects = Vec::new();
+    let mut current = String::new();
+    let mut open: Vec<(String, usize)> = Vec::new();
+    let mut lines = text.split('\n').enumerate().peekable();
+    while let Some((at, first)) = lines.next() {
+        let number = at + 1;
+        let mut logical = first.trim_end_matches('\r').to_owned();
+        let mut folded = vec![first];
+        while let Some((_, more)) = lines.next_if(|(_, l)| l.starts_with([' ', '\t'])) {
+            logical.push_str(&more.trim_end_matches('\r')[1..]);
+            folded.push(more);
+        }
+        if logical.trim().is_empty() {
+            continue;
+        }
+        let Some((name, value)) = content_line(&logical) else {
+            if open.is_empty() {
+                // Outside any component: stray text some senders add.
+                continue;
+            }
+            return Err(format!(
+                "line {number} of the calendar is not an iCalendar line (NAME:value): {:?}",
+                clean_text(&logical, 60)
+            ));
         };
-        if starts("BEGIN:") {
-            depth += 1;
-            deepest = deepest.max(depth);
-        } else if starts("END:") {
-            depth = depth.saturating_sub(1);
+        let component = value.trim().to_ascii_uppercase();
+        if name.eq_ignore_ascii_case("BEGIN") {
+            if open.len() == MAX_NESTING {
+                return Err(format!(
+                    "the calendar nests components more than {MAX_NESTING} deep (line {number})"
+                ));
+            }
+            open.push((component, number));
+        } else if open.is_empty() {
+            continue;
+        } else if name.eq_ignore_ascii_case("END") {
+            let (begun, line) = open.pop().unwrap_or_default();
+            if begun != component {
+                return Err(format!(
+                    "line {number} of the calendar ends {} but {} (begun at line {line}) is open",
+                    clean_text(&component, 40),
+                    clean_text(&begun, 40)
+                ));
+            }
+        }
+        for piece in folded {
+            current.push_str(piece);
+            current.push('\n');
+        }
+        if open.is_empty() {
+            objects.push(std::mem::take(&mut current));
         }
     }
-    deepest
+    if let Some((begun, line)) = open.first() {
+        return Err(format!(
+            "the calendar's {} (begun at line {line}) is never ended: the mail may be cut short",
+            clean_text(begun, 40)
+        ));
+    }
+    Ok(objects)
+}
+
+/// A content line's name and value (RFC 5545 3.1: `name *(";" param) ":"
+/// value`, a param's values quoted or not), or `None` when it is not one.
+fn content_line(line: &str) -> Option<(&str, &str)> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    let name_end = line.find(|c: char| !is_name(c))?;
+    if name_end == 0 {
+        return None;
+    }
+    let mut rest = &line[name_end..];
+    while let Some(params) = rest.strip_prefix(';') {
+        let key_end = params.find(|c: char| !is_name(c))?;
+        let mut value = params[key_end..]
+            .strip_prefix('=')
+            .filter(|_| key_end > 0)?;
+        loop {
+            value = match value.strip_prefix('"') {
+                Some(quoted) => &quoted[quoted.find('"')? + 1..],
+                None => &value[value.find([';', ':', ',', '"']).unwrap_or(value.len())..],
+            };
+            match value.strip_prefix(',') {
+                Some(more) => value = more,
+                None => break,
+            }
+        }
+        rest = value;
+    }
+    Some((&line[..name_end], rest.strip_prefix(':')?))
 }
 
 fn first_line(text: &str) -> String {
@@ -144,6 +225,7 @@ fn text_of(property: &Property<'_>) -> String {
 fn event_maintenance(
     provider: &Provider,
     event: &Component<'_>,
+    method_cancel: bool,
     date: Option<DateTime<Utc>>,
 ) -> Result<Maintenance, String> {
     let text = |name: &str| prop(event, name).map(text_of);
@@ -152,17 +234,28 @@ fn event_maintenance(
         .transpose()?
         .flatten()
         .ok_or("it has no X-MAINTNOTE-MAINTENANCE-ID")?;
-    let status = status(event)?;
+    let status = status(event, method_cancel)?;
     let start = time(
         provider,
         prop(event, "DTSTART").ok_or("it has no DTSTART")?,
         "DTSTART",
     )?;
-    let end = time(
-        provider,
-        prop(event, "DTEND").ok_or("it has no DTEND")?,
-        "DTEND",
-    )?;
+    // RFC 5545: DTEND, or DTSTART plus DURATION.
+    let end = match (prop(event, "DTEND"), prop(event, "DURATION")) {
+        (Some(dtend), _) => time(provider, dtend, "DTEND")?,
+        (None, Some(duration)) => {
+            let value = duration.val.as_str();
+            start
+                .checked_add_signed(duration_of(value).ok_or_else(|| {
+                    format!(
+                        "DURATION {:?} is not a length of time (like PT2H or P1DT4H)",
+                        clean_text(value, 40)
+                    )
+                })?)
+                .ok_or("its DURATION ends past any date")?
+        }
+        (None, None) => return Err("it has no DTEND (nor a DURATION)".into()),
+    };
     if end < start {
         return Err("its DTEND is before its DTSTART".into());
     }
@@ -212,8 +305,53 @@ fn event_maintenance(
     })
 }
 
-/// `X-MAINTNOTE-STATUS`, or BCOP's fallback to `STATUS`.
-fn status(event: &Component<'_>) -> Result<Status, String> {
+/// An RFC 5545 dur-value (`P2W`, `P1DT4H`, `PT90M`, `PT1H30M15S`), not
+/// negative and at most `MAX_DURATION_DAYS`; `None` for anything else.
+fn duration_of(value: &str) -> Option<chrono::Duration> {
+    let value = value.trim();
+    let value = value.strip_prefix('+').unwrap_or(value);
+    let rest = value.strip_prefix(['P', 'p'])?;
+    let (date, time) = match rest.find(['T', 't']) {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let mut seconds: i64 = 0;
+    let mut any = false;
+    // Each part: digits then its unit, the units in this order, each once.
+    let mut parts = |text: &str, units: &[(char, i64)]| -> Option<()> {
+        let mut text = text;
+        let mut next = 0;
+        while !text.is_empty() {
+            let digits = text.find(|c: char| !c.is_ascii_digit())?;
+            if digits == 0 || digits > 6 {
+                return None;
+            }
+            let n: i64 = text[..digits].parse().ok()?;
+            let unit = text[digits..].chars().next()?.to_ascii_uppercase();
+            let at = units[next..].iter().position(|(u, _)| *u == unit)? + next;
+            seconds = seconds.checked_add(n.checked_mul(units[at].1)?)?;
+            next = at + 1;
+            any = true;
+            text = &text[digits + 1..];
+        }
+        Some(())
+    };
+    parts(date, &[('W', 7 * 86_400), ('D', 86_400)])?;
+    if let Some(time) = time {
+        if time.is_empty() {
+            return None;
+        }
+        parts(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
+    }
+    (any && seconds <= MAX_DURATION_DAYS * 86_400).then(|| chrono::Duration::seconds(seconds))
+}
+
+/// The longest maintenance a DURATION may give: a year.
+const MAX_DURATION_DAYS: i64 = 366;
+
+/// `X-MAINTNOTE-STATUS`, or BCOP's fallback to `STATUS`, or a calendar
+/// sent with `METHOD:CANCEL` (RFC 5546: the event is cancelled).
+fn status(event: &Component<'_>, method_cancel: bool) -> Result<Status, String> {
     match prop(event, "X-MAINTNOTE-STATUS").map(text_of) {
         Some(word) => Status::parse(&word).ok_or_else(|| {
             format!(
@@ -228,7 +366,10 @@ fn status(event: &Component<'_>) -> Result<Status, String> {
             Some("CANCELLED") => Ok(Status::Cancelled),
             Some("TENTATIVE") => Ok(Status::Tentative),
             Some("CONFIRMED") => Ok(Status::Confirmed),
-            _ => Err("it has no X-MAINTNOTE-STATUS".into()),
+            _ if method_cancel => Ok(Status::Cancelled),
+            _ => Err("it has no X-MAINTNOTE-STATUS (nor an iCalendar STATUS): \
+                 the notice does not say whether the work is on"
+                .into()),
         },
     }
 }
@@ -478,6 +619,86 @@ mod tests {
     }
 
     #[test]
+    fn duration_stands_in_for_dtend_and_method_cancel_cancels() {
+        let event = |rest: &str| {
+            format!("X-MAINTNOTE-MAINTENANCE-ID:M1\r\nDTSTART:20270110T020000Z\r\n{rest}")
+        };
+        let end = |rest: &str| match read_event(&event(rest), None) {
+            Notice::Read(m) => Ok(crate::maintenance::format_time(&m.end)),
+            Notice::Unreadable(r) => Err(r),
+        };
+        let confirmed = "X-MAINTNOTE-STATUS:CONFIRMED\r\n";
+        for (duration, ends) in [
+            ("PT2H", "2027-01-10T04:00:00Z"),
+            ("PT90M", "2027-01-10T03:30:00Z"),
+            ("P1DT4H", "2027-01-11T06:00:00Z"),
+            ("P1W", "2027-01-17T02:00:00Z"),
+            ("+PT1H30M15S", "2027-01-10T03:30:15Z"),
+            ("pt1h", "2027-01-10T03:00:00Z"),
+        ] {
+            assert_eq!(
+                end(&format!("{confirmed}DURATION:{duration}\r\n")).as_deref(),
+                Ok(ends),
+                "{duration}"
+            );
+        }
+        for bad in [
+            "-PT2H",
+            "PT",
+            "P",
+            "2H",
+            "PT2",
+            "PTH",
+            "P1H",
+            "PT1M1H",
+            "PT1H1H",
+            "P367D",
+            "P9999999D",
+            "PT2H junk",
+        ] {
+            let said = end(&format!("{confirmed}DURATION:{bad}\r\n")).unwrap_err();
+            assert!(said.contains("DURATION"), "{bad}: {said}");
+        }
+        // DTEND wins over a DURATION (a calendar should not give both).
+        assert_eq!(
+            end(&format!(
+                "{confirmed}DTEND:20270110T030000Z\r\nDURATION:PT9H\r\n"
+            ))
+            .as_deref(),
+            Ok("2027-01-10T03:00:00Z")
+        );
+        assert!(
+            end(confirmed)
+                .unwrap_err()
+                .contains("no DTEND (nor a DURATION)")
+        );
+        // METHOD:CANCEL cancels an event that gives no status of its own;
+        // an explicit X-MAINTNOTE-STATUS still wins.
+        let calendar = |method: &str, status: &str| {
+            format!(
+                "From: mr@zayo.com\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\n{}{status}DTEND:20270110T040000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+                event("")
+            )
+        };
+        let status = |method: &str, status: &str| match read(
+            &provider(None),
+            calendar(method, status).as_bytes(),
+            None,
+        ) {
+            Notice::Read(m) => Ok(m.status),
+            Notice::Unreadable(r) => Err(r),
+        };
+        assert_eq!(status("CANCEL", ""), Ok(Status::Cancelled));
+        assert_eq!(status("cancel", ""), Ok(Status::Cancelled));
+        assert_eq!(status("CANCEL", confirmed), Ok(Status::Confirmed));
+        assert!(
+            status("REQUEST", "")
+                .unwrap_err()
+                .contains("X-MAINTNOTE-STATUS")
+        );
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let base = mail(&format!("{BASE}DTSTART:20270110T020000Z\r\n"));
@@ -541,7 +762,7 @@ mod tests {
             }
             seen += 1;
         }
-        assert!(seen >= 12, "only {seen} fixtures");
+        assert!(seen >= 14, "only {seen} fixtures");
     }
 
     /// Hostile nesting (tens of thousands of BEGIN lines within the size
@@ -557,12 +778,64 @@ mod tests {
         let Notice::Unreadable(reason) = read(&provider(None), raw.as_bytes(), None) else {
             panic!("a 50,000-deep calendar was read");
         };
-        assert!(reason.contains("50001 deep"), "{reason}");
-        assert_eq!(
-            nesting(
-                "BEGIN:VCALENDAR\nBEGIN:VTIMEZONE\nbegin:DAYLIGHT\nEND:DAYLIGHT\nEND:VTIMEZONE\nBEGIN:VEVENT\nEND:VEVENT\nEND:VCALENDAR\n"
-            ),
-            3
+        assert!(reason.contains("more than 4 deep (line 5)"), "{reason}");
+    }
+
+    /// A calendar the parser would refuse says which line is wrong, in
+    /// the mail's own line numbers (folded lines counted as they arrived).
+    #[test]
+    fn a_broken_calendar_names_its_line() {
+        let calendar = |body: &str| {
+            let raw = format!("From: mr@zayo.com\r\nContent-Type: text/calendar\r\n\r\n{body}");
+            match read(&provider(None), raw.as_bytes(), None) {
+                Notice::Read(m) => Ok(m.maintenance_id),
+                Notice::Unreadable(r) => Err(r),
+            }
+        };
+        let event = format!(
+            "BEGIN:VEVENT\r\n{BASE}DTSTART:20270110T020000Z\r\nSUMMARY:a folded\r\n  summary\r\nEND:VEVENT\r\n"
         );
+        for (body, said) in [
+            (
+                format!("BEGIN:VCALENDAR\r\n{event}this line is junk\r\nEND:VCALENDAR\r\n"),
+                "line 10 of the calendar is not an iCalendar line (NAME:value): \"this line is junk\"",
+            ),
+            (
+                format!("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n{BASE}END:VCALENDAR\r\n"),
+                "line 6 of the calendar ends VCALENDAR but VEVENT (begun at line 2) is open",
+            ),
+            (
+                format!("BEGIN:VCALENDAR\r\n{event}"),
+                "VCALENDAR (begun at line 1) is never ended",
+            ),
+            (
+                format!(
+                    "BEGIN:VCALENDAR\r\nDTSTART;TZID=\"Europe/Paris:20270101T000000\r\n{event}END:VCALENDAR\r\n"
+                ),
+                "line 2 of the calendar is not an iCalendar line",
+            ),
+            (
+                format!("BEGIN:VCALENDAR\r\n;X=1:v\r\n{event}END:VCALENDAR\r\n"),
+                "line 2 ",
+            ),
+        ] {
+            let got = calendar(&body).unwrap_err();
+            assert!(got.contains(said), "{body}: {got}");
+        }
+        // Several VCALENDARs in one stream (RFC 5545 allows it), blank
+        // lines, stray text outside any component and lowercase names all
+        // read; so do parameters with quoted values holding ; and :.
+        let ok = [
+            format!(
+                "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\nBEGIN:VCALENDAR\r\n{event}END:VCALENDAR\r\n"
+            ),
+            format!("\r\nstray text\r\nbegin:vcalendar\r\n\r\n{event}end:vcalendar\r\n\r\n"),
+            format!(
+                "BEGIN:VCALENDAR\r\nX-A;CN=\"Doe; J: NOC\";ROLE=A,\"B:C\":x\r\n{event}END:VCALENDAR\r\n"
+            ),
+        ];
+        for body in ok {
+            assert_eq!(calendar(&body).as_deref(), Ok("M1"), "{body}");
+        }
     }
 }
