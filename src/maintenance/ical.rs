@@ -106,17 +106,19 @@ fn objects(text: &str) -> Result<Vec<String>, String> {
                 clean_text(&logical, 60)
             ));
         };
-        let component = value.trim().to_ascii_uppercase();
+        // Only BEGIN and END name a component: no copy of other values.
+        let component = || value.trim().to_ascii_uppercase();
         if name.eq_ignore_ascii_case("BEGIN") {
             if open.len() == MAX_NESTING {
                 return Err(format!(
                     "the calendar nests components more than {MAX_NESTING} deep (line {number})"
                 ));
             }
-            open.push((component, number));
+            open.push((component(), number));
         } else if open.is_empty() {
             continue;
         } else if name.eq_ignore_ascii_case("END") {
+            let component = component();
             let (begun, line) = open.pop().unwrap_or_default();
             if begun != component {
                 return Err(format!(
